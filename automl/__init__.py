@@ -1,0 +1,1 @@
+"""AutoML runner (Optuna-backed) for AutoML-enabled skills."""

@@ -1,0 +1,1 @@
+"""Package data: the references/ folder, shipped inside the wheel."""

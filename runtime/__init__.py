@@ -1,0 +1,1 @@
+"""depth_net runtime: networks, data, actions (train, evaluate, inference, export, convert)."""

@@ -1,0 +1,1 @@
+"""depth_net actions, one module each."""

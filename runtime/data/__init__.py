@@ -1,0 +1,1 @@
+"""Data path: image/disparity I/O, annotation files, datasets, augmentation, synthetic pairs."""

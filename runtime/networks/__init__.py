@@ -1,0 +1,1 @@
+"""Stereo and mono networks: FastFoundationStereo, FoundationStereo, DepthAnythingV2."""

@@ -1,0 +1,1 @@
+"""Package data: the skills/ folder, shipped inside the wheel."""
