@@ -1,0 +1,37 @@
+"""depth_net convert: annotation files from a folder tree, or a synthetic stereo set with exact GT."""
+
+from __future__ import annotations
+
+from ..context import ActionContext, ActionResult
+
+
+def run(ctx: ActionContext) -> ActionResult:
+    from .convert_impl import convert_folders, make_synthetic
+
+    cfg = ctx.spec.convert
+    out_dir = ctx.results_dir
+    if cfg.mode == "synthetic":
+        report = make_synthetic(
+            out_dir,
+            num_pairs=cfg.num_pairs,
+            height=cfg.height,
+            width=cfg.width,
+            max_disparity=cfg.max_disparity,
+            seed=cfg.seed,
+            split_ratio=cfg.split_ratio,
+        )
+    else:
+        report = convert_folders(
+            cfg.data_root,
+            cfg.left_dir,
+            cfg.right_dir,
+            cfg.disparity_dir,
+            cfg.nocc_dir,
+            out_dir=out_dir,
+            split_ratio=cfg.split_ratio,
+            seed=cfg.seed,
+        )
+    summary = report.summary()
+    ctx.report.running(summary)
+    kpi = {f"num_{name}": n for name, n in report.counts.items()}
+    return ActionResult(message=summary, kpi=kpi)

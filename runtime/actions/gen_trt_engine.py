@@ -1,0 +1,10 @@
+"""depth_net gen_trt_engine (not implemented in this build yet)."""
+
+from __future__ import annotations
+
+from ..context import ActionContext, ActionResult
+from ..errors import NotImplementedActionError
+
+
+def run(ctx: ActionContext) -> ActionResult:
+    raise NotImplementedActionError("depth_net gen_trt_engine is not available in this build yet")
