@@ -1,0 +1,196 @@
+"""Shared convolution, normalisation and attention blocks for the stereo networks.
+
+Every block takes its widths as arguments so FoundationStereo and FastFoundationStereo can
+build on the same pieces. Attribute names (``conv``, ``norm``, ``bn1``, ``feat_att``, ...) are
+the ones TAO's depth_net checkpoints use, so ``load_state_dict`` matches them directly.
+
+Activation conventions (they matter for checkpoint fidelity):
+- :class:`ConvNormAct` ("BasicConv" upstream) ends in LeakyReLU(0.01), not ReLU.
+- :class:`AxialPlanarConv3d` and :class:`ResidualBlock` use plain ReLU.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ConvKind = Literal["conv2d", "conv3d", "deconv2d", "deconv3d"]
+NormKind = Literal["batch2d", "batch3d", "instance2d", "instance3d"]
+
+_CONVS: dict[str, type[nn.Module]] = {
+    "conv2d": nn.Conv2d, "conv3d": nn.Conv3d,
+    "deconv2d": nn.ConvTranspose2d, "deconv3d": nn.ConvTranspose3d,
+}
+_NORMS: dict[str, type[nn.Module]] = {
+    "batch2d": nn.BatchNorm2d, "batch3d": nn.BatchNorm3d,
+    "instance2d": nn.InstanceNorm2d, "instance3d": nn.InstanceNorm3d,
+}
+LEAKY_SLOPE = 0.01
+
+
+def make_norm(kind: str | None, channels: int) -> nn.Module | None:
+    """Build a norm layer by name (InstanceNorm has no affine parameters, as in TAO)."""
+    if kind is None:
+        return None
+    if kind not in _NORMS:
+        raise ValueError(f"unknown norm {kind!r}; expected one of {sorted(_NORMS)}")
+    return _NORMS[kind](channels)
+
+
+class ConvNormAct(nn.Module):
+    """Bias-free (de)convolution, optional norm, optional LeakyReLU(0.01).
+
+    This is TAO's ``Conv`` / upstream's ``BasicConv``: ``conv`` then ``norm`` then the activation.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, conv: ConvKind = "conv2d",
+                 norm: NormKind | None = None, act: bool = True, **conv_kwargs) -> None:
+        super().__init__()
+        if conv not in _CONVS:
+            raise ValueError(f"unknown conv {conv!r}; expected one of {sorted(_CONVS)}")
+        self.conv = _CONVS[conv](in_channels, out_channels, bias=False, **conv_kwargs)
+        self.norm = make_norm(norm, out_channels)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.act:
+            x = F.leaky_relu(x, LEAKY_SLOPE)
+        return x
+
+
+class ResidualBlock(nn.Module):
+    """ResNet basic block (conv-norm-ReLU-conv-norm, add, ReLU), 2D or 3D, bias-free convs."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, dims: int = 2,
+                 norm: NormKind | None = "batch2d", kernel_size: int = 3, padding: int = 1) -> None:
+        super().__init__()
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        if in_channels != out_channels:
+            raise ValueError(f"ResidualBlock needs equal widths, got {in_channels} -> {out_channels}")
+        self.conv1 = conv(in_channels, out_channels, kernel_size, padding=padding, bias=False)
+        self.bn1 = make_norm(norm, out_channels) or nn.Identity()
+        self.conv2 = conv(out_channels, out_channels, kernel_size, padding=padding, bias=False)
+        self.bn2 = make_norm(norm, out_channels) or nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + x)
+
+
+class AxialPlanarConv3d(nn.Module):
+    """Axial-Planar Convolution (APC): a (1,k,k) spatial conv then a (kd,1,1) disparity conv.
+
+    Each conv has a bias, BatchNorm3d and ReLU (TAO's ``Conv3dNormActReduced``). Factoring the
+    3D kernel keeps a long disparity receptive field (``kernel_disp`` up to 17) cheap.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int = 3,
+                 kernel_disp: int | None = None, hidden: int | None = None) -> None:
+        super().__init__()
+        kernel_disp = kernel_size if kernel_disp is None else kernel_disp
+        hidden = out_channels if hidden is None else hidden
+        k = kernel_size
+        self.conv1 = nn.Sequential(
+            nn.Conv3d(in_channels, hidden, (1, k, k), padding=(0, k // 2, k // 2)),
+            nn.BatchNorm3d(hidden), nn.ReLU())
+        self.conv2 = nn.Sequential(
+            nn.Conv3d(hidden, out_channels, (kernel_disp, 1, 1), padding=(kernel_disp // 2, 0, 0)),
+            nn.BatchNorm3d(out_channels), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))
+
+
+class FeatureAtt(nn.Module):
+    """Feature-guided gating of a cost volume: ``cv * sigmoid(f(image feature))``.
+
+    ``f`` is a 1x1 ConvNormAct (feat -> feat/2) and a 1x1 conv to the volume's channels; the
+    2D gate broadcasts over the disparity axis.
+    """
+
+    def __init__(self, cv_channels: int, feat_channels: int, *, norm: NormKind = "batch2d") -> None:
+        super().__init__()
+        self.feat_att = nn.Sequential(
+            ConvNormAct(feat_channels, feat_channels // 2, conv="conv2d", norm=norm, kernel_size=1),
+            nn.Conv2d(feat_channels // 2, cv_channels, 1))
+
+    def forward(self, cv: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        gate = self.feat_att(feat).unsqueeze(2)
+        return torch.sigmoid(gate) * cv
+
+
+class LayerNormChannelsFirst(nn.LayerNorm):
+    """LayerNorm over the channel axis of a (B, C, H, W) tensor (EdgeNeXt's channels_first LN)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class EdgeNextConvBlock(nn.Module):
+    """EdgeNeXt / ConvNeXt block: depthwise kxk, (LayerNorm), Linear-GELU-Linear, layer scale, residual.
+
+    Args:
+        dim: channels in and out.
+        kernel_size: depthwise kernel.
+        hidden: width of the pointwise MLP (``pwconv1`` output); EdgeNeXt uses ``4 * dim``.
+        norm: ``True`` adds a channels-last LayerNorm (eps 1e-6) after the depthwise conv
+            (backbone blocks); the FFS disparity head uses blocks without it.
+        layer_scale_init: initial value of ``gamma`` (EdgeNeXt: 1e-6).
+    """
+
+    def __init__(self, dim: int, *, kernel_size: int = 7, hidden: int | None = None, norm: bool = True,
+                 layer_scale_init: float = 1e-6) -> None:
+        super().__init__()
+        hidden = 4 * dim if hidden is None else hidden
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6) if norm else None
+        self.pwconv1 = nn.Linear(dim, hidden)
+        self.pwconv2 = nn.Linear(hidden, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        if self.norm is not None:
+            y = self.norm(y)
+        y = self.pwconv2(F.gelu(self.pwconv1(y)))
+        return x + (self.gamma * y).permute(0, 3, 1, 2)
+
+
+class UpsampleFuse(nn.Module):
+    """Upsample 2x with a transposed conv, concatenate a skip tensor, fuse with a conv.
+
+    TAO's ``Conv2xDownScale`` (upstream ``Conv2x`` / ``Conv2x_IN``). ``conv1`` is a 4x4 stride-2
+    ConvNormAct (LeakyReLU). The fuse step ``conv2`` is either a ResidualBlock at
+    ``out_channels + skip_channels`` (``fuse="residual"``, the EdgeNeXt decoder) or a 3x3
+    ConvNormAct to ``fuse_channels`` (``fuse="conv"``, the FFS upsampling head).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, skip_channels: int, *,
+                 norm: NormKind | None = None, fuse: Literal["residual", "conv"] = "conv",
+                 fuse_channels: int | None = None, fuse_act: bool = True) -> None:
+        super().__init__()
+        self.conv1 = ConvNormAct(in_channels, out_channels, conv="deconv2d", norm=norm,
+                                 kernel_size=4, stride=2, padding=1)
+        cat = out_channels + skip_channels
+        if fuse == "residual":
+            self.conv2: nn.Module = ResidualBlock(cat, cat, dims=2, norm=norm)
+        elif fuse == "conv":
+            self.conv2 = ConvNormAct(cat, fuse_channels or cat, conv="conv2d", norm=norm, act=fuse_act,
+                                     kernel_size=3, padding=1)
+        else:
+            raise ValueError(f"unknown fuse {fuse!r}; expected 'residual' or 'conv'")
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        if x.shape[-2:] != skip.shape[-2:]:
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear")
+        return self.conv2(torch.cat((x, skip), dim=1))

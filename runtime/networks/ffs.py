@@ -1,0 +1,281 @@
+"""FastFoundationStereo (FFS): the distilled, pruned FoundationStereo, as TAO depth_net builds it.
+
+Pipeline (bp2 widths; every width comes from the spec's ``model`` section):
+
+1. Features: EdgeNeXt-small + decoder on left and right together -> pyramid [224, 192, 320, 304]
+   at 1/4..1/32 (:mod:`edgenext`); a stride-2 stem on the left image for upsampling.
+2. Cost volume at 1/4 with ``D = max_disparity // 4`` levels: group-wise cosine correlation
+   (``cv_group`` groups, fp32) + concatenation of 12-channel projections (``proj_cmb``) -> 32 ch,
+   reduced to ``volume_dim`` by ``corr_feature_att`` (two 3D convs + image gate).
+3. Filtering by the searched hourglass with its disparity transformer (:mod:`hourglass`), then
+   a single Conv3d classifier, softmax over D and soft-argmin: the initial disparity.
+4. Context: two 3x3 Conv-BN-LeakyReLU heads on the 1/4 feature -> GRU hidden (tanh) and input
+   (ReLU, channel attention); a spatial attention map blends the selective GRU.
+5. Refinement, ``iters`` times at 1/4: detach the disparity, sample the filtered volume and
+   the all-pairs correlation around it (:class:`GeoEncodingLookup`), update (:mod:`update`).
+6. Learned 4x convex upsampling of every prediction (:mod:`upsample`).
+
+Input: ImageNet-normalised (B, 3, H, W) float images, any H and W (replicate-padded, centred,
+to a multiple of 32 inside and cropped back). See :meth:`FastFoundationStereo.forward`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt
+from skillbank.runtime.networks.cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
+from skillbank.runtime.networks.edgenext import FFSFeature
+from skillbank.runtime.networks.hourglass import FFSHourGlass
+from skillbank.runtime.networks.padding import pad_to_multiple, unpad
+from skillbank.runtime.networks.update import ChannelAttention, SelectiveUpdateBlock, SpatialAttention
+from skillbank.runtime.networks.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
+from torch import nn
+
+#: Half the DPT feature width of the teacher's DepthAnythingV2 encoder: the channel band the FFS
+#: 1/4 feature keeps from distillation (224 = 96 + 128 for vitl).
+VIT_FEATURE_DIM = {"vits": 32, "vitb": 64, "vitl": 128, "vitg": 192}
+CONCAT_CHANNELS = 24
+PAD_MULTIPLE = 32
+
+
+class ConfigError(ValueError):
+    """A model-config value that FastFoundationStereo cannot be built from."""
+
+
+def _get(cfg: Any, name: str, default: Any = None) -> Any:
+    value = getattr(cfg, name, default)
+    return default if value is None else value
+
+
+def _ints(cfg: Any, name: str, default: Sequence[int], length: int) -> list[int]:
+    value = list(_get(cfg, name, default))
+    if len(value) != length or not all(isinstance(v, int) and v > 0 for v in value):
+        raise ConfigError(f"model.{name} must be {length} positive integers, got {value!r}")
+    return value
+
+
+class ContextHeads(nn.Module):
+    """Two 3x3 Conv-BN-LeakyReLU heads on the shared 1/4 feature: GRU hidden init and GRU input."""
+
+    def __init__(self, in_channels: int, widths: list[int]) -> None:
+        super().__init__()
+        self.conv04 = nn.ModuleList(
+            ConvNormAct(in_channels, w, conv="conv2d", norm="batch2d", kernel_size=3, padding=1) for w in widths)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.conv04[0](x), self.conv04[1](x)
+
+
+class FastFoundationStereo(nn.Module):
+    """FFS stereo network built from a depth_net ``model`` config (pydantic model or namespace).
+
+    Attributes a caller may change after construction:
+        clamp_output: clamp the test-mode disparity at 0 (default ``True``). TAO returns the raw
+            value; set ``False`` for bit-level comparisons with it.
+    """
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        model_type = _get(cfg, "model_type", "FastFoundationStereo")
+        if model_type != "FastFoundationStereo":
+            raise ConfigError(f"model.model_type is {model_type!r}; FastFoundationStereo expected")
+        encoder = _get(cfg, "encoder", "vitl")
+        if encoder not in VIT_FEATURE_DIM:
+            raise ConfigError(f"model.encoder must be one of {sorted(VIT_FEATURE_DIM)}, got {encoder!r}")
+        if int(_get(cfg, "n_gru_layers", 1)) != 1:
+            raise ConfigError(f"FastFoundationStereo runs one GRU level: model.n_gru_layers must be 1, "
+                              f"got {cfg.n_gru_layers}")
+        if int(_get(cfg, "n_downsample", 2)) != 2:
+            raise ConfigError(f"FastFoundationStereo works at 1/4: model.n_downsample must be 2, "
+                              f"got {cfg.n_downsample}")
+        self.max_disparity = int(_get(cfg, "max_disparity", 192))
+        if self.max_disparity <= 0 or self.max_disparity % 32:
+            raise ConfigError(f"model.max_disparity must be a positive multiple of 32 (the 3D hourglass "
+                              f"halves D = max_disparity/4 three times), got {self.max_disparity}")
+        self.cv_group = int(_get(cfg, "cv_group", 8))
+        self.volume_dim = int(_get(cfg, "volume_dim", 28))
+        if self.volume_dim % 4:
+            raise ConfigError(f"model.volume_dim must be divisible by the 4 attention heads, got {self.volume_dim}")
+        self.corr_radius = int(_get(cfg, "corr_radius", 4))
+        self.corr_levels = int(_get(cfg, "corr_levels", 2))
+        self.train_iters = int(_get(cfg, "train_iters", 22))
+        self.valid_iters = int(_get(cfg, "valid_iters", 8))
+        self.normalize_gwc = bool(_get(cfg, "gwc_feature_normalize", True))
+        self.mixed_precision = bool(_get(cfg, "mixed_precision", False))
+        layout = _get(cfg, "disparity_attention_layout", "heads")
+        self.clamp_output = True
+        self.channels_last = False
+
+        hidden_dims = list(_get(cfg, "hidden_dims", [128]))
+        gru_hidden = int(_get(cfg, "gru_hidden", hidden_dims[0]))
+        cnet_widths = _ints(cfg, "cnet_conv04_widths", [gru_hidden, gru_hidden], 2)
+        if cnet_widths[0] != gru_hidden:
+            raise ConfigError(f"model.cnet_conv04_widths[0] ({cnet_widths[0]}) must equal model.gru_hidden "
+                              f"({gru_hidden}): it initialises the GRU hidden state")
+        head_input = int(_get(cfg, "disp_head_input_dim", gru_hidden))
+        if head_input != gru_hidden:
+            raise ConfigError(f"model.disp_head_input_dim ({head_input}) must equal model.gru_hidden ({gru_hidden})")
+        head_hidden = int(_get(cfg, "disp_head_intermediate", head_input))
+        motion_final = int(_get(cfg, "motion_encoder_final", gru_hidden - 1))
+        mask_widths = _ints(cfg, "mask_widths", [64, 32], 2)
+        stem_widths = _ints(cfg, "stem_2_widths", [32, 32], 2)
+        spx_widths = _ints(cfg, "spx_2_gru_widths", [32, 32, 32, 32], 4)
+        if mask_widths[1] != spx_widths[0]:
+            raise ConfigError(f"model.mask_widths[1] ({mask_widths[1]}) must equal model.spx_2_gru_widths[0] "
+                              f"({spx_widths[0]})")
+        if stem_widths[1] != spx_widths[2]:
+            raise ConfigError(f"model.stem_2_widths[1] ({stem_widths[1]}) must equal model.spx_2_gru_widths[2] "
+                              f"({spx_widths[2]})")
+        spx_out = int(_get(cfg, "spx_gru_out", 9))
+        if spx_out != 9:
+            raise ConfigError(f"model.spx_gru_out must be 9 (3x3 convex upsampling weights), got {spx_out}")
+        gru_in = cnet_widths[1] + motion_final + 1
+
+        self.feature = FFSFeature(VIT_FEATURE_DIM[encoder])
+        d_out = self.feature.d_out
+        if d_out[0] % self.cv_group:
+            raise ConfigError(f"1/4 feature width {d_out[0]} is not divisible by model.cv_group ({self.cv_group})")
+        self.proj_cmb = nn.Conv2d(d_out[0], CONCAT_CHANNELS // 2, kernel_size=1)
+        self.cnet = ContextHeads(d_out[0], cnet_widths)
+        self.stem_2 = build_stem_2(stem_widths)
+        self.spx_2_gru = build_spx_2_gru(spx_widths)
+        self.spx_gru = build_spx_gru(spx_widths[3], spx_out)
+        self.corr_feature_att = nn.Sequential(
+            ConvNormAct(CONCAT_CHANNELS + self.cv_group, self.volume_dim, conv="conv3d", norm="batch3d",
+                        kernel_size=3, padding=1),
+            ConvNormAct(self.volume_dim, self.volume_dim, conv="conv3d", norm="batch3d", kernel_size=3, padding=1),
+            FeatureAtt(self.volume_dim, d_out[0]))
+        self.cost_agg = FFSHourGlass(self.volume_dim, d_out, self.max_disparity, layout=layout)
+        self.classifier = nn.Sequential(nn.Conv3d(self.volume_dim, 1, kernel_size=3, padding=1))
+        lookup_channels = self.corr_levels * (2 * self.corr_radius + 1) * (self.volume_dim + 1)
+        self.update_block = SelectiveUpdateBlock(
+            lookup_channels=lookup_channels, hidden=gru_hidden, context_channels=cnet_widths[1],
+            motion_widths=_ints(cfg, "motion_encoder_widths", [256, 256, 64, 64], 4),
+            motion_final=motion_final,
+            gating_widths=_ints(cfg, "gru_gating_conv_widths", [gru_in, gru_in + gru_hidden], 2),
+            head_hidden=head_hidden,
+            head_pwconv1_widths=_ints(cfg, "disp_head_pwconv1_widths", [4 * head_hidden] * 2, 2),
+            mask_widths=mask_widths)
+        self.sam = SpatialAttention()
+        self.cam = ChannelAttention(cnet_widths[1], int(_get(cfg, "cam_mid_channels", max(1, cnet_widths[1] // 16))))
+        r = self.corr_radius
+        self.register_buffer("dx", torch.arange(-r, r + 1, dtype=torch.int8).reshape(1, 1, 2 * r + 1, 1))
+
+    # ------------------------------------------------------------------ helpers
+    def to_channels_last(self) -> FastFoundationStereo:
+        """Store 2D conv weights channels_last and 3D ones channels_last_3d; inputs follow in forward."""
+        for p in self.parameters():
+            if p.dim() == 4:
+                p.data = p.data.contiguous(memory_format=torch.channels_last)
+            elif p.dim() == 5:
+                p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+        self.channels_last = True
+        return self
+
+    def _upsample(self, disp: torch.Tensor, mask: torch.Tensor, stem_2x: torch.Tensor) -> torch.Tensor:
+        logits = self.spx_gru(self.spx_2_gru(mask, stem_2x))
+        with torch.autocast(disp.device.type, enabled=False):
+            weights = F.softmax(logits.float(), dim=1)
+            return convex_upsample(disp.float(), weights)
+
+    @staticmethod
+    def _check_inputs(left: torch.Tensor, right: torch.Tensor) -> None:
+        for name, t in (("left", left), ("right", right)):
+            if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[1] != 3:
+                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"{name} image must be a (B, 3, H, W) tensor, got {shape}")
+            if not t.is_floating_point():
+                raise ValueError(f"{name} image must be float (ImageNet-normalised), got {t.dtype}")
+        if left.shape != right.shape:
+            raise ValueError(f"left and right shapes differ: {tuple(left.shape)} vs {tuple(right.shape)}")
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, left: torch.Tensor, right: torch.Tensor, iters: int | None = None,
+                test_mode: bool = False):
+        """Estimate the left-view disparity.
+
+        Args:
+            left, right: (B, 3, H, W) float, ImageNet-normalised ((u8/255 - mean) / std), any H, W.
+            iters: refinement iterations; ``None`` uses ``valid_iters`` in test mode and
+                ``train_iters`` otherwise.
+            test_mode: return only the final disparity.
+
+        Returns:
+            test_mode: (B, 1, H, W) disparity in pixels (clamped at 0 unless ``clamp_output`` is off).
+            otherwise: ``(init_disp, disp_preds)``: the soft-argmin disparity bilinearly upsampled to
+            (B, 1, H, W) and scaled to full-resolution pixels, and ``iters`` full-resolution
+            predictions.
+        """
+        self._check_inputs(left, right)
+        if iters is None:
+            iters = self.valid_iters if test_mode else self.train_iters
+        if int(iters) < 1:
+            raise ValueError(f"iters must be >= 1, got {iters}")
+        device_type = left.device.type
+        autocast = (torch.autocast(device_type, dtype=torch.bfloat16)
+                    if self.mixed_precision and not torch.is_autocast_enabled(device_type)
+                    else contextlib.nullcontext())
+        left_p, pads = pad_to_multiple(left, PAD_MULTIPLE)
+        right_p, _ = pad_to_multiple(right, PAD_MULTIPLE)
+        with autocast:
+            out = self._forward_padded(left_p, right_p, int(iters), test_mode)
+        if test_mode:
+            return unpad(out, pads)
+        init_disp, preds = out
+        return unpad(init_disp, pads), [unpad(p, pads) for p in preds]
+
+    def _forward_padded(self, left: torch.Tensor, right: torch.Tensor, iters: int, test_mode: bool):
+        b = left.shape[0]
+        num_disp = self.max_disparity // 4
+        images = torch.cat([left, right], dim=0)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+            left = left.contiguous(memory_format=torch.channels_last)
+        feats = self.feature(images)
+        feat_left = [f[:b] for f in feats]
+        feat_right = feats[0][b:]
+        stem_2x = self.stem_2(left)
+
+        proj = self.proj_cmb(feats[0])
+        volume = torch.cat([
+            build_gwc_volume(feat_left[0], feat_right, num_disp, self.cv_group, self.normalize_gwc),
+            build_concat_volume(proj[:b], proj[b:], num_disp)], dim=1)
+        if self.channels_last:
+            volume = volume.contiguous(memory_format=torch.channels_last_3d)
+        volume = self.corr_feature_att[1](self.corr_feature_att[0](volume))
+        volume = self.corr_feature_att[2](volume, feat_left[0])
+        volume = self.cost_agg(volume, feat_left)
+
+        with torch.autocast(left.device.type, enabled=False):
+            prob = F.softmax(self.classifier(volume).squeeze(1).float(), dim=1)
+            levels = torch.arange(num_disp, device=prob.device, dtype=prob.dtype).view(1, num_disp, 1, 1)
+            init_disp = (prob * levels).sum(dim=1, keepdim=True)
+
+        net, inp = self.cnet(feat_left[0])
+        net = torch.tanh(net)
+        inp = torch.relu(inp)
+        inp = self.cam(inp) * inp
+        att = self.sam(inp)
+
+        lookup = GeoEncodingLookup(feat_left[0], feat_right, volume, self.corr_levels, self.corr_radius)
+        disp = init_disp
+        preds: list[torch.Tensor] = []
+        mask = None
+        for _ in range(iters):
+            disp = disp.detach()
+            corr = lookup(disp)
+            net, mask, delta = self.update_block(net, inp, corr, disp, att)
+            disp = disp + delta.float()
+            if not test_mode:
+                preds.append(self._upsample(disp, mask, stem_2x))
+        if test_mode:
+            up = self._upsample(disp, mask, stem_2x)
+            return up.clamp(min=0) if self.clamp_output else up
+        init_up = F.interpolate(init_disp, scale_factor=4, mode="bilinear", align_corners=False) * 4.0
+        return init_up, preds

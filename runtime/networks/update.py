@@ -1,0 +1,135 @@
+"""The FFS refinement update: motion encoder, selective ConvGRU, disparity head, attentions.
+
+One iteration at 1/4 resolution (bp2 widths in brackets):
+  motion = MotionEncoder(disp, lookup)        lookup (522) -> 1x1 (56) -> 3x3 (96);
+                                              disp -> 7x7 (16) -> 3x3 (12); fuse 3x3 (48) + disp = 49
+  x      = cat(context input (48), motion)    97 channels
+  h      = SelectiveConvGRU(att, h, x)        conv0 3x3 -> 100, conv1 on cat(x, h) -> 168; a 1x1 and a
+                                              3x3 GRU share those inputs, blended by the spatial
+                                              attention map: att * small + (1 - att) * large
+  delta  = DispHead(h)                        3x3 (36), ReLU, 2 EdgeNeXt blocks (no norm), 3x3 -> 1
+  mask   = 0.25 * Mask(h)                     3x3 (32), ReLU, 3x3 (16), ReLU: upsampling features
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from skillbank.runtime.networks.blocks import EdgeNextConvBlock
+from torch import nn
+
+
+class ChannelAttention(nn.Module):
+    """Channel attention from avg- and max-pooled descriptors (selective-IGEV): (B, C, 1, 1) in 0..1."""
+
+    def __init__(self, channels: int, mid_channels: int) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(
+            nn.Conv2d(channels, mid_channels, 1, bias=False), nn.ReLU(),
+            nn.Conv2d(mid_channels, channels, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = self.fc(x.mean(dim=(2, 3), keepdim=True))
+        mx = self.fc(x.amax(dim=(2, 3), keepdim=True))
+        return torch.sigmoid(avg + mx)
+
+
+class SpatialAttention(nn.Module):
+    """Spatial attention map (B, 1, H, W) in 0..1 from the channel mean and max, 7x7 conv."""
+
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.samconv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return torch.sigmoid(self.samconv(pooled))
+
+
+class MotionEncoder(nn.Module):
+    """Encode the lookup features and the current disparity; the raw disparity is appended."""
+
+    def __init__(self, lookup_channels: int, widths: list[int], out_channels: int) -> None:
+        super().__init__()
+        c1, c2, d1, d2 = widths
+        self.convc1 = nn.Conv2d(lookup_channels, c1, 1)
+        self.convc2 = nn.Conv2d(c1, c2, 3, padding=1)
+        self.convd1 = nn.Conv2d(1, d1, 7, padding=3)
+        self.convd2 = nn.Conv2d(d1, d2, 3, padding=1)
+        self.conv = nn.Conv2d(c2 + d2, out_channels, 3, padding=1)
+
+    def forward(self, disp: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
+        cor = F.relu(self.convc2(F.relu(self.convc1(corr))))
+        dis = F.relu(self.convd2(F.relu(self.convd1(disp))))
+        out = F.relu(self.conv(torch.cat([cor, dis], dim=1)))
+        return torch.cat([out, disp], dim=1)
+
+
+class RaftConvGRU(nn.Module):
+    """ConvGRU whose z/r gates read a precomputed ``hx`` and whose candidate reads cat(r*h, x)."""
+
+    def __init__(self, hidden: int, hx_channels: int, q_channels: int, kernel_size: int) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        self.convz = nn.Conv2d(hx_channels, hidden, kernel_size, padding=pad)
+        self.convr = nn.Conv2d(hx_channels, hidden, kernel_size, padding=pad)
+        self.convq = nn.Conv2d(q_channels, hidden, kernel_size, padding=pad)
+
+    def forward(self, h: torch.Tensor, x: torch.Tensor, hx: torch.Tensor) -> torch.Tensor:
+        z = torch.sigmoid(self.convz(hx))
+        r = torch.sigmoid(self.convr(hx))
+        q = torch.tanh(self.convq(torch.cat([r * h, x], dim=1)))
+        return (1 - z) * h + z * q
+
+
+class SelectiveConvGRU(nn.Module):
+    """Two GRUs (1x1 and 3x3 kernels) on shared gating features, blended by an attention map."""
+
+    def __init__(self, hidden: int, input_channels: int, gating_widths: list[int]) -> None:
+        super().__init__()
+        g0, g1 = gating_widths
+        self.conv0 = nn.Sequential(nn.Conv2d(input_channels, g0, 3, padding=1), nn.ReLU())
+        self.conv1 = nn.Sequential(nn.Conv2d(g0 + hidden, g1, 3, padding=1), nn.ReLU())
+        self.small_gru = RaftConvGRU(hidden, g1, g0 + hidden, 1)
+        self.large_gru = RaftConvGRU(hidden, g1, g0 + hidden, 3)
+
+    def forward(self, att: torch.Tensor, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv0(x)
+        hx = self.conv1(torch.cat([x, h], dim=1))
+        return self.small_gru(h, x, hx) * att + self.large_gru(h, x, hx) * (1 - att)
+
+
+class DispHead(nn.Module):
+    """Disparity delta head: 3x3 conv, ReLU, two norm-free EdgeNeXt blocks, 3x3 conv to 1 channel."""
+
+    def __init__(self, input_dim: int, hidden: int, pwconv1_widths: list[int]) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(input_dim, hidden, 3, padding=1), nn.ReLU(),
+            EdgeNextConvBlock(hidden, kernel_size=7, hidden=pwconv1_widths[0], norm=False),
+            EdgeNextConvBlock(hidden, kernel_size=7, hidden=pwconv1_widths[1], norm=False),
+            nn.Conv2d(hidden, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class SelectiveUpdateBlock(nn.Module):
+    """One GRU level at 1/4 resolution (n_gru_layers 1). Returns (hidden, mask features, delta)."""
+
+    def __init__(self, *, lookup_channels: int, hidden: int, context_channels: int,
+                 motion_widths: list[int], motion_final: int, gating_widths: list[int],
+                 head_hidden: int, head_pwconv1_widths: list[int], mask_widths: list[int]) -> None:
+        super().__init__()
+        self.encoder = MotionEncoder(lookup_channels, motion_widths, motion_final)
+        self.gru04 = SelectiveConvGRU(hidden, context_channels + motion_final + 1, gating_widths)
+        self.disp_head = DispHead(hidden, head_hidden, head_pwconv1_widths)
+        self.mask = nn.Sequential(
+            nn.Conv2d(hidden, mask_widths[0], 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(mask_widths[0], mask_widths[1], 3, padding=1), nn.ReLU(inplace=True))
+
+    def forward(self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor, disp: torch.Tensor,
+                att: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        motion = torch.cat([inp, self.encoder(disp, corr)], dim=1)
+        net = self.gru04(att, net, motion)
+        return net, 0.25 * self.mask(net), self.disp_head(net)
