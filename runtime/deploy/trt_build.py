@@ -1,0 +1,115 @@
+"""Build a TensorRT engine from the exported ONNX graph (TensorRT 10 Python API).
+
+NOT EXERCISED in the workplace where this was written: TensorRT's wheels come from a host it cannot
+reach. The code follows the documented API (Builder, OnnxParser, IBuilderConfig memory pools, FP16
+flag, optimisation profiles, timing cache, per-layer precision constraints) and is imported only when
+``gen_trt_engine`` runs; without ``tensorrt`` the action fails with a Dependency error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("depth_net")
+
+
+class TensorRTMissing(ImportError):
+    """The tensorrt package is not installed."""
+
+
+def import_tensorrt() -> Any:
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise TensorRTMissing(
+            "the tensorrt package is not installed (pip install tensorrt from NVIDIA's index on a machine "
+            "with a CUDA GPU); the ONNX file is ready for trtexec or a later gen_trt_engine run"
+        ) from exc
+    return trt
+
+
+@dataclass
+class ShapeProfile:
+    """min/opt/max shape of one input."""
+
+    name: str
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+
+@dataclass
+class BuildSettings:
+    fp16: bool = True
+    workspace_gib: int = 8
+    profiles: list[ShapeProfile] = field(default_factory=list)
+    layers_precision: list[str] = field(default_factory=list)  # "layer_name:fp32"
+    timing_cache: Path | None = None
+
+
+def build_engine(onnx_file: Path, engine_file: Path, settings: BuildSettings) -> Path:
+    """Parse ``onnx_file``, build a serialized engine and write it atomically to ``engine_file``."""
+    trt = import_tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_file.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"{onnx_file}: TensorRT could not parse the ONNX graph: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_gib << 30)
+    if settings.fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    if settings.profiles:
+        profile = builder.create_optimization_profile()
+        for p in settings.profiles:
+            profile.set_shape(p.name, p.min, p.opt, p.max)
+        config.add_optimization_profile(profile)
+    _apply_layer_precisions(trt, network, config, settings.layers_precision)
+    cache = None
+    if settings.timing_cache is not None:
+        blob = settings.timing_cache.read_bytes() if settings.timing_cache.exists() else b""
+        cache = config.create_timing_cache(blob)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f"{onnx_file}: TensorRT failed to build an engine (see the log above)")
+    _atomic_write(engine_file, bytes(serialized))
+    if cache is not None and settings.timing_cache is not None:
+        _atomic_write(settings.timing_cache, bytes(config.get_timing_cache().serialize()))
+    return engine_file
+
+
+def _apply_layer_precisions(trt: Any, network: Any, config: Any, rules: list[str]) -> None:
+    if not rules:
+        return
+    wanted = {}
+    for rule in rules:
+        name, _, precision = rule.partition(":")
+        wanted[name.strip()] = {"fp32": trt.float32, "fp16": trt.float16}[precision.strip().lower() or "fp32"]
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        for name, dtype in wanted.items():
+            if name in layer.name:
+                layer.precision = dtype
+                for j in range(layer.num_outputs):
+                    layer.set_output_type(j, dtype)
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
