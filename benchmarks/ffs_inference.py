@@ -1,0 +1,207 @@
+"""FFS bp2 inference latency on a GPU: eager fp32 / TF32 / bf16 / fp16, channels_last, CUDA graphs.
+
+480x736, batch 1, 8 refinement iterations (bp2 valid_iters), random weights, ImageNet-normalised
+random input. Each variant: warm-up, then the median of >= 50 timed runs with CUDA events, peak memory
+(torch.cuda.max_memory_allocated), and the output's difference from the fp32 eager output.
+A torch.profiler pass over the eager bf16 variant lists kernel launches per pair and the top kernels.
+
+    python benchmarks/ffs_inference.py --out benchmarks/results/ffs_inference_h100.json
+
+Reference: TAO's own FFS code on an H100 (FFS_ARCHITECTURE.md, "Measured"): eager fp32 78.6 ms, TF32
+54.8 ms, bf16 autocast 66.5 ms, torch.compile + fp16 67.0 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def build(channels_last: bool) -> torch.nn.Module:
+    from skillbank.runtime.networks.factory import build_network
+    from skillbank.specs import ModelConfig
+
+    torch.manual_seed(0)
+    model = build_network(ModelConfig(model_type="FastFoundationStereo")).cuda().eval()
+    if channels_last and hasattr(model, "to_channels_last"):
+        model.to_channels_last()
+    return model
+
+
+def autocast_ctx(dtype: torch.dtype | None) -> Any:
+    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def time_fn(fn, runs: int, warmup: int) -> list[float]:  # noqa: ANN001
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(runs):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return times
+
+
+def run_variant(name: str, left, right, iters: int, dtype, channels_last: bool, graph: bool,  # noqa: ANN001
+                runs: int, warmup: int, compile_mode: str | None = None) -> tuple[dict[str, Any], torch.Tensor]:
+    model = build(channels_last)
+    if compile_mode:
+        model = torch.compile(model, mode=compile_mode)
+    torch.cuda.reset_peak_memory_stats()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+
+    def eager():
+        with torch.inference_mode(), autocast_ctx(dtype):
+            return model(left, right, iters=iters, test_mode=True)
+
+    fn = eager
+    if graph:
+        static_out = None
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                eager()
+        torch.cuda.current_stream().wait_stream(stream)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g), torch.inference_mode(), autocast_ctx(dtype):
+            static_out = model(left, right, iters=iters, test_mode=True)
+
+        def replay():
+            g.replay()
+            return static_out
+
+        fn = replay
+    fn()
+    torch.cuda.synchronize()
+    setup_s = time.perf_counter() - t0
+    times = time_fn(fn, runs, warmup)
+    result = {
+        "variant": name,
+        "median_ms": statistics.median(times),
+        "p10_ms": sorted(times)[len(times) // 10],
+        "p90_ms": sorted(times)[9 * len(times) // 10],
+        "runs": runs,
+        "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9,
+        "setup_s": setup_s,
+    }
+    final = fn().float().clone()
+    return result, final
+
+
+def profile_variant(left, right, iters: int, dtype, channels_last: bool) -> dict[str, Any]:  # noqa: ANN001
+    from torch.profiler import ProfilerActivity, profile
+
+    model = build(channels_last)
+    with torch.inference_mode(), autocast_ctx(dtype):
+        for _ in range(3):
+            model(left, right, iters=iters, test_mode=True)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+            model(left, right, iters=iters, test_mode=True)
+            torch.cuda.synchronize()
+    events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    total_us = sum(e.device_time for e in events) if events and hasattr(events[0], "device_time") else None
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=25)
+    return {"kernel_launches": len(events), "kernel_time_ms": total_us / 1e3 if total_us else None, "top": table}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--width", type=int, default=736)
+    parser.add_argument("--iters", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path("ffs_inference.json"))
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to build)")
+    parser.add_argument("--profile-out", type=Path, default=None)
+    args = parser.parse_args()
+
+    torch.backends.cudnn.benchmark = True
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    left = torch.randn(1, 3, args.height, args.width, device="cuda", generator=gen)
+    right = torch.roll(left, shifts=-12, dims=3) + 0.05 * torch.randn(left.shape, device="cuda", generator=gen)
+
+    variants = [
+        ("eager_fp32", None, False, False, "fp32"),
+        ("eager_tf32", None, False, False, "tf32"),
+        ("eager_bf16_autocast", torch.bfloat16, False, False, "fp32"),
+        ("eager_fp16_autocast", torch.float16, False, False, "fp32"),
+        ("eager_bf16_channels_last", torch.bfloat16, True, False, "fp32"),
+        ("cuda_graph_fp32", None, False, True, "fp32"),
+        ("cuda_graph_tf32", None, False, True, "tf32"),
+        ("cuda_graph_bf16", torch.bfloat16, False, True, "fp32"),
+        ("cuda_graph_bf16_channels_last", torch.bfloat16, True, True, "fp32"),
+        ("cuda_graph_fp16_channels_last", torch.float16, True, True, "fp32"),
+    ]
+    results = []
+    reference = None
+    for name, dtype, cl, graph, math in variants:
+        torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
+        torch.backends.cudnn.allow_tf32 = math == "tf32"
+        try:
+            res, out = run_variant(name, left, right, args.iters, dtype, cl, graph, args.runs, args.warmup)
+        except Exception as exc:  # a failed variant is reported, the rest still run
+            results.append({"variant": name, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            print(f"{name:32s} FAILED {exc}")
+            continue
+        if reference is None:
+            reference = out
+        diff = (out - reference).abs()
+        res["max_abs_diff_vs_fp32_px"] = float(diff.max())
+        res["mean_abs_diff_vs_fp32_px"] = float(diff.mean())
+        res["min_disparity"] = float(out.min())
+        results.append(res)
+        print(f"{name:32s} {res['median_ms']:8.2f} ms  peak {res['peak_mem_gb']:.2f} GB  "
+              f"max|d| {res['max_abs_diff_vs_fp32_px']:.3g}px mean|d| {res['mean_abs_diff_vs_fp32_px']:.3g}px")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    if args.compile:
+        try:
+            res, out = run_variant("compile_max_autotune_no_cudagraphs_bf16", left, right, args.iters, torch.bfloat16,
+                                   True, False, args.runs, args.warmup, compile_mode="max-autotune-no-cudagraphs")
+            res["max_abs_diff_vs_fp32_px"] = float((out - reference).abs().max())
+            results.append(res)
+        except Exception as exc:
+            results.append({"variant": "compile", "error": f"{type(exc).__name__}: {exc}"[:500]})
+    prof = profile_variant(left, right, args.iters, torch.bfloat16, True)
+    if args.profile_out:
+        args.profile_out.write_text(prof["top"])
+    report = {
+        "benchmark": "FFS bp2 inference, batch 1, random weights",
+        "input": [1, 3, args.height, args.width],
+        "iters": args.iters,
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+        "tao_reference_h100_ms": {"eager_fp32": 78.6, "tf32": 54.8, "bf16_autocast": 66.5, "compile_fp16": 67.0},
+        "profile_eager_bf16_channels_last": {k: v for k, v in prof.items() if k != "top"},
+        "results": results,
+    }
+    ok = [r for r in results if "median_ms" in r]
+    if ok:
+        best = min(ok, key=lambda r: r["median_ms"])
+        report["best"] = {"variant": best["variant"], "median_ms": best["median_ms"]}
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: report[k] for k in ("device", "best", "profile_eager_bf16_channels_last") if k in report}))
+
+
+if __name__ == "__main__":
+    main()
