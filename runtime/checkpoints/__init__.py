@@ -1,0 +1,75 @@
+"""Checkpoint loading, saving and resolution for every depth_net network.
+
+Public API:
+
+* :func:`load_checkpoint_file` -> ``(state_dict, meta)`` for our / TAO Lightning checkpoints, plain
+  state_dicts, ``{"model": state_dict}`` dicts and upstream's whole pickled ``nn.Module`` (read without
+  upstream's code through :class:`RestrictedUnpickler`), keys normalised to TAO names;
+* :func:`load_into` -> :class:`LoadReport`: strict load that drops only FFS's never-run tensors and
+  explains shape mismatches by spec field (:data:`DEFAULT_FIELD_RULES`);
+* :func:`save_checkpoint_atomic` and :func:`resolve_checkpoint` for the trainer and the actions.
+
+See README.md beside this file for the checkpoint kinds and the unpickler's security stance.
+"""
+
+from .errors import (
+    CheckpointError,
+    CheckpointFormatError,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    UnsafeCheckpointError,
+)
+from .field_rules import (
+    DEFAULT_FIELD_RULES,
+    FFS_FIELD_RULES,
+    FS_FIELD_RULES,
+    VIT_FIELD_RULES,
+    FieldDiagnosis,
+    FieldRule,
+    diagnose,
+)
+from .load_into import LoadPlan, LoadReport, load_into, plan_load
+from .loading import CheckpointKind, CheckpointMeta, load_checkpoint_file
+from .module_tree import module_state_dict
+from .never_run import NEVER_RUN_MODULES, DroppedModule
+from .renames import RENAME_RULES, normalise_keys, strip_wrapper_prefixes, upstream_to_tao_key
+from .resolve import LATEST_NAME, checkpoint_name, list_epoch_step_checkpoints, resolve_checkpoint
+from .restricted_unpickler import Placeholder, RestrictedUnpickler, restricted_pickle_module
+from .saving import save_checkpoint_atomic
+
+__all__ = [
+    "DEFAULT_FIELD_RULES",
+    "FFS_FIELD_RULES",
+    "FS_FIELD_RULES",
+    "LATEST_NAME",
+    "NEVER_RUN_MODULES",
+    "RENAME_RULES",
+    "VIT_FIELD_RULES",
+    "CheckpointError",
+    "CheckpointFormatError",
+    "CheckpointKind",
+    "CheckpointMeta",
+    "CheckpointMismatchError",
+    "CheckpointNotFoundError",
+    "DroppedModule",
+    "FieldDiagnosis",
+    "FieldRule",
+    "LoadPlan",
+    "LoadReport",
+    "Placeholder",
+    "RestrictedUnpickler",
+    "UnsafeCheckpointError",
+    "checkpoint_name",
+    "diagnose",
+    "list_epoch_step_checkpoints",
+    "load_checkpoint_file",
+    "load_into",
+    "module_state_dict",
+    "normalise_keys",
+    "plan_load",
+    "resolve_checkpoint",
+    "restricted_pickle_module",
+    "save_checkpoint_atomic",
+    "strip_wrapper_prefixes",
+    "upstream_to_tao_key",
+]
