@@ -79,20 +79,33 @@ class AugmentConfig:
 
 
 def normalize(rgb: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """RGB uint8/float (H, W, 3) in 0..255 -> float32 (3, H, W): (x/255 - mean) / std."""
-    out = (rgb.astype(np.float32) * np.float32(1 / 255) - mean) / std
-    return np.ascontiguousarray(out.transpose(2, 0, 1))
+    """RGB uint8/float (H, W, 3) in 0..255 -> float32 (3, H, W): (x/255 - mean) / std.
+
+    Transposes the (small) uint8 array first, then one in-place multiply and subtract.
+    """
+    std = np.asarray(std, np.float32)
+    scale = (1.0 / (255.0 * std))[:, None, None]
+    offset = (np.asarray(mean, np.float32) / std)[:, None, None]
+    chw = np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1)).astype(np.float32)
+    chw *= scale
+    chw -= offset
+    return chw
 
 
 def color_jitter(rgb: np.ndarray, factors: tuple[float, float, float, float]) -> np.ndarray:
-    """Apply brightness, contrast, saturation factors and a hue shift (turns) to RGB uint8."""
+    """Apply brightness, contrast, saturation factors and a hue shift (turns) to RGB uint8.
+
+    Brightness and contrast fold into one saturating affine map around the (brightened) gray mean;
+    saturation blends with the gray image; hue rotates OpenCV's 0..179 hue channel. All steps are
+    uint8 OpenCV calls (fast); the result is clipped to 0..255 after each step like torchvision's.
+    """
     brightness, contrast, saturation, hue = factors
-    img = rgb.astype(np.float32) * brightness
-    gray_mean = float(cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY).mean())
-    img = (img - gray_mean) * contrast + gray_mean
-    img = np.clip(img, 0, 255)
-    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[:, :, None]
-    img = np.clip(gray + (img - gray) * saturation, 0, 255).astype(np.uint8)
+    rgb = np.ascontiguousarray(rgb)
+    gray_mean = float(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).mean()) * brightness
+    img = cv2.addWeighted(rgb, brightness * contrast, rgb, 0.0, gray_mean * (1.0 - contrast), dtype=cv2.CV_8U)
+    if saturation != 1.0:
+        gray = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        img = cv2.addWeighted(img, saturation, gray, 1.0 - saturation, 0.0, dtype=cv2.CV_8U)
     shift = int(round(hue * 180))
     if shift:
         hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)

@@ -274,9 +274,11 @@ def stereo_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Collate samples of possibly different sizes: tensors are padded at the bottom/right to the
     largest H and W in the batch (images with 0, ``valid``/``nocc`` with False, so padding never
     counts in a loss or metric). ``orig_size`` holds each sample's file size and ``size`` its
-    size before padding (crop ``[:h, :w]`` to undo). Keys must agree across the batch."""
-    heights = [int(s["left"].shape[-2]) for s in batch]
-    widths = [int(s["left"].shape[-1]) for s in batch]
+    size before padding (crop ``[:h, :w]`` to undo). Keys must agree across the batch. Works for mono
+    samples too (sizes taken from ``image``)."""
+    ref = "left" if "left" in batch[0] else "image"
+    heights = [int(s[ref].shape[-2]) for s in batch]
+    widths = [int(s[ref].shape[-1]) for s in batch]
     height, width = max(heights), max(widths)
     out: dict[str, Any] = {}
     for key in batch[0]:

@@ -103,3 +103,44 @@ def test_collate_pads_variable_sizes() -> None:
     assert batch["size"] == [(4, 6), (5, 3)] and batch["orig_size"] == [(4, 6), (5, 3)]
     assert not batch["valid"][0, :, 4:].any() and not batch["valid"][1, :, :, 3:].any()
     assert batch["valid"].sum() == 4 * 6 + 5 * 3
+
+
+def test_lead_spec_objects_and_dataloader(synthetic_dir: Path) -> None:
+    specs = pytest.importorskip("skillbank.specs.dataset")
+    from skillbank.runtime.data.loaders import build_dataloader, set_epoch
+
+    ann = str(synthetic_dir / "synthetic.txt")
+    split = specs.DatasetSplit(
+        data_sources=[{"dataset_name": "GenericDataset", "data_file": ann}] * 2,
+        batch_size=3,
+        workers=0,
+        augmentation={"crop_size": [64, 96], "do_flip": True},
+    )
+    ds = build_stereo_dataset(split, max_disparity=32, train=True, seed=1)
+    loader = build_dataloader(ds, split, train=True, seed=1)
+    batches = list(loader)
+    assert len(batches) == 2 and batches[0]["left"].shape == (3, 3, 64, 96)  # 8 samples, drop_last
+    first = ds[0]["left"].clone()
+    set_epoch(ds, 3)
+    assert all(part.epoch == 3 for part in ds.datasets) and not torch.equal(first, ds[0]["left"])
+    val = build_stereo_dataset(split, max_disparity=32, train=False)
+    batch = next(iter(build_dataloader(val, split, train=False)))
+    assert batch["left"].shape == (3, 3, 96, 160) and batch["index"].tolist() == [0, 1, 2]
+
+
+def test_size_mismatch_errors_name_the_file(synthetic_dir: Path, tmp_path: Path) -> None:
+    from skillbank.runtime.data.errors import DataFileError
+    from skillbank.runtime.data.io import write_pfm, write_png
+
+    write_png(tmp_path / "small.png", np.zeros((10, 20, 3), np.uint8))
+    write_pfm(tmp_path / "small.pfm", np.ones((10, 20), np.float32))
+    left = f"{synthetic_dir}/left/000000.png"
+    ann = tmp_path / "a.txt"
+    ann.write_text(f"{left} small.png\n{left} {synthetic_dir}/right/000000.png small.pfm\n")
+    ds = GenericDataset(str(ann), max_disparity=32)
+    with pytest.raises(DataFileError) as err:
+        ds[0]
+    assert str(err.value) == f"{tmp_path / 'small.png'}: size (10, 20) differs from left image (96, 160)"
+    with pytest.raises(DataFileError) as err:
+        ds[1]
+    assert str(err.value) == f"{tmp_path / 'small.pfm'}: size (10, 20) differs from left image (96, 160)"
