@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
 from skillbank.runtime.networks.depth_anything import DepthAnythingV2
 from skillbank.runtime.networks.dpt import DPT_CONFIGS
 from skillbank.runtime.networks.vit import DinoVisionTransformer, SwiGLUFFN, build_vit
