@@ -85,7 +85,7 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         mix = float(rng.uniform(0.3, 0.8))
         base = (1 - mix) * base + mix * (colours[0] * p + colours[1] * (1 - p))
     tint = rng.uniform(0.5, 1.0, size=3).astype(np.float32)
-    grain = rng.normal(0, 0.04, size=(h, w, 1)).astype(np.float32)
+    grain = rng.standard_normal(size=(h, w, 1), dtype=np.float32) * np.float32(0.04)
     return np.clip((base * tint + grain) * 255.0, 0, 255)
 
 
@@ -97,13 +97,16 @@ class _Layer:
     c: float
     shape: str  # "plane" | "rect" | "disc"
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 (rect) or cx, cy, r, 0 (disc)
-    texture: np.ndarray
+    texture: np.ndarray  # covers canvas x in [x_off, x_off + width), y in [y_off, y_off + height)
+    x_off: int
+    y_off: int
+    canvas_w: int
 
     def disparity(self, xl: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.a + self.b * xl + self.c * y
 
     def mask(self, xl: np.ndarray, y: np.ndarray) -> np.ndarray:
-        inside = (xl >= 0) & (xl <= self.texture.shape[1] - 1)
+        inside = (xl >= 0) & (xl <= self.canvas_w - 1)
         if self.shape == "rect":
             x0, y0, x1, y1 = self.box
             return inside & (xl >= x0) & (xl < x1) & (y >= y0) & (y < y1)
@@ -131,9 +134,8 @@ def _make_layers(rng: np.random.Generator, h: int, w: int, max_disparity: float)
     canvas_w = int(np.ceil(w + max_disparity)) + 2
     d_hi = 0.9 * max_disparity
     bg_hi = max(1.5, 0.3 * max_disparity)
-    layers = [
-        _Layer(*_plane(rng, 1.0, bg_hi, h, canvas_w, 0.3 * bg_hi), "plane", (0, 0, 0, 0), _texture(rng, h, canvas_w))
-    ]
+    bg = _plane(rng, 1.0, bg_hi, h, canvas_w, 0.3 * bg_hi)
+    layers = [_Layer(*bg, "plane", (0, 0, 0, 0), _texture(rng, h, canvas_w), 0, 0, canvas_w)]
     for _ in range(int(rng.integers(4, 11))):
         slanted = rng.random() < 0.4
         a, b, c = _plane(rng, bg_hi, d_hi, h, canvas_w, 0.25 * max_disparity if slanted else 0.0)
@@ -144,7 +146,17 @@ def _make_layers(rng: np.random.Generator, h: int, w: int, max_disparity: float)
         else:
             r = rng.uniform(0.05, 0.25) * min(h, w)
             shape, box = "disc", (rng.uniform(0, w) + a, rng.uniform(0, h), r, 0.0)
-        layers.append(_Layer(a, b, c, shape, box, _texture(rng, h, canvas_w)))
+        # the texture only needs to cover the shape's bounding box (clipped to the canvas)
+        if shape == "rect":
+            bx0, by0, bx1, by1 = box
+        else:
+            bx0, by0, bx1, by1 = box[0] - box[2], box[1] - box[2], box[0] + box[2], box[1] + box[2]
+        x_off, y_off = max(int(np.floor(bx0)) - 1, 0), max(int(np.floor(by0)) - 1, 0)
+        x_end, y_end = min(int(np.ceil(bx1)) + 2, canvas_w), min(int(np.ceil(by1)) + 2, h)
+        if x_end - x_off < 2 or y_end - y_off < 2:
+            continue  # entirely outside the canvas
+        texture = _texture(rng, max(y_end - y_off, 8), max(x_end - x_off, 8))
+        layers.append(_Layer(a, b, c, shape, box, texture, x_off, y_off, canvas_w))
     return layers
 
 
@@ -159,7 +171,13 @@ def _render_view(layers: list[_Layer], h: int, w: int, right: bool) -> tuple[np.
         paint = layer.mask(xl, y) & (d > zbuf)
         if not paint.any():
             continue
-        colour = cv2.remap(layer.texture, xl.astype(np.float32), y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        colour = cv2.remap(
+            layer.texture,
+            (xl - np.float32(layer.x_off)).astype(np.float32),
+            y - np.float32(layer.y_off),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        )
         image[paint] = colour[paint]
         zbuf[paint] = d[paint]
     return image, zbuf
@@ -171,7 +189,7 @@ def _photometric(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     bias = np.float32(rng.uniform(-8, 8))
     gamma = float(rng.uniform(0.9, 1.1))
     out = 255.0 * (np.clip(image * gain + bias, 0, 255) / 255.0) ** gamma
-    out += rng.normal(0, rng.uniform(0.5, 2.0), size=out.shape).astype(np.float32)
+    out += rng.standard_normal(size=out.shape, dtype=np.float32) * np.float32(rng.uniform(0.5, 2.0))
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
