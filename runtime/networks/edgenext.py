@@ -17,8 +17,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from skillbank.runtime.networks.blocks import EdgeNextConvBlock, LayerNormChannelsFirst, UpsampleFuse
 from torch import nn
+
+from skillbank.runtime.networks.blocks import EdgeNextConvBlock, LayerNormChannelsFirst, UpsampleFuse
 
 EDGENEXT_SMALL_DIMS = (48, 96, 160, 304)
 EDGENEXT_SMALL_DEPTHS = (3, 3, 9, 3)

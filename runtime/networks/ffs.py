@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt
 from skillbank.runtime.networks.cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
 from skillbank.runtime.networks.edgenext import FFSFeature
@@ -34,7 +36,6 @@ from skillbank.runtime.networks.hourglass import FFSHourGlass
 from skillbank.runtime.networks.padding import pad_to_multiple, unpad
 from skillbank.runtime.networks.update import ChannelAttention, SelectiveUpdateBlock, SpatialAttention
 from skillbank.runtime.networks.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
-from torch import nn
 
 #: Half the DPT feature width of the teacher's DepthAnythingV2 encoder: the channel band the FFS
 #: 1/4 feature keeps from distillation (224 = 96 + 128 for vitl).
@@ -252,8 +253,9 @@ class FastFoundationStereo(nn.Module):
         volume = self.corr_feature_att[2](volume, feat_left[0])
         volume = self.cost_agg(volume, feat_left)
 
+        logits = self.classifier(volume).squeeze(1)
         with torch.autocast(left.device.type, enabled=False):
-            prob = F.softmax(self.classifier(volume).squeeze(1).float(), dim=1)
+            prob = F.softmax(logits.float(), dim=1)
             levels = torch.arange(num_disp, device=prob.device, dtype=prob.dtype).view(1, num_disp, 1, 1)
             init_disp = (prob * levels).sum(dim=1, keepdim=True)
 

@@ -23,8 +23,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from skillbank.runtime.networks.blocks import AxialPlanarConv3d, ConvNormAct, FeatureAtt, ResidualBlock
 from torch import nn
+
+from skillbank.runtime.networks.blocks import AxialPlanarConv3d, ConvNormAct, FeatureAtt, ResidualBlock
 
 AttentionLayout = Literal["heads", "tokens"]
 

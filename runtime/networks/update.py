@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from skillbank.runtime.networks.blocks import EdgeNextConvBlock
 from torch import nn
+
+from skillbank.runtime.networks.blocks import EdgeNextConvBlock
 
 
 class ChannelAttention(nn.Module):

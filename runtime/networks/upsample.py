@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from skillbank.runtime.networks.blocks import ConvNormAct, UpsampleFuse
 from torch import nn
+
+from skillbank.runtime.networks.blocks import ConvNormAct, UpsampleFuse
 
 
 def build_stem_2(widths: list[int]) -> nn.Sequential:

@@ -1,0 +1,158 @@
+"""FFS building blocks against straightforward reference formulations of TAO's math.
+
+The references below are deliberately literal (Python loops over disparities, grid_sample for
+the lookup, unfold for the upsampling, SDPA on the raw head view): the vectorised, export
+friendly implementations must reproduce them.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skillbank.runtime.networks.cost_volume import (
+    GeoEncodingLookup,
+    build_concat_volume,
+    build_gwc_volume,
+)
+from skillbank.runtime.networks.hourglass import DisparityMultiheadAttention
+from skillbank.runtime.networks.padding import pad_to_multiple, unpad
+from skillbank.runtime.networks.upsample import convex_upsample
+
+
+def loop_gwc(left, right, max_disp, groups, normalize):
+    b, c, h, w = left.shape
+    vol = left.new_zeros(b, groups, max_disp, h, w)
+    for d in range(max_disp):
+        lf = left[..., d:].reshape(b, groups, c // groups, h, w - d)
+        rf = right[..., :w - d].reshape(b, groups, c // groups, h, w - d)
+        if normalize:
+            lf, rf = F.normalize(lf, dim=2), F.normalize(rf, dim=2)
+        vol[:, :, d, :, d:] = (lf * rf).sum(dim=2)
+    return vol
+
+
+def loop_concat(left, right, max_disp):
+    b, c, h, w = left.shape
+    vol = left.new_zeros(b, 2 * c, max_disp, h, w)
+    for d in range(max_disp):
+        vol[:, :c, d] = left
+        vol[:, c:, d, :, d:] = right[..., :w - d]
+    return vol
+
+
+def grid_sample_lookup(left, right, geo_volume, levels, radius, disp):
+    """TAO's CombinedGeoEncodingVolume: avg-pool pyramids, grid_sample with align_corners=True."""
+    b, c, d, h, w = geo_volume.shape
+    n = b * h * w
+    corr = torch.einsum("bchw,bchv->bhwv", F.normalize(left, dim=1), F.normalize(right, dim=1))
+    geo = geo_volume.permute(0, 3, 4, 1, 2).reshape(n, c, 1, d)
+    corr = corr.reshape(n, 1, 1, w)
+    dx = torch.arange(-radius, radius + 1, dtype=torch.float32).view(1, 1, -1, 1)
+    x = torch.arange(w, dtype=torch.float32).view(1, 1, w, 1).expand(b, h, w, 1).reshape(n, 1, 1, 1)
+    dd = disp.reshape(n, 1, 1, 1)
+
+    def sample(img, xs):
+        xs = 2 * xs / (img.shape[-1] - 1) - 1
+        grid = torch.cat([xs, torch.zeros_like(xs)], dim=-1)
+        return F.grid_sample(img, grid, align_corners=True).reshape(b, h, w, -1)
+
+    out = []
+    for i in range(levels):
+        if i > 0:
+            geo = F.avg_pool2d(geo, [1, 2], stride=[1, 2])
+            corr = F.avg_pool2d(corr, [1, 2], stride=[1, 2])
+        out.append(sample(geo, dx + dd / 2 ** i))
+        out.append(sample(corr, x / 2 ** i - dd / 2 ** i + dx))
+    return torch.cat(out, dim=-1).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_gwc_volume_matches_loop(normalize):
+    torch.manual_seed(0)
+    left, right = torch.randn(2, 16, 3, 20), torch.randn(2, 16, 3, 20)
+    ours = build_gwc_volume(left, right, 8, 4, normalize)
+    ref = loop_gwc(left, right, 8, 4, normalize)
+    assert ours.shape == (2, 4, 8, 3, 20)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    assert torch.all(ours[:, :, 5, :, :5] == 0), "w < d has no match and must be zero"
+
+
+def test_gwc_rejects_indivisible_groups():
+    with pytest.raises(ValueError, match="divisible by cv_group"):
+        build_gwc_volume(torch.randn(1, 10, 2, 8), torch.randn(1, 10, 2, 8), 4, 4)
+
+
+def test_concat_volume_matches_loop():
+    torch.manual_seed(0)
+    left, right = torch.randn(2, 5, 3, 12), torch.randn(2, 5, 3, 12)
+    torch.testing.assert_close(build_concat_volume(left, right, 6), loop_concat(left, right, 6), atol=0, rtol=0)
+
+
+def test_lookup_matches_grid_sample_including_borders():
+    torch.manual_seed(0)
+    b, c, d, h, w = 2, 3, 16, 2, 24
+    left, right = torch.randn(b, 12, h, w), torch.randn(b, 12, h, w)
+    geo = torch.randn(b, c, d, h, w)
+    disp = torch.rand(b, 1, h, w) * 30 - 6             # below 0, inside, beyond D and W
+    disp[0, 0, 0, :6] = torch.tensor([0.0, 3.0, 15.0, -1.0, 16.0, 7.5])  # exact integers / edges
+    lookup = GeoEncodingLookup(left, right, geo, num_levels=2, radius=4)
+    ours = lookup(disp)
+    ref = grid_sample_lookup(left, right, geo, 2, 4, disp)
+    assert ours.shape == (b, 2 * 9 * (c + 1), h, w)
+    torch.testing.assert_close(ours, ref, atol=2e-5, rtol=1e-4)
+
+
+def test_lookup_far_outside_reads_zeros():
+    geo = torch.randn(1, 2, 8, 1, 4)
+    lookup = GeoEncodingLookup(torch.randn(1, 4, 1, 4), torch.randn(1, 4, 1, 4), geo, 1, 2)
+    out = lookup(torch.full((1, 1, 1, 4), 1e4))
+    assert torch.count_nonzero(out) == 0
+
+
+def test_convex_upsample_matches_unfold_nearest():
+    torch.manual_seed(0)
+    disp = torch.rand(2, 1, 5, 7) * 10
+    weights = torch.softmax(torch.randn(2, 9, 20, 28), dim=1)
+    unf = F.unfold(disp * 4, 3, padding=1).reshape(2, 9, 5, 7)
+    ref = (F.interpolate(unf, (20, 28), mode="nearest") * weights).sum(1, keepdim=True)
+    torch.testing.assert_close(convex_upsample(disp, weights), ref, atol=1e-5, rtol=1e-5)
+
+
+def _mha_inputs(layout):
+    torch.manual_seed(0)
+    attn = DisparityMultiheadAttention(8, 4, layout)
+    x = torch.randn(5, 6, 8)
+    return attn, x, [p(x) for p in (attn.q_proj, attn.k_proj, attn.v_proj)]
+
+
+def test_heads_layout_attends_across_heads_per_position():
+    attn, x, (q, k, v) = _mha_inputs("heads")
+    q, k, v = (t.view(5, 6, 4, 2) for t in (q, k, v))
+    scores = torch.softmax(q @ k.transpose(-1, -2) / 2 ** 0.5, dim=-1)   # (5, 6, 4, 4): heads x heads
+    ref = attn.out_proj((scores @ v).reshape(5, 6, 8))
+    torch.testing.assert_close(attn(x), ref, atol=1e-6, rtol=1e-5)
+
+
+def test_tokens_layout_is_standard_multihead_attention():
+    attn, x, _ = _mha_inputs("tokens")
+    mha = torch.nn.MultiheadAttention(8, 4, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
+        mha.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
+        mha.out_proj.load_state_dict(attn.out_proj.state_dict())
+    torch.testing.assert_close(attn(x), mha(x, x, x, need_weights=False)[0], atol=1e-6, rtol=1e-5)
+
+
+def test_attention_layout_is_validated():
+    with pytest.raises(ValueError, match="'heads' or 'tokens'"):
+        DisparityMultiheadAttention(8, 4, "rows")
+
+
+def test_padding_is_centred_replicate_and_unpads_exactly():
+    x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).reshape(2, 3, 5, 7)
+    padded, pads = pad_to_multiple(x, 4)
+    assert padded.shape == (2, 3, 8, 8) and pads == (0, 1, 1, 2)
+    assert torch.equal(padded[..., 0, 0:7], x[..., 0, :]), "top row replicates the first row"
+    assert torch.equal(unpad(padded, pads), x)

@@ -1,0 +1,142 @@
+"""FastFoundationStereo end to end with tiny widths: shapes, sign, iterations, gradients, precision."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ffs_configs import TINY, config
+
+from skillbank.runtime.networks.factory import build_network
+from skillbank.runtime.networks.ffs import ConfigError, FastFoundationStereo
+
+H, W = 67, 93          # odd on purpose: padded to 96 x 96 inside, cropped back
+
+
+def _pair(batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A synthetic pair: the right image is the left one shifted by 6 px, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    left = torch.randn(batch, 3, H, W + 6, generator=g)
+    right = left[..., 6:] + 0.05 * torch.randn(batch, 3, H, W, generator=g)
+    return left[..., :W].contiguous(), right.contiguous()
+
+
+@pytest.fixture(scope="module")
+def tiny() -> FastFoundationStereo:
+    torch.manual_seed(0)
+    return build_network(config(TINY)).eval()
+
+
+def test_factory_builds_ffs_and_rejects_unknown_types(tiny):
+    assert isinstance(tiny, FastFoundationStereo)
+    with pytest.raises(ValueError, match="unknown model.model_type 'Nope'"):
+        build_network(config(TINY, model_type="Nope"))
+
+
+def test_test_mode_shape_and_sign_for_odd_sizes(tiny):
+    left, right = _pair(batch=2)
+    with torch.no_grad():
+        disp = tiny(left, right, test_mode=True)
+    assert disp.shape == (2, 1, H, W)
+    assert torch.isfinite(disp).all() and (disp >= 0).all()
+    assert disp.max() <= TINY["max_disparity"] + 1, "a soft-argmin plus small updates stays in range"
+
+
+def test_train_mode_outputs(tiny):
+    left, right = _pair()
+    with torch.no_grad():
+        init_disp, preds = tiny(left, right, iters=4)
+    assert init_disp.shape == (1, 1, H, W) and len(preds) == 4
+    assert all(p.shape == (1, 1, H, W) and torch.isfinite(p).all() for p in preds)
+    # the soft-argmin is an expectation over D = max_disparity / 4 levels, scaled by 4
+    assert init_disp.min() >= 0 and init_disp.max() <= 4 * (TINY["max_disparity"] // 4 - 1)
+
+
+def test_iters_argument_and_defaults_are_honoured(tiny):
+    left, right = _pair()
+    with torch.no_grad():
+        _, preds_default = tiny(left, right)
+        one = tiny(left, right, iters=1, test_mode=True)
+        three = tiny(left, right, test_mode=True)              # valid_iters = 3
+        three_explicit = tiny(left, right, iters=3, test_mode=True)
+        _, preds3 = tiny(left, right, iters=3)
+    assert len(preds_default) == TINY["train_iters"]
+    torch.testing.assert_close(three, three_explicit, atol=0, rtol=0)
+    torch.testing.assert_close(three, preds3[-1].clamp(min=0), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(one, three), "more iterations must change the estimate"
+    with pytest.raises(ValueError, match="iters must be >= 1"):
+        tiny(left, right, iters=0)
+
+
+def test_gradients_flow_and_initial_disparity_is_detached():
+    torch.manual_seed(0)
+    model = build_network(config(TINY)).train()
+    left, right = _pair(batch=2)
+    init_disp, preds = model(left, right, iters=2)
+    sum(p.mean() for p in preds).backward(retain_graph=True)
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    for name in ("feature.stages.0.0.pwconv1.weight", "cost_agg.post8_to_4.upsample.1.sa.0.linear1.weight",
+                 "update_block.encoder.convc1.weight", "update_block.gru04.large_gru.convq.weight",
+                 "spx_gru.0.weight", "stem_2.0.conv.weight", "cnet.conv04.0.conv.weight"):
+        assert grads[name] is not None and grads[name].abs().sum() > 0, name
+    assert grads["classifier.0.weight"] is None, "refinement starts from a detached initial disparity"
+    model.zero_grad()
+    init_disp.mean().backward()
+    assert model.classifier[0].weight.grad.abs().sum() > 0, "the classifier learns through init_disp"
+
+
+@pytest.mark.parametrize("dtype, mean_tol, max_tol", [(torch.bfloat16, 0.05, 0.25), (torch.float16, 0.01, 0.05)])
+def test_autocast_agrees_with_fp32(tiny, dtype, mean_tol, max_tol):
+    """Low-precision autocast on CPU vs fp32; measured: bf16 0.007 / 0.014 px, fp16 0.001 / 0.002 px."""
+    left, right = _pair()
+    with torch.no_grad():
+        ref = tiny(left, right, test_mode=True)
+        with torch.autocast("cpu", dtype=dtype):
+            low = tiny(left, right, test_mode=True)
+    assert low.dtype == torch.float32, "disparity comes back in fp32"
+    diff = (low - ref).abs()
+    assert diff.mean() < mean_tol and diff.max() < max_tol, (diff.mean().item(), diff.max().item())
+
+
+def test_channels_last_gives_the_same_result():
+    torch.manual_seed(0)
+    model = build_network(config(TINY)).eval()
+    left, right = _pair()
+    with torch.no_grad():
+        ref = model(left, right, test_mode=True)
+        out = model.to_channels_last()(left, right, test_mode=True)
+    torch.testing.assert_close(out, ref, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("override", [dict(disparity_attention_layout="tokens"), dict(gwc_feature_normalize=False)])
+def test_switches_change_the_network(tiny, override):
+    torch.manual_seed(0)
+    other = build_network(config(TINY, **override)).eval()
+    other.load_state_dict(tiny.state_dict())
+    left, right = _pair()
+    with torch.no_grad():
+        a = tiny(left, right, test_mode=True)
+        b = other(left, right, test_mode=True)
+    assert a.shape == b.shape and not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("override, message", [
+    (dict(n_gru_layers=3), "n_gru_layers must be 1"),
+    (dict(max_disparity=100), "multiple of 32"),
+    (dict(mask_widths=[12, 6]), r"mask_widths\[1\] \(6\) must equal model.spx_2_gru_widths\[0\]"),
+    (dict(cnet_conv04_widths=[10, 12]), "must equal model.gru_hidden"),
+    (dict(motion_encoder_widths=[16, 16, 8]), "motion_encoder_widths must be 4 positive integers"),
+    (dict(encoder="vitx"), "model.encoder must be one of"),
+])
+def test_bad_config_gives_a_clear_error(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_network(config(TINY, **override))
+
+
+def test_bad_inputs_give_a_clear_error(tiny):
+    left, right = _pair()
+    with pytest.raises(ValueError, match=r"left image must be a \(B, 3, H, W\) tensor"):
+        tiny(left[:, :1], right)
+    with pytest.raises(ValueError, match="shapes differ"):
+        tiny(left, right[..., :-1])
+    with pytest.raises(ValueError, match="must be float"):
+        tiny(left.to(torch.uint8), right.to(torch.uint8))
