@@ -7,7 +7,8 @@ Public API:
   upstream's code through :class:`RestrictedUnpickler`), keys normalised to TAO names;
 * :func:`load_into` -> :class:`LoadReport`: strict load that drops only FFS's never-run tensors and
   explains shape mismatches by spec field (:data:`DEFAULT_FIELD_RULES`);
-* :func:`save_checkpoint_atomic` and :func:`resolve_checkpoint` for the trainer and the actions.
+* :func:`save_checkpoint_atomic` and :func:`resolve_checkpoint` for the trainer and the actions;
+* :func:`load_weights`: resolve + read + ``load_into`` in one call.
 
 See README.md beside this file for the checkpoint kinds and the unpickler's security stance.
 """
@@ -36,6 +37,7 @@ from .renames import RENAME_RULES, normalise_keys, strip_wrapper_prefixes, upstr
 from .resolve import LATEST_NAME, checkpoint_name, list_epoch_step_checkpoints, resolve_checkpoint
 from .restricted_unpickler import Placeholder, RestrictedUnpickler, restricted_pickle_module
 from .saving import save_checkpoint_atomic
+from .weights import load_weights
 
 __all__ = [
     "DEFAULT_FIELD_RULES",
@@ -64,6 +66,7 @@ __all__ = [
     "list_epoch_step_checkpoints",
     "load_checkpoint_file",
     "load_into",
+    "load_weights",
     "module_state_dict",
     "normalise_keys",
     "plan_load",

@@ -138,3 +138,48 @@ def foreign_module_file(tmp_path: Path) -> Iterator[tuple[Path, OrderedDict[str,
         for name in FOREIGN_MODULES:
             sys.modules.pop(name, None)
     yield path, expected
+
+
+@pytest.fixture()
+def upstream_ffs_pickle(manifest: list[ManifestRow], tmp_path: Path) -> Iterator[tuple[Path, dict[str, torch.Tensor]]]:
+    """A whole-module pickle laid out like upstream's ``model_best_bp2_serialize.pth``.
+
+    The module tree follows every upstream key of the manifest (timm EdgeNeXt names, ``.layers.``,
+    ``.bn.``, ``atts.4``, no ``dx``); all modules are instances of one class living in
+    ``core.foundation_stereo``, removed again before the test loads the file. Yields the file and the
+    tensors by TAO key.
+    """
+    stereo = types.ModuleType("core.foundation_stereo")
+    core = types.ModuleType("core")
+    node_cls = type("UpstreamNode", (nn.Module,), {"__module__": "core.foundation_stereo"})
+    stereo.UpstreamNode = node_cls
+    sys.modules.update({"core": core, "core.foundation_stereo": stereo})
+    try:
+        torch.manual_seed(2)
+        root = node_cls()
+        by_tao: dict[str, torch.Tensor] = {}
+        for r in manifest:
+            if r.upstream is None:
+                continue
+            *path, leaf = r.upstream.split(".")
+            module = root
+            for part in path:
+                if part not in module._modules:
+                    module.add_module(part, node_cls())
+                module = module._modules[part]
+            if r.kind == "param":
+                value = torch.randn(r.shape)
+                module.register_parameter(leaf, nn.Parameter(value, requires_grad=r.runs))
+            else:
+                value = torch.randint(0, 100, r.shape, dtype=_DTYPES[r.dtype])
+                if value.is_floating_point():
+                    value = value.abs() + 0.5
+                module.register_buffer(leaf, value)
+            by_tao[r.key] = value.detach().clone()
+        root.args = {"max_disp": 192, "valid_iters": 8}
+        path_out = tmp_path / "model_best_bp2_serialize.pth"
+        torch.save(root, path_out)
+    finally:
+        sys.modules.pop("core.foundation_stereo", None)
+        sys.modules.pop("core", None)
+    yield path_out, by_tao

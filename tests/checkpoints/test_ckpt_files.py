@@ -182,3 +182,15 @@ def test_resolve_errors(tmp_path):
         resolve_checkpoint(tmp_path, epoch=2)
     with pytest.raises(CheckpointError, match="expected 'exact' or 'latest'"):
         resolve_checkpoint(tmp_path, "newest")  # type: ignore[arg-type]
+
+
+def test_load_weights_resolves_reads_and_loads(tmp_path):
+    from skillbank.runtime.checkpoints import load_weights
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3))
+    weight = torch.randn(3, 2)
+    save_checkpoint_atomic({"epoch": 1, "state_dict": {"model.0.weight": weight, "model.0.bias": torch.zeros(3)}},
+                           tmp_path / checkpoint_name(1, 10))
+    report, meta = load_weights(model, tmp_path)
+    assert meta.epoch == 1 and len(report.loaded) == 2
+    assert torch.equal(model[0].weight, weight)

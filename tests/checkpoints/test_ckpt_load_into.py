@@ -258,3 +258,22 @@ def test_real_ffs_with_another_gru_hidden_reports_the_field(bp2_tao_checkpoint):
     assert "does not fit the FastFoundationStereo" in message
     assert "model.gru_hidden: checkpoint has 60, spec has 128 (update_block.gru04.small_gru.convz.weight" in message
     assert "model.cnet_conv04_widths[0]: checkpoint has 60, spec has 128" in message
+
+
+def test_upstream_whole_module_pickle_into_the_real_ffs(upstream_ffs_pickle):
+    from skillbank.runtime.checkpoints import CheckpointKind, load_checkpoint_file
+
+    path, by_tao = upstream_ffs_pickle
+    state_dict, meta = load_checkpoint_file(path)
+    assert meta.kind is CheckpointKind.PICKLED_MODULE and meta.loader == "restricted"
+    assert meta.root_class == "core.foundation_stereo.UpstreamNode"
+    assert len(state_dict) == 721 and meta.keys_renamed > 300
+
+    model = _ffs()
+    dx_before = model.dx.clone()
+    report = load_into(model, state_dict)
+    assert report.dropped_parameters == CONTEXT_ZQR_PARAMS + COST_AGG_LEFTOVER_PARAMS
+    assert report.kept_from_model == ("dx",)
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], by_tao[k]) for k in loaded if k != "dx")
+    assert torch.equal(model.dx, dx_before)
