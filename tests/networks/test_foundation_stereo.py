@@ -223,3 +223,18 @@ def test_vit_input_size_rounds_to_112_and_caps() -> None:
 def test_factory_builds_foundation_stereo() -> None:
     with torch.device("meta"):
         assert isinstance(build_network(_cfg()), FoundationStereo)
+
+
+def test_state_dict_names_are_the_loaders_target_layout(net: FoundationStereo) -> None:
+    """Upstream FS checkpoints load through the checkpoint loader's upstream->TAO renames: our names must
+    already be in that target form (a fixed point), or a renamed checkpoint would miss them."""
+    from skillbank.runtime.checkpoints.renames import upstream_to_tao_key
+
+    renamed = [k for k in net.state_dict() if upstream_to_tao_key(k) != k]
+    assert renamed == []
+    # and the upstream spellings of a few FS keys land on ours
+    ours = net.state_dict()
+    for upstream in ("cost_agg.atts.4.sa.0.self_attn.q_proj.weight", "cnet.conv2.bn.running_mean",
+                     "feature.stem.0.weight", "feature.stages.1.downsample.1.weight",
+                     "feature.stages.2.blocks.0.conv_dw.weight", "classifier.0.bn.weight"):
+        assert upstream_to_tao_key(upstream) in ours, upstream
