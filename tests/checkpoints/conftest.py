@@ -77,6 +77,12 @@ def tensors_for(rows: list[ManifestRow], *, upstream_names: bool = False) -> Ord
 
 
 @pytest.fixture(scope="session")
+def bp2_upstream_checkpoint(manifest: list[ManifestRow]) -> OrderedDict[str, torch.Tensor]:
+    """The same tensors under upstream's pickle names (721: upstream has no ``dx``)."""
+    return tensors_for(manifest, upstream_names=True)
+
+
+@pytest.fixture(scope="session")
 def bp2_tao_checkpoint(manifest: list[ManifestRow]) -> OrderedDict[str, torch.Tensor]:
     """All 722 tensors in TAO names, as a TAO FFS checkpoint holds them (never-run ones included)."""
     return tensors_for(manifest)

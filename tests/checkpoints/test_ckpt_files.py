@@ -194,3 +194,17 @@ def test_load_weights_resolves_reads_and_loads(tmp_path):
     report, meta = load_weights(model, tmp_path)
     assert meta.epoch == 1 and len(report.loaded) == 2
     assert torch.equal(model[0].weight, weight)
+
+
+def test_legacy_non_zip_format_and_path_objects_in_hyper_parameters(tmp_path):
+    from pathlib import PurePosixPath
+
+    ckpt = {"hyper_parameters": {"results_dir": PurePosixPath("/results/train")},
+            "state_dict": {"model.proj_cmb.weight": torch.arange(6.0).view(3, 2)}}
+    path = tmp_path / "legacy.pth"
+    torch.save(ckpt, path, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)
+    state_dict, meta = load_checkpoint_file(path)
+    assert meta.loader == "restricted"  # torch's weights_only loader refuses pathlib
+    assert torch.equal(state_dict["proj_cmb.weight"], torch.arange(6.0).view(3, 2))
+    assert meta.foreign_classes == ("pathlib.PurePosixPath",)

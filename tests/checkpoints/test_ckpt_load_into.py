@@ -54,10 +54,8 @@ def test_tao_checkpoint_drops_exactly_the_never_run_tensors(manifest, bp2_expect
     assert set(plan.to_load) == set(bp2_expected_shapes)
 
 
-def test_upstream_names_without_dx_load_and_keep_the_models_dx(manifest, bp2_expected_shapes):
-    from conftest import tensors_for
-
-    upstream = tensors_for(manifest, upstream_names=True)
+def test_upstream_names_without_dx_load_and_keep_the_models_dx(bp2_upstream_checkpoint, bp2_expected_shapes):
+    upstream = bp2_upstream_checkpoint
     assert "dx" not in upstream
     state_dict, _ = normalise_keys({"model." + k: v for k, v in upstream.items()})
     report = plan_load(bp2_expected_shapes, state_dict).report
@@ -233,9 +231,7 @@ def _ffs(**overrides):
     return ffs.FastFoundationStereo(types.SimpleNamespace(**fields))
 
 
-def test_real_ffs_loads_a_tao_checkpoint_and_an_upstream_named_one(manifest, bp2_tao_checkpoint):
-    from conftest import tensors_for
-
+def test_real_ffs_loads_a_tao_checkpoint_and_an_upstream_named_one(bp2_upstream_checkpoint, bp2_tao_checkpoint):
     torch.manual_seed(1)
     tao = {"model." + k: torch.randn(v.shape).to(v.dtype) if v.is_floating_point() else v
            for k, v in bp2_tao_checkpoint.items()}
@@ -246,7 +242,7 @@ def test_real_ffs_loads_a_tao_checkpoint_and_an_upstream_named_one(manifest, bp2
     assert torch.equal(model.state_dict()["update_block.gru04.small_gru.convz.weight"],
                        state_dict["update_block.gru04.small_gru.convz.weight"])
 
-    upstream, _ = normalise_keys(tensors_for(manifest, upstream_names=True))
+    upstream, _ = normalise_keys(bp2_upstream_checkpoint)
     assert load_into(_ffs(), upstream).kept_from_model == ("dx",)
 
 
