@@ -60,8 +60,9 @@ INERT_IN_DENIED_MODULES: frozenset[tuple[str, str]] = frozenset(
     {("functools", "partial"), ("types", "SimpleNamespace")}
 )
 
-# Inert builtins a checkpoint may legitimately use (containers and scalars). Everything else from
-# ``builtins`` (eval, exec, getattr, open, __import__, compile, ...) is refused.
+# Inert builtins a checkpoint may legitimately use (containers and scalars). ``getattr`` is mapped to an
+# inert record (see BoundAttribute); everything else from ``builtins`` (eval, exec, open, __import__,
+# compile, ...) is refused.
 _ALLOWED_BUILTINS: dict[str, Any] = {
     "set": set, "frozenset": frozenset, "list": list, "dict": dict, "tuple": tuple, "int": int,
     "float": float, "bool": bool, "complex": complex, "str": str, "bytes": bytes, "bytearray": bytearray,
@@ -251,7 +252,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         if denied and (module, name) not in INERT_IN_DENIED_MODULES:
             raise UnsafeCheckpointError(
                 f"checkpoint pickle asks for {module}.{name}, which could run code; refused "
-                "(only tensors, torch dtypes/storages, OrderedDict and inert builtins are allowed)"
+                "(a checkpoint needs only tensors and plain data; foreign classes load as inert placeholders)"
             )
         dotted = f"{module}.{name}"
         cls = self.placeholders.get(dotted)
