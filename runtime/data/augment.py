@@ -5,7 +5,9 @@ Training (``StereoAugmentor``), in this order, all on numpy arrays with OpenCV r
 1. **scale / stretch** (prob ``spatial_aug_prob``): log2 scale in [min_scale, max_scale], with prob
    ``stretch_prob`` an extra independent log2 stretch in [-max_stretch, max_stretch] for x and y.
    Images use bilinear, disparity/masks nearest (no invented values across depth edges);
-   disparity is multiplied by the x factor. Images smaller than the crop are upscaled to fit.
+   sparse GT (``sample["sparse"]``, set by Kitti) moves each point to its new pixel instead, so
+   upscaling never copies a LiDAR point into unmeasured pixels; disparity is multiplied by the x
+   factor. Images smaller than the crop are upscaled to fit.
 2. **hshift** (prob ``hshift_prob``): the right view moves left by s in [1, 16] px, so every disparity
    grows by s (left x still matches right x - d).
 3. **flips** (only when ``do_flip``): vertical (prob ``v_flip_prob``) flips both views and the GT.
@@ -123,6 +125,24 @@ def _resize_nearest(array: np.ndarray | None, size: tuple[int, int]) -> np.ndarr
     return out.astype(bool) if is_bool else out
 
 
+def _resize_sparse(
+    disparity: np.ndarray, valid: np.ndarray, size: tuple[int, int], fx: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resize sparse GT (e.g. KITTI LiDAR) by moving each valid point to its new pixel, without
+    duplicating points into pixels that had no measurement. Returns (disparity * fx, valid)."""
+    h, w = disparity.shape
+    new_w, new_h = size
+    ys, xs = np.nonzero(valid)
+    nx = np.round((xs + 0.5) * (new_w / w) - 0.5).astype(np.intp)
+    ny = np.round((ys + 0.5) * (new_h / h) - 0.5).astype(np.intp)
+    keep = (nx >= 0) & (nx < new_w) & (ny >= 0) & (ny < new_h)
+    out = np.zeros((new_h, new_w), np.float32)
+    out_valid = np.zeros((new_h, new_w), bool)
+    out[ny[keep], nx[keep]] = disparity[ys[keep], xs[keep]] * np.float32(fx)
+    out_valid[ny[keep], nx[keep]] = True
+    return out, out_valid
+
+
 class StereoAugmentor:
     """Random training augmentation of a stereo sample (see the module docstring for the steps).
 
@@ -160,6 +180,10 @@ class StereoAugmentor:
         fx = size[0] / w
         for key in ("left", "right"):
             s[key] = cv2.resize(s[key], size, interpolation=cv2.INTER_LINEAR)
+        if s.get("sparse") and s.get("disparity") is not None:
+            s["disparity"], s["valid"] = _resize_sparse(s["disparity"], s["valid"], size, fx)
+            s["nocc"] = None if s.get("nocc") is None else _resize_nearest(s["nocc"], size) & s["valid"]
+            return
         for key in ("disparity", "disparity_right"):
             if s.get(key) is not None:
                 s[key] = _resize_nearest(s[key], size) * np.float32(fx)
@@ -261,6 +285,7 @@ class StereoAugmentor:
         self._crop(s, rng)
         self._color(s, rng)
         self._eraser(s, rng)
+        s.pop("sparse", None)
         s["left"] = normalize(s["left"], self.mean, self.std)
         s["right"] = normalize(s["right"], self.mean, self.std)
         if s.get("disparity") is not None:
@@ -299,10 +324,14 @@ class EvalTransform:
             if self.mode == "resize" and (th, tw) != (h, w):
                 for key in ("left", "right"):
                     s[key] = cv2.resize(s[key], (tw, th), interpolation=cv2.INTER_LINEAR)
-                if s.get("disparity") is not None:
-                    s["disparity"] = _resize_nearest(s["disparity"], (tw, th)) * np.float32(tw / w)
-                for key in ("valid", "nocc"):
-                    s[key] = _resize_nearest(s.get(key), (tw, th))
+                if s.get("disparity") is not None and s.get("sparse"):
+                    s["disparity"], s["valid"] = _resize_sparse(s["disparity"], s["valid"], (tw, th), tw / w)
+                    s["nocc"] = None if s.get("nocc") is None else _resize_nearest(s["nocc"], (tw, th)) & s["valid"]
+                else:
+                    if s.get("disparity") is not None:
+                        s["disparity"] = _resize_nearest(s["disparity"], (tw, th)) * np.float32(tw / w)
+                    for key in ("valid", "nocc"):
+                        s[key] = _resize_nearest(s.get(key), (tw, th))
             elif self.mode == "crop":
                 y0, x0 = max((h - th) // 2, 0), max((w - tw) // 2, 0)
                 for key in ("left", "right", "disparity", "valid", "nocc"):

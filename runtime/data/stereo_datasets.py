@@ -74,6 +74,7 @@ class StereoDataset(Dataset):
 
     encoding: str = "auto"
     requires_gt: bool = True
+    sparse_gt: bool = False  # True: GT is scattered points (LiDAR); resizes move points, never copy them
     name: str = "StereoDataset"
 
     def __init__(
@@ -125,6 +126,7 @@ class StereoDataset(Dataset):
             valid = valid_disparity_mask(disp, self.max_disparity)
             sample["disparity"] = np.where(valid, disp, 0).astype(np.float32)
             sample["valid"] = valid
+            sample["sparse"] = self.sparse_gt
             if rec.nocc is not None:
                 mask = io.read_mask(rec.nocc)
                 if mask.shape != disp.shape:
@@ -220,6 +222,7 @@ class Kitti(StereoDataset):
     """KITTI 2012/2015: uint16 PNG / 256, 0 = invalid (sparse LiDAR)."""
 
     encoding = "kitti"
+    sparse_gt = True
 
 
 @register_stereo_dataset

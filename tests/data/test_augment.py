@@ -88,6 +88,23 @@ def test_scale_multiplies_disparity_by_x_factor() -> None:
     np.testing.assert_allclose(out["disparity"][::2, ::2], 2 * sample["disparity"], rtol=1e-6)
 
 
+def test_sparse_gt_points_move_and_are_never_duplicated() -> None:
+    rng = np.random.default_rng(0)
+    disp = np.zeros((96, 160), np.float32)
+    ys, xs = rng.integers(0, 96, 300), rng.integers(0, 160, 300)
+    disp[ys, xs] = rng.uniform(1, 30, 300).astype(np.float32)
+    valid = disp > 0
+    left = rng.integers(0, 255, (96, 160, 3), dtype=np.uint8)
+    sample = {"left": left, "right": left, "disparity": disp, "valid": valid, "sparse": True}
+    cfg = AugmentConfig(crop_size=[192, 320], min_scale=1.0, max_scale=1.0, stretch_prob=0.0, hshift_prob=0.0)
+    out = StereoAugmentor(cfg, max_disparity=1000)(sample, np.random.default_rng(0))
+    assert out["valid"].sum() == valid.sum()  # 2x upscale: every point lands on its own pixel, none copied
+    np.testing.assert_allclose(np.sort(out["disparity"][out["valid"]]), np.sort(2 * disp[valid]), rtol=1e-6)
+    half = EvalTransform(AugmentConfig(), size=(48, 80))(sample)
+    assert 0 < half["valid"].sum() <= valid.sum()
+    assert set(np.round(half["disparity"][half["valid"]], 4)) <= set(np.round(0.5 * disp[valid], 4))
+
+
 def test_eval_transform_is_deterministic_and_resizes_disparity() -> None:
     sample = _pair()
     t = EvalTransform(AugmentConfig(), size=(48, 80), mode="resize")
