@@ -1,0 +1,95 @@
+"""Dotted spec keys against the spec models: does a key exist, what are its metadata, merge helpers.
+
+Skill metadata names spec keys as dotted strings (``train.optim.lr``); these helpers check them against
+:class:`skillbank.specs.ExperimentSpec` so a typo in a skill is caught by ``skillbank validate``, and
+turn dotted mappings into the nested mappings specs are stored as.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from .specs import ExperimentSpec
+from .specs.errors import _models_in, suggest
+
+
+@lru_cache(maxsize=1024)
+def field_at(dotted: str) -> FieldInfo | None:
+    """The pydantic field at ``dotted`` (None if no such key). ``data_sources`` items are walked too."""
+    model: type[BaseModel] | None = ExperimentSpec
+    info: FieldInfo | None = None
+    for part in dotted.split("."):
+        if model is None:
+            return None
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        subs = _models_in(info.annotation)
+        model = subs[0] if subs else None
+    return info
+
+
+def is_section(dotted: str) -> bool:
+    """True when the key names a whole section (a mapping), not a leaf value."""
+    info = field_at(dotted)
+    return info is not None and isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+
+
+def field_extra(dotted: str) -> dict[str, Any]:
+    """The TAO metadata (valid_min, valid_max, valid_options, automl_enabled, ...) of a key."""
+    info = field_at(dotted)
+    extra = info.json_schema_extra if info is not None else None
+    return extra if isinstance(extra, dict) else {}
+
+
+def unknown_key_message(dotted: str) -> str:
+    """Why ``dotted`` is not a spec key, with a suggestion for the first wrong part."""
+    model: type[BaseModel] | None = ExperimentSpec
+    for i, part in enumerate(dotted.split(".")):
+        if model is None or part not in model.model_fields:
+            where = ".".join(dotted.split(".")[:i]) or "the top level"
+            choices = list(model.model_fields) if model else []
+            return f"not a spec key ('{part}' is not in {where}){suggest(part, choices)}"
+        subs = _models_in(model.model_fields[part].annotation)
+        model = subs[0] if subs else None
+    return "not a spec key"
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``value`` at a dotted key of a nested mapping, creating (or replacing non-mapping) parents."""
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged into a copy of ``base`` (mappings merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> {dotted key: leaf value} (lists are leaves)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
