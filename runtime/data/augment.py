@@ -39,7 +39,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["AugmentConfig", "StereoAugmentor", "EvalTransform", "MonoAugmentor", "normalize", "color_jitter"]
+__all__ = [
+    "AugmentConfig",
+    "StereoAugmentor",
+    "EvalTransform",
+    "MonoAugmentor",
+    "normalize",
+    "color_jitter",
+    "jitter_factors",
+]
 
 
 @dataclass
@@ -114,6 +122,16 @@ def color_jitter(rgb: np.ndarray, factors: tuple[float, float, float, float]) ->
         hsv[:, :, 0] = ((hsv[:, :, 0].astype(np.int16) + shift) % 180).astype(np.uint8)
         img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     return img
+
+
+def jitter_factors(cfg: AugmentConfig, rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """Draw (brightness, contrast, saturation, hue) for :func:`color_jitter` from the config ranges."""
+    return (
+        rng.uniform(max(0.0, 1 - cfg.brightness), 1 + cfg.brightness),
+        rng.uniform(max(0.0, 1 - cfg.contrast), 1 + cfg.contrast),
+        rng.uniform(*cfg.saturation),
+        rng.uniform(*cfg.hue),
+    )
 
 
 def _resize_nearest(array: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
@@ -242,20 +260,13 @@ class StereoAugmentor:
         s.pop("valid_right", None)
 
     # ------------------------------------------------------------------------------------- photometric
-    def _factors(self, rng: np.random.Generator) -> tuple[float, float, float, float]:
-        cfg = self.cfg
-        return (
-            rng.uniform(max(0.0, 1 - cfg.brightness), 1 + cfg.brightness),
-            rng.uniform(max(0.0, 1 - cfg.contrast), 1 + cfg.contrast),
-            rng.uniform(*cfg.saturation),
-            rng.uniform(*cfg.hue),
-        )
-
     def _color(self, s: dict, rng: np.random.Generator) -> None:
-        shared = self._factors(rng)
+        shared = jitter_factors(self.cfg, rng)
         asymmetric = rng.random() < self.cfg.color_aug_prob
         s["left"] = color_jitter(np.ascontiguousarray(s["left"]), shared)
-        s["right"] = color_jitter(np.ascontiguousarray(s["right"]), self._factors(rng) if asymmetric else shared)
+        s["right"] = color_jitter(
+            np.ascontiguousarray(s["right"]), jitter_factors(self.cfg, rng) if asymmetric else shared
+        )
 
     def _eraser(self, s: dict, rng: np.random.Generator) -> None:
         if rng.random() >= self.cfg.eraser_aug_prob:
@@ -376,5 +387,5 @@ class MonoAugmentor:
             if s.get(key) is not None:
                 part = s[key][y0 : y0 + ch, x0 : x0 + cw]
                 s[key] = np.ascontiguousarray(part[:, ::-1] if flip else part)
-        s["image"] = normalize(color_jitter(s["image"], StereoAugmentor._factors(self, rng)), self.mean, self.std)
+        s["image"] = normalize(color_jitter(s["image"], jitter_factors(cfg, rng)), self.mean, self.std)
         return s
