@@ -3,7 +3,8 @@
 ``DepthAnythingV2(cfg, metric, max_depth)`` reads ``cfg.encoder`` and ``cfg.mono_backbone`` (``use_bn``,
 ``use_clstoken``) from the spec's ``model`` section. Submodules are ``pretrained`` (the ViT) and
 ``depth_head`` (the DPT head), as upstream names them, so DepthAnythingV2 checkpoints load with
-``strict=True`` (see :meth:`DepthAnythingV2.load_upstream`).
+``strict=True`` (see :meth:`DepthAnythingV2.load_upstream`); ``mono_backbone.pretrained_path`` (a local
+file, never downloaded) is loaded at construction when set.
 
 Input: ImageNet-normalised float (B,3,H,W), any H, W. The image is resized (bilinear) to the nearest
 multiple of the 14-px patch when it is not one already, and the prediction is resized back (bilinear,
@@ -14,6 +15,7 @@ align_corners as upstream), which keeps the output's bounds. Output (B,1,H,W):
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -57,6 +59,9 @@ class DepthAnythingV2(nn.Module):
             use_clstoken=use_clstoken,
             final_activation="sigmoid" if metric else "relu",
         )
+        pretrained_path = getattr(backbone, "pretrained_path", None)
+        if pretrained_path:
+            self.load_upstream_file(pretrained_path)
 
     @classmethod
     def from_encoder(
@@ -104,6 +109,19 @@ class DepthAnythingV2(nn.Module):
         if size != (h, w):
             out = F.interpolate(out, (h, w), mode="bilinear", align_corners=True)
         return out * self.max_depth if self.metric else out
+
+    def load_upstream_file(self, path: str | Path, field: str = "mono_backbone.pretrained_path") -> None:
+        """Load a local upstream DepthAnythingV2 ``.pth`` (a bare state dict, or one under ``state_dict`` /
+        ``model``). Relative and metric files share every tensor name, so either initialises either variant.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{field}: no file at {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for key in ("state_dict", "model"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+        self.load_upstream(state, strict=True)
 
     def load_upstream(self, state_dict: dict[str, torch.Tensor], strict: bool = True) -> None:
         """Load an upstream DepthAnythingV2 state dict (keys ``pretrained.*``, ``depth_head.*``).

@@ -205,14 +205,9 @@ class FoundationStereo(nn.Module):
 
     def load_vit_weights(self, path: str | Path) -> None:
         """Load DepthAnythingV2 weights (upstream keys ``pretrained.*``, ``depth_head.*``) into the ViT."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"stereo_backbone.depth_anything_v2_pretrained_path: no file at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for key in ("state_dict", "model"):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-        self.feature.dino.depth_anything.load_upstream(state, strict=True)
+        self.feature.dino.depth_anything.load_upstream_file(
+            path, field="stereo_backbone.depth_anything_v2_pretrained_path"
+        )
 
     def upsample_disp(self, disp: torch.Tensor, mask_feat: torch.Tensor, stem_2x: torch.Tensor) -> torch.Tensor:
         """1/4-res disparity -> full resolution by learned convex combination (values x4)."""

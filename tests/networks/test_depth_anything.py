@@ -78,6 +78,20 @@ def test_upstream_state_dict_loads_strict(metric_net: DepthAnythingV2) -> None:
         assert torch.equal(v, metric_net.state_dict()[k])
 
 
+def test_pretrained_path_initialises_metric_from_relative_weights(tmp_path) -> None:
+    torch.manual_seed(4)
+    relative = DepthAnythingV2(_cfg(), metric=False)
+    path = tmp_path / "depth_anything_v2_vits.pth"
+    torch.save({"model": relative.state_dict()}, path)
+    cfg = _cfg()
+    cfg.mono_backbone.pretrained_path = str(path)
+    metric = DepthAnythingV2(cfg, metric=True, max_depth=20.0)
+    assert all(torch.equal(v, metric.state_dict()[k]) for k, v in relative.state_dict().items())
+    cfg.mono_backbone.pretrained_path = str(tmp_path / "absent.pth")
+    with pytest.raises(FileNotFoundError, match="mono_backbone.pretrained_path"):
+        DepthAnythingV2(cfg, metric=True, max_depth=20.0)
+
+
 def test_use_bn_and_clstoken_add_upstream_modules() -> None:
     net = DepthAnythingV2(_cfg(use_bn=True, use_clstoken=True), metric=False)
     sd = net.state_dict()
