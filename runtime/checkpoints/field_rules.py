@@ -105,11 +105,20 @@ FFS_FIELD_RULES: tuple[FieldRule, ...] = tuple(
     )
 )
 
-# FoundationStereo (teacher): three GRU levels sized by hidden_dims (RAFT-Stereo order: 1/16, 1/8 and,
-# through gru_hidden, 1/4) and a frozen DINOv2 whose width names the encoder.
+# FoundationStereo (teacher). Our FS sizes every GRU level with one width, gru_hidden (which defaults
+# to hidden_dims[0]); context_zqr_convs.{i} are sized by hidden_dims[i] (out = 3 * hidden: z, r, q).
+# FS's classifier is conv-block (volume_dim -> classifier_mid), residual block, conv (-> 1).
 FS_FIELD_RULES: tuple[FieldRule, ...] = tuple(
-    _rules("model.hidden_dims[0]", (_UB + r"gru16\.(?:\w+\.)?conv[zrq]\w*" + _OUT, 0))
-    + _rules("model.hidden_dims[1]", (_UB + r"gru08\.(?:\w+\.)?conv[zrq]\w*" + _OUT, 0))
+    _rules("model.gru_hidden", (_UB + r"gru(?:08|16)\.(?:\w+\.)?conv[zrq]\w*" + _OUT, 0))
+    + [FieldRule(f"model.hidden_dims[{i}]", rf"^context_zqr_convs\.{i}" + _W, 1) for i in range(3)]
+    + [FieldRule(f"model.hidden_dims[{i}]", rf"^context_zqr_convs\.{i}" + _OUT, 0, divisor=3) for i in range(3)]
+    + _rules("model.volume_dim", (r"^classifier\.0\.conv" + _W, 1))
+    + _rules(
+        "model.classifier_mid",
+        (r"^classifier\.0\.(?:conv|norm)" + _OUT, 0),
+        (r"^classifier\.1\.(?:conv[12]|bn[12])" + _OUT, 0),
+        (r"^classifier\.2" + _W, 1),
+    )
 )
 
 VIT_FIELD_RULES: tuple[FieldRule, ...] = tuple(

@@ -273,3 +273,38 @@ def test_upstream_whole_module_pickle_into_the_real_ffs(upstream_ffs_pickle):
     loaded = model.state_dict()
     assert all(torch.equal(loaded[k], by_tao[k]) for k in loaded if k != "dx")
     assert torch.equal(model.dx, dx_before)
+
+
+# ---- against the real FoundationStereo (teacher) ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fs_vits_state():
+    fs = pytest.importorskip("skillbank.runtime.networks.foundation_stereo")
+    model = fs.FoundationStereo(types.SimpleNamespace(model_type="FoundationStereo", encoder="vits"))
+    return {k: v for k, v in model.state_dict().items()}
+
+
+def test_fs_keys_survive_normalisation_and_keep_their_never_run_modules(fs_vits_state):
+    from skillbank.runtime.checkpoints import upstream_to_tao_key
+
+    assert [upstream_to_tao_key(k) for k in fs_vits_state] == list(fs_vits_state)  # incl. DINOv2 mlp.fc1
+    assert any(".mlp.fc1." in k for k in fs_vits_state)
+    shapes = {k: tuple(v.shape) for k, v in fs_vits_state.items()}
+    lightning_keys, _ = normalise_keys({"model." + k: v for k, v in fs_vits_state.items()})
+    assert list(lightning_keys) == list(fs_vits_state)
+    report = plan_load(shapes, lightning_keys).report
+    assert report.dropped == () and "context_zqr_convs.0.weight" in report.loaded
+
+
+def test_fs_classifier_and_encoder_mismatches(fs_vits_state):
+    shapes = {k: tuple(v.shape) for k, v in fs_vits_state.items()}
+    checkpoint = dict(fs_vits_state)
+    for key in ("classifier.0.conv.weight", "classifier.0.norm.weight"):
+        checkpoint[key] = torch.zeros((16, *shapes[key][1:]))
+    checkpoint["feature.dino.depth_anything.pretrained.cls_token"] = torch.zeros(1, 1, 768)
+    with pytest.raises(CheckpointMismatchError) as info:
+        plan_load(shapes, checkpoint)
+    message = str(info.value)
+    assert "model.classifier_mid: checkpoint has 16, spec has 14 (classifier.0.conv.weight [16,28,3,3,3]" in message
+    assert "model.encoder: checkpoint has vitb, spec has vits" in message
