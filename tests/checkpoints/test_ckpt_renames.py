@@ -69,3 +69,15 @@ def test_two_names_for_one_tensor_is_an_error():
     sd = {"classifier.layers.0.weight": torch.zeros(1), "classifier.0.weight": torch.zeros(1)}
     with pytest.raises(CheckpointError, match="both map to 'classifier.0.weight'"):
         normalise_keys(sd)
+
+
+def test_depth_anything_v2_keys_are_left_alone():
+    import types
+
+    depth_anything = pytest.importorskip("skillbank.runtime.networks.depth_anything")
+    model = depth_anything.DepthAnythingV2(
+        types.SimpleNamespace(model_type="RelativeDepthAnything", encoder="vits", mono_backbone=None)
+    )
+    keys = list(model.state_dict())
+    assert any(".mlp.fc1." in k for k in keys)
+    assert [upstream_to_tao_key(strip_wrapper_prefixes(k)) for k in keys] == keys
