@@ -27,26 +27,20 @@ def build_model(spec: Any) -> Any:
 
 
 def load_weights(model: Any, checkpoint: str, *, key: str) -> None:
-    """Load ``checkpoint`` (any kind runtime.checkpoints reads) into ``model``; ``key`` names the spec key."""
-    from .checkpoints import (
-        CheckpointError,
-        CheckpointMismatchError,
-        CheckpointNotFoundError,
-        load_checkpoint_file,
-        load_into,
-    )
+    """Load ``checkpoint`` (a file of any kind runtime.checkpoints reads, or a results folder) into
+    ``model``; ``key`` is the spec key that named it, for the error line."""
+    from .checkpoints import CheckpointError, CheckpointMismatchError, CheckpointNotFoundError
+    from .checkpoints import load_weights as resolve_read_load
 
     try:
-        state_dict, meta = load_checkpoint_file(checkpoint)
-        report = load_into(model, state_dict)
+        report, meta = resolve_read_load(model, checkpoint)
     except CheckpointNotFoundError as exc:
         raise FileSystemError(f"{key}: {exc}") from None
     except CheckpointMismatchError as exc:
         raise ConfigurationError(f"{key}: {exc}") from None
     except CheckpointError as exc:
         raise FileSystemError(f"{key}: {exc}") from None
-    summary = report.drop_summary() if hasattr(report, "drop_summary") else ""
-    log.info("loaded %s (%s)%s", checkpoint, getattr(meta, "kind", "checkpoint"), f"; {summary}" if summary else "")
+    log.info("loaded %s (%s); %s", checkpoint, meta.kind, report.drop_summary())
 
 
 def load_model(spec: Any, checkpoint: str | None, *, key: str) -> Any:
