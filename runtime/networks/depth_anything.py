@@ -85,7 +85,7 @@ class DepthAnythingV2(nn.Module):
         return self.depth_head.scratch.output_conv1.out_channels
 
     def _encode(self, image: torch.Tensor) -> tuple[tuple, int, int]:
-        h, w = image.shape[-2:]
+        h, w = (int(s) for s in image.shape[-2:])
         if h % PATCH_SIZE or w % PATCH_SIZE:
             raise ValueError(f"DepthAnythingV2: input {h}x{w} must be a multiple of {PATCH_SIZE}")
         layers = self.pretrained.get_intermediate_layers(
@@ -101,7 +101,7 @@ class DepthAnythingV2(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"DepthAnythingV2: expected (B,3,H,W) input, got {tuple(image.shape)}")
-        h, w = image.shape[-2:]
+        h, w = (int(s) for s in image.shape[-2:])
         size = (_nearest_patch_multiple(h), _nearest_patch_multiple(w))
         x = image if size == (h, w) else F.interpolate(image, size, mode="bilinear", align_corners=False)
         layers, ph, pw = self._encode(x)

@@ -207,7 +207,8 @@ class DinoVisionTransformer(nn.Module):
 
     def prepare_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Patchify, prepend the class token, add the positional embedding: (B, 1 + N, dim)."""
-        grid_h, grid_w = x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
+        # Python ints (also under ONNX tracing): the grid is baked into the positional embedding.
+        grid_h, grid_w = int(x.shape[-2]) // self.patch_size, int(x.shape[-1]) // self.patch_size
         tokens = self.patch_embed(x)
         tokens = torch.cat((self.cls_token.expand(tokens.shape[0], -1, -1).to(tokens.dtype), tokens), dim=1)
         return tokens + self.interpolate_pos_encoding(grid_h, grid_w, tokens.dtype)
@@ -242,7 +243,7 @@ class DinoVisionTransformer(nn.Module):
         cls_tokens = [o[:, 0] for o in outputs]
         patches = [o[:, 1:] for o in outputs]
         if reshape:
-            h, w = x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
+            h, w = int(x.shape[-2]) // self.patch_size, int(x.shape[-1]) // self.patch_size
             patches = [p.transpose(1, 2).reshape(p.shape[0], -1, h, w).contiguous() for p in patches]
         if return_class_token:
             return tuple(zip(patches, cls_tokens, strict=True))

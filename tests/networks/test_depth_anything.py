@@ -170,3 +170,22 @@ def test_vitl_parameter_count() -> None:
     net = DepthAnythingV2(_cfg("vitl"), metric=False)
     n_vit = sum(p.numel() for p in net.pretrained.parameters())
     assert 303e6 < n_vit < 306e6  # DINOv2 ViT-L/14: ~304 M
+
+
+def test_static_onnx_export_matches_pytorch(metric_net: DepthAnythingV2) -> None:
+    """Static-size export (opset 17): the positional-embedding resize is baked in; onnxruntime agrees."""
+    import io
+    import warnings
+
+    ort = pytest.importorskip("onnxruntime")
+    x = torch.randn(1, 3, 70, 98)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(metric_net.eval(), (x,), buf, opset_version=17, dynamo=False,
+                          input_names=["image"], output_names=["depth"])
+    got = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})
+    with torch.no_grad():
+        ref = metric_net(x)
+    assert got[0].shape == (1, 1, 70, 98)
+    assert abs(got[0] - ref.numpy()).max() < 1e-4

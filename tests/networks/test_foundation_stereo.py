@@ -238,3 +238,33 @@ def test_state_dict_names_are_the_loaders_target_layout(net: FoundationStereo) -
                      "feature.stem.0.weight", "feature.stages.1.downsample.1.weight",
                      "feature.stages.2.blocks.0.conv_dw.weight", "classifier.0.bn.weight"):
         assert upstream_to_tao_key(upstream) in ours, upstream
+
+
+@pytest.mark.slow
+def test_static_onnx_export_matches_pytorch(net: FoundationStereo) -> None:
+    import io
+    import warnings
+
+    ort = pytest.importorskip("onnxruntime")
+
+    class TestMode(torch.nn.Module):
+        def __init__(self, model: FoundationStereo) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+            return self.model(left, right, iters=2, test_mode=True)
+
+    left, right = _pair()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # eval wrapper: export restores the wrapper's mode afterwards
+        torch.onnx.export(TestMode(net.eval()).eval(), (left, right), buf, opset_version=17, dynamo=False,
+                          input_names=["left", "right"], output_names=["disparity"])
+    session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"left": left.numpy(), "right": right.numpy()})[0]
+    with torch.no_grad():
+        ref = net.eval()(left, right, iters=2, test_mode=True).numpy()
+    assert got.shape == ref.shape == (1, 1, 64, 96)
+    assert abs(got - ref).max() < 1e-3
