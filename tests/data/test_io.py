@@ -123,3 +123,16 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     io.atomic_write_bytes(tmp_path / "sub" / "f.bin", b"xyz")
     assert (tmp_path / "sub" / "f.bin").read_bytes() == b"xyz"
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["f.bin"]
+
+
+def test_pfm_image_and_npy_disparity(tmp_path: Path) -> None:
+    colour = np.zeros((2, 3, 3), np.float32)
+    colour[..., 0] = 1.0  # red, PFM colour is RGB order
+    io.write_pfm(tmp_path / "im.pfm", colour)
+    rgb = io.read_image_rgb(tmp_path / "im.pfm")
+    assert rgb.shape == (2, 3, 3) and np.all(rgb[..., 0] == 255) and np.all(rgb[..., 1:] == 0)
+    np.save(tmp_path / "d.npy", np.full((1, 4, 5), 2.5, np.float32))
+    disp = io.decode_disparity(tmp_path / "d.npy")
+    assert disp.shape == (4, 5) and np.all(disp == 2.5)
+    with pytest.raises(DataFileError, match=r"d\.png: unknown disparity encoding 'bogus'"):
+        io.decode_disparity(tmp_path / "d.png", "bogus")
