@@ -123,6 +123,7 @@ _OTHER_RUN = re.compile(
     r"vs\.?|versus|results?\s+(?:from|of)|history|was|were|had)\b",
     re.I,
 )
+_PATH_RE = re.compile(r"(?<![\w/~.])(?:~|\.{1,2})?/[^\s,;'\"]+")
 _CLAUSE_SPLIT = re.compile(r"[.;!?\n,]+|\s+(?:and|but|then|however|although)\s+", re.I)
 
 
@@ -166,6 +167,7 @@ def _prefix_len(prefix: str) -> int:
 
 def decide_from_text(text: str) -> PolicyDecision | None:
     """The policy the request's words express, or None when they express none."""
+    text = _PATH_RE.sub(lambda m: " " * len(m.group(0)), text)  # a folder named no_hpo/ is not a policy
     hits: list[_Hit] = []
     pos = 0
     for part in _CLAUSE_SPLIT.split(text):

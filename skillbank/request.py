@@ -112,7 +112,7 @@ _ACTION_WORDS: list[tuple[str, re.Pattern[str]]] = [
     ("convert", re.compile(r"\b(?:convert|annotation\s+files?|index\s+(?:the\s+)?(?:folders?|data))\b", re.I)),
 ]
 
-_PATH = r"((?:~|\.{1,2})?/[^\s,;'\"]+)"
+_PATH = r"((?<![\w/~.])(?:~|\.{1,2})?/[^\s,;'\"]+)"
 _PATH_ROLES: list[tuple[str, re.Pattern[str]]] = [
     (
         "results_dir",
@@ -189,8 +189,9 @@ def parse_text(text: str) -> ToolCall:
     """Read a plain-words request into a :class:`ToolCall` (only what is clear)."""
     overrides: dict[str, Any] = {}
     inputs: dict[str, Any] = {}
-    skill = _skill_from(text)
-    actions = _actions_from(text)
+    words = re.sub(_PATH, " ", text)  # folder names like /runs/x/train/ are not verbs or models
+    skill = _skill_from(words)
+    actions = _actions_from(words)
     action = actions[0] if actions else None
 
     claimed: set[int] = set()

@@ -51,6 +51,17 @@ def skill_info_validator() -> Any:
     return jsonschema.Draft202012Validator(schema)
 
 
+@lru_cache(maxsize=32)
+def _schema_validator(schema_text: str) -> Any:
+    """A checked validator per distinct schema (skills share the same action schemas; checking one
+    against the draft 2020-12 meta-schema is the slow part of validate)."""
+    import jsonschema
+
+    schema = json.loads(schema_text)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
 def _json_path(path: Any) -> str:
     out = ""
     for part in path:
@@ -164,8 +175,7 @@ def _check_generated(skill_dir: Path, info: dict[str, Any]) -> tuple[list[Proble
         else:
             try:
                 schema = load_json_mapping(skill_dir / s_rel, s_label)
-                jsonschema.Draft202012Validator.check_schema(schema)
-                validator = jsonschema.Draft202012Validator(schema)
+                validator = _schema_validator(json.dumps(schema, sort_keys=True))
             except SkillFileError as exc:
                 problems.append(Problem(exc.file, f"schemas.{action}", exc.message))
             except jsonschema.SchemaError as exc:

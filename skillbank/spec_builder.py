@@ -11,9 +11,10 @@ Layers, later ones win:
    ``train.optim.lr``) expanded. They are applied last and never changed, so what the request said
    (datasets, output dirs, GPU settings, checkpoints) survives whatever the route.
 
-The result is validated with the spec models and against the action's JSON Schema. ``???`` left by the
-template (and not filled) is reported in :attr:`BuiltSpec.missing`; optional data splits left empty
-are dropped instead.
+Input paths (datasets, results folder, checkpoints) are made absolute against the current folder;
+``spec_overrides`` values are kept exactly as given. The result is validated with the spec models and
+against the action's JSON Schema. ``???`` left by the template (and not filled) is reported in
+:attr:`BuiltSpec.missing`; optional data splits left empty become empty lists instead.
 """
 
 from __future__ import annotations
@@ -109,8 +110,37 @@ def _placeholders(data: Any, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")] if data == PLACEHOLDER else []
 
 
+PATH_INPUTS = (
+    "train_datasets",
+    "eval_dataset",
+    "inference_dataset",
+    "results_dir",
+    "checkpoint",
+    "parent_job_dir",
+    "pretrained_model",
+    "resume_model",
+    "onnx_file",
+    "trt_engine",
+)
+
+
+def absolute_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Input paths made absolute against the current folder (where the user typed them), as depth_net
+    does for command-line overrides; a written spec file may live anywhere, and relative paths inside a
+    spec file resolve against the file's folder, which is rarely what the user meant."""
+    out = dict(inputs)
+    for key in PATH_INPUTS:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = os.path.abspath(os.path.expanduser(value))
+        elif isinstance(value, list):
+            out[key] = [os.path.abspath(os.path.expanduser(str(v))) for v in value]
+    return out
+
+
 def build_spec(skill: Skill, action: str, inputs: dict[str, Any], overrides: dict[str, Any]) -> BuiltSpec:
     """The nested spec for ``action`` of ``skill``; raises :class:`SpecBuildError` when it is invalid."""
+    inputs = absolute_inputs(inputs)
     dotted_overrides = normalize_overrides(skill, overrides)
     spec = load_template(skill, action)
     built = BuiltSpec(spec=spec)
