@@ -6,7 +6,8 @@
 - ``parent_model``: the model file this action consumes: ``inputs.checkpoint`` (``inputs.onnx_file`` for
   gen_trt_engine), else a file picked from the parent job's folder (``inputs.parent_job_dir``).
 - ``parent_model_folder``: the parent job's folder itself.
-- ``ptm_if_no_resume_model``: ``inputs.pretrained_model`` unless the run resumes (then nothing).
+- ``ptm_if_no_resume_model``: ``inputs.pretrained_model`` (or ``inputs.checkpoint``) unless the run
+  resumes (then nothing).
 - ``resume_model``: ``inputs.resume_model``.
 - ``create_onnx_file``: ``<results_dir>/export/<model_type>.onnx``.
 - ``create_engine_file``: ``<results_dir>/gen_trt_engine/model_<fp16|fp32>.engine``.
@@ -95,7 +96,7 @@ def resolve(name: str, action: str, inputs: dict[str, Any], spec: dict[str, Any]
     if name == "ptm_if_no_resume_model":
         if inputs.get("resume_model"):
             return Resolution(None, "resuming: pretrained weights are not loaded")
-        return Resolution(inputs.get("pretrained_model"))
+        return Resolution(inputs.get("pretrained_model") or inputs.get("checkpoint"))
     if name == "parent_model":
         if action == "gen_trt_engine":
             if inputs.get("onnx_file"):

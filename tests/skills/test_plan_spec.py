@@ -139,3 +139,12 @@ def test_paths_are_not_read_as_verbs_and_relative_inputs_become_absolute(registr
     assert p.spec["dataset"]["train_dataset"]["data_sources"][0]["data_file"] == str(tmp_path / "data/k/train.txt")
     kept = plan({"skill": FFS, "action": "train", "spec_overrides": {"results_dir": "rel/out"}}, registry)
     assert kept.spec["results_dir"] == "rel/out"  # spec_overrides are never rewritten
+
+
+def test_train_checkpoint_input_is_the_pretrained_model_unless_resuming(registry: Registry) -> None:
+    call = {"skill": FFS, "action": "train", "inputs": {"checkpoint": "/ckpt/bp2.pth", "results_dir": "/r"}}
+    assert plan(call, registry).spec["train"]["pretrained_model_path"] == "/ckpt/bp2.pth"
+    call["inputs"]["resume_model"] = "/r/train/model_epoch_003_step_00300.pth"
+    p = plan(call, registry)
+    assert p.spec["train"]["pretrained_model_path"] is None
+    assert p.spec["train"]["resume_training_checkpoint_path"] == "/r/train/model_epoch_003_step_00300.pth"
