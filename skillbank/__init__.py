@@ -5,3 +5,17 @@ torch; the heavy runtime lives in :mod:`skillbank.runtime` and is imported only 
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "list_skills", "plan"]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy SDK surface: `import skillbank` stays light
+    if name == "plan":
+        from .router import plan
+
+        return plan
+    if name == "list_skills":
+        from .registry import list_skills
+
+        return list_skills
+    raise AttributeError(f"module 'skillbank' has no attribute {name!r}")

@@ -288,8 +288,8 @@ def _skill_targets(skills_root: Path) -> list[tuple[Path, str, list[str]]]:
     for info in sorted(skills_root.glob("*/references/skill_info.yaml")):
         try:
             data = yaml.safe_load(info.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            continue
+        except yaml.YAMLError as exc:  # never skip silently: the skill would get no generated files
+            raise ValueError(f"{info}: invalid YAML, cannot generate its schemas and templates: {exc}") from None
         arch, actions = data.get("network_arch"), data.get("actions")
         if arch in MODEL_TYPES and isinstance(actions, dict):
             known = [a for a in actions if a in ACTIONS]
