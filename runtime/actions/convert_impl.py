@@ -9,8 +9,10 @@ without its extension, so
     frames_cleanpass/TRAIN/A/0000/left/0006.png  (pattern frames_cleanpass/*/*/*/left)
     disparity/TRAIN/A/0000/left/0006.pfm         (pattern disparity/*/*/*/left)
 
-share the key ``TRAIN/A/0000/0006``. A sample needs every requested role; files left without a
-partner are reported, never silently paired.
+share the key ``TRAIN/A/0000/0006``. A pattern may also name files, for layouts that keep one scene
+per folder: ``*/im0.png``, ``*/im1.png``, ``*/disp0GT.pfm``, ``*/mask0nocc.png`` (Middlebury) pair
+by the scene folder (the key is the wildcard parts, extension dropped). A sample needs every
+requested role; files left without a partner are reported, never silently paired.
 
 With ``split_ratio`` r in (0, 1) a seeded shuffle writes ``train.txt`` (fraction r) and ``val.txt``;
 with None every sample goes to ``test.txt``. Paths in the files are relative to ``out_dir`` when the
@@ -64,9 +66,11 @@ def _collect(root: Path, pattern: str, exts: tuple[str, ...], role: str) -> dict
     if "**" in pattern or Path(pattern).is_absolute():
         raise ConvertError(f"{role}_dir '{pattern}': use a relative pattern with '*' per level ('**' is not supported)")
     wild = [i for i, p in enumerate(parts) if _WILDCARDS & set(p)]
-    dirs = sorted(Path(d) for d in glob.glob(str(root / pattern)) if os.path.isdir(d))
-    if not dirs:
-        raise ConvertError(f"{role}_dir '{pattern}' matched no folder under {root}")
+    matches = sorted(Path(m) for m in glob.glob(str(root / pattern)))
+    dirs = [m for m in matches if m.is_dir()]
+    files = [m for m in matches if m.is_file() and m.suffix.lower() in exts]
+    if not dirs and not files:
+        raise ConvertError(f"{role}_dir '{pattern}' matched no folder or {'/'.join(exts)} file under {root}")
     found: dict[str, Path] = {}
     for d in dirs:
         rel_parts = d.relative_to(root).parts
@@ -75,6 +79,10 @@ def _collect(root: Path, pattern: str, exts: tuple[str, ...], role: str) -> dict
             if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."):
                 key = "/".join([*prefix, f.relative_to(d).with_suffix("").as_posix()])
                 found.setdefault(key, f)
+    for f in files:  # file patterns, e.g. '*/im0.png' (Middlebury) or 'left/*.png'
+        rel_parts = list(f.relative_to(root).parts)
+        rel_parts[-1] = Path(rel_parts[-1]).stem
+        found.setdefault("/".join(rel_parts[i] for i in wild), f)
     return found
 
 

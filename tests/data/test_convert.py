@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from skillbank.runtime.actions.convert_impl import ConvertError, convert_folders, make_synthetic
-from skillbank.runtime.data.stereo_datasets import GenericDataset
+from skillbank.runtime.data.stereo_datasets import GenericDataset, get_stereo_dataset_class
 from skillbank.runtime.data.synthetic import generate_synthetic_stereo
 
 
@@ -55,11 +55,36 @@ def test_glob_patterns_match_by_wildcards_and_stem(tmp_path: Path) -> None:
     assert len(ds) == 4 and torch.all(ds[3]["disparity"] >= 0)
 
 
+def test_file_patterns_pair_one_scene_per_folder(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    generate_synthetic_stereo(src, 3, 32, 48, 8, seed=0)
+    root = tmp_path / "middlebury"
+    for i, scene in enumerate(("cones", "teddy", "venus")):  # Middlebury layout: <scene>/im0.png ...
+        (root / scene).mkdir(parents=True)
+        for role, name in (
+            ("left", "im0.png"),
+            ("right", "im1.png"),
+            ("disparity", "disp0GT.pfm"),
+            ("nocc", "mask0nocc.png"),
+        ):
+            ext = ".pfm" if role == "disparity" else ".png"
+            shutil.copy(src / role / f"{i:06d}{ext}", root / scene / name)
+    report = convert_folders(
+        root, "*/im0.png", "*/im1.png", "*/disp0GT.pfm", "*/mask0nocc.png", out_dir=root, split_ratio=None
+    )
+    assert report.counts == {"test": 3} and report.summary().endswith("unmatched: none")
+    assert report.files["test"].read_text().splitlines()[1] == (
+        "cones/im0.png cones/im1.png cones/disp0GT.pfm cones/mask0nocc.png"
+    )
+    ds = get_stereo_dataset_class("Middlebury")(str(report.files["test"]), max_disparity=8)
+    assert len(ds) == 3 and ds[2]["nocc"].shape == (1, 32, 48)
+
+
 def test_convert_errors(tmp_path: Path) -> None:
     with pytest.raises(ConvertError, match="data_root not found"):
         convert_folders(tmp_path / "nope", "l", "r", out_dir=tmp_path)
     (tmp_path / "l").mkdir()
-    with pytest.raises(ConvertError, match=r"right_dir 'r\*' matched no folder under"):
+    with pytest.raises(ConvertError, match=r"right_dir 'r\*' matched no folder or \.png/\.jpg/\.jpeg/\.pfm file under"):
         convert_folders(tmp_path, "l", "r*", out_dir=tmp_path)
     with pytest.raises(ConvertError, match=r"split_ratio: expected a number in \(0, 1\) or None, got 1.5"):
         convert_folders(tmp_path, "l", "l", out_dir=tmp_path, split_ratio=1.5)
