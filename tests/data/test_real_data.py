@@ -89,3 +89,20 @@ def test_skimage_motorcycle(tmp_path: Path) -> None:
     ds = build_stereo_dataset(_split("Middlebury", tmp_path / "moto.txt"), max_disparity=416, train=False)
     assert ds[0]["orig_size"] == left.shape[:2]
     _check_dataset(ds, expect_nocc=False)
+
+
+def test_convert_real_layouts(stereo_root: Path, tmp_path: Path) -> None:
+    from skillbank.runtime.actions.convert_impl import convert_folders
+
+    cases = [
+        ("sceneflow", ("frames_cleanpass/*/*/*/left", "frames_cleanpass/*/*/*/right", "disparity/*/*/*/left"), 4),
+        ("kitti2015", ("training/image_2", "training/image_3", "training/disp_occ_0"), 2),
+        ("middlebury", ("*/im0.png", "*/im1.png", "*/disp0GT.pfm", "*/mask0nocc.png"), 4),
+    ]
+    for name, patterns, expected in cases:
+        report = convert_folders(stereo_root / name, *patterns, out_dir=tmp_path / name)
+        assert report.counts == {"test": expected}, report.summary()
+        assert not any(report.unmatched.values()), report.summary()
+        dataset = {"sceneflow": "GenericDataset", "kitti2015": "Kitti", "middlebury": "Middlebury"}[name]
+        ds = build_stereo_dataset(_split(dataset, report.files["test"]), max_disparity=416, train=False)
+        assert len(ds) == expected and ds[0]["valid"].any()
