@@ -277,14 +277,16 @@ def stereo_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Collate samples of possibly different sizes: tensors are padded at the bottom/right to the
     largest H and W in the batch (images with 0, ``valid``/``nocc`` with False, so padding never
     counts in a loss or metric). ``orig_size`` holds each sample's file size and ``size`` its
-    size before padding (crop ``[:h, :w]`` to undo). Keys must agree across the batch. Works for mono
-    samples too (sizes taken from ``image``)."""
+    size before padding (crop ``[:h, :w]`` to undo). Only keys present in every sample are kept: a
+    batch mixing lines with and without a mask (or GT) has no ``nocc`` (or ``disparity``/``valid``);
+    use batch_size 1 for such files. Works for mono samples too (sizes taken from ``image``)."""
     ref = "left" if "left" in batch[0] else "image"
     heights = [int(s[ref].shape[-2]) for s in batch]
     widths = [int(s[ref].shape[-1]) for s in batch]
     height, width = max(heights), max(widths)
     out: dict[str, Any] = {}
-    for key in batch[0]:
+    common = [key for key in batch[0] if all(key in s for s in batch)]
+    for key in common:
         values = [s[key] for s in batch]
         if isinstance(values[0], torch.Tensor):
             padded = [torch.nn.functional.pad(v, (0, width - v.shape[-1], 0, height - v.shape[-2])) for v in values]

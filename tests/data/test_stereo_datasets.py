@@ -103,6 +103,9 @@ def test_collate_pads_variable_sizes() -> None:
     assert batch["size"] == [(4, 6), (5, 3)] and batch["orig_size"] == [(4, 6), (5, 3)]
     assert not batch["valid"][0, :, 4:].any() and not batch["valid"][1, :, :, 3:].any()
     assert batch["valid"].sum() == 4 * 6 + 5 * 3
+    with_mask = {**sample(4, 6), "nocc": torch.ones(1, 4, 6, dtype=torch.bool)}
+    mixed = stereo_collate([with_mask, sample(4, 6)])  # a mask on one line only: no nocc in the batch
+    assert "nocc" not in mixed and mixed["valid"].shape == (2, 1, 4, 6)
 
 
 def test_lead_spec_objects_and_dataloader(synthetic_dir: Path) -> None:
