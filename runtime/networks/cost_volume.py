@@ -85,72 +85,95 @@ class GeoEncodingLookup:
     Built once per forward pass (``__init__`` holds every allocation that does not depend on the
     current disparity), then called once per refinement iteration.
 
-    Each table is stored zero-padded by one entry at both ends of its sampling axis, so a
-    clamped index lands on a zero exactly where ``grid_sample`` (zeros padding) would read
-    outside the volume. The ``2r+1`` taps around a centre ``c`` are ``c - r .. c + r``; they
-    share one fractional part, so ``2r+2`` consecutive entries from ``floor(c) - r`` are
-    gathered and blended pairwise.
+    Storage: every level of the geometry volume is a block of rows of ``C`` values, one row per
+    (pixel, disparity), zero-padded by one disparity at both ends; all levels live in one row
+    store. The correlation levels live the same way in one scalar store. A clamped index then
+    lands on a zero exactly where ``grid_sample`` (zeros padding) reads outside the volume.
 
-    Output channels per level: ``volume_channels * (2r+1)`` geometry taps (channel-major,
-    tap-minor) then ``2r+1`` correlation taps; levels are concatenated: for bp2
-    ``2 * (28 * 9 + 9) = 522``. The result is (B, H, W, C) permuted to (B, C, H, W), which is
-    already channels_last in memory.
+    Sampling: the ``2r+1`` taps around a centre ``c`` are ``c - r .. c + r``; they share one
+    fractional part, so ``2r+2`` consecutive entries from ``floor(c) - r`` are gathered and
+    blended pairwise. The four centres (geometry and correlation, per level) go through one
+    index computation and two gathers per iteration.
+
+    Output channels per level: ``C * (2r+1)`` geometry taps (channel-major, tap-minor) then
+    ``2r+1`` correlation taps; levels are concatenated: for bp2 ``2 * (28 * 9 + 9) = 522``. The
+    result is (B, H, W, C) permuted to (B, C, H, W), which is already channels_last in memory.
+    The geometry store keeps the volume's dtype (fp32 in fp32 runs; bf16 under bf16 autocast,
+    halving the gather traffic); the correlation and all interpolation arithmetic are fp32.
     """
 
     def __init__(self, left: torch.Tensor, right: torch.Tensor, geo_volume: torch.Tensor,
                  num_levels: int, radius: int) -> None:
         b, c, d, h, w = geo_volume.shape
+        n = b * h * w
         self.shape = (b, h, w)
         self.radius = radius
         self.num_levels = num_levels
-        with torch.autocast(geo_volume.device.type, enabled=False):
-            geo = geo_volume.float().permute(0, 3, 4, 2, 1).reshape(b * h * w, d, c)   # (N, D, C)
-            corr = all_pairs_correlation(left, right).reshape(b * h * w, -1)          # (N, W2)
-            self.geo_tables: list[torch.Tensor] = []
-            self.corr_tables: list[torch.Tensor] = []
+        self.channels = c
+        device = geo_volume.device
+        with torch.autocast(device.type, enabled=False):
+            geo = geo_volume.permute(0, 3, 4, 2, 1).reshape(n, d, c)                 # (N, D, C)
+            corr = all_pairs_correlation(left, right).reshape(n, -1)                 # (N, W2)
+            geo_rows, corr_rows, geo_len, corr_len, geo_off, corr_off = [], [], [], [], [], []
+            g_rows = c_rows = 0
             for level in range(num_levels):
                 if level > 0:
-                    geo = halve_last_dim(geo.transpose(1, 2)).transpose(1, 2)
+                    geo = halve_last_dim(geo.float().transpose(1, 2)).transpose(1, 2).to(geo_volume.dtype)
                     corr = halve_last_dim(corr)
-                self.geo_tables.append(F.pad(geo, (0, 0, 1, 1)))       # (N, D_l + 2, C)
-                self.corr_tables.append(F.pad(corr, (1, 1)))           # (N, W2_l + 2)
-            n = b * h * w
-            self.taps = torch.arange(2 * radius + 2, device=geo.device, dtype=torch.float32)
-            self.row = torch.arange(n, device=geo.device).view(n, 1)
-            self.coords = torch.arange(w, device=geo.device, dtype=torch.float32).view(1, 1, w).expand(b, h, w)
+                geo_rows.append(F.pad(geo, (0, 0, 1, 1)).reshape(-1, c))           # (N * (D_l + 2), C)
+                corr_rows.append(F.pad(corr, (1, 1)).reshape(-1))                  # (N * (W2_l + 2),)
+                geo_len.append(geo.shape[1])
+                corr_len.append(corr.shape[1])
+                geo_off.append(g_rows)
+                corr_off.append(c_rows)
+                # not ``+=``: under tracing shapes are tensors and an in-place add would also
+                # move the offsets already recorded
+                g_rows = g_rows + geo_rows[-1].shape[0]
+                c_rows = c_rows + corr_rows[-1].shape[0]
+            self.geo_store = torch.cat(geo_rows) if num_levels > 1 else geo_rows[0]
+            self.corr_store = torch.cat(corr_rows) if num_levels > 1 else corr_rows[0]
+            # per (pixel, sampling): the store offset of its row block; samplings alternate
+            # geometry / correlation, level by level. Built from device ops and shapes only (no
+            # host-to-device copies, so CUDA-graph capture works; traced shapes stay symbolic).
+            pix = torch.arange(n, device=device)
+            starts = []
+            for level in range(num_levels):
+                starts.append(geo_off[level] + pix * (geo_len[level] + 2))
+                starts.append(corr_off[level] + pix * (corr_len[level] + 2))
+            self.row_start = torch.stack(starts, dim=1).unsqueeze(-1)                # (N, 2L, 1) long
+            j = torch.arange(2 * num_levels, device=device)
+            self.is_corr = (j % 2 == 1).view(1, -1)
+            self.scale = torch.exp2(-torch.div(j, 2, rounding_mode="floor").float()).view(1, -1)
+            full = self.is_corr.float() * (corr_len[0] - geo_len[0]) + geo_len[0]
+            lengths = torch.floor(full * self.scale)                                  # D_l or W2_l
+            self.upper = (lengths + 1.0).unsqueeze(-1)                                # last padded index
+            self.clamp_hi = lengths + (radius + 2.0)
+            self.taps = torch.arange(2 * radius + 2, device=device, dtype=torch.float32)
+            self.coords = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w).expand(b, h, w)
             self.coords = self.coords.reshape(n, 1)
-
-    def _sample(self, table: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
-        """Linear taps ``centre + k`` (k = -r..r) of each row of a padded table.
-
-        table: (N, L + 2[, C]); centre: (N, 1). Returns (N, 2r+1[, C]).
-        """
-        length = table.shape[1] - 2
-        r = self.radius
-        centre = centre.clamp(-(r + 2.0), length + r + 2.0)   # far outside: every tap reads a zero
-        base = torch.floor(centre)
-        frac = centre - base
-        pos = (base - r + 1.0) + self.taps                     # +1: the leading zero pad
-        pos = pos.clamp(0, length + 1).long()                  # (N, 2r+2)
-        flat = (self.row * (length + 2) + pos).reshape(-1)
-        if table.dim() == 3:
-            vals = table.reshape(-1, table.shape[2]).index_select(0, flat).view(-1, 2 * r + 2, table.shape[2])
-            frac = frac.unsqueeze(-1)
-        else:
-            vals = table.reshape(-1).index_select(0, flat).view(-1, 2 * r + 2)
-        return vals[:, :-1] * (1.0 - frac) + vals[:, 1:] * frac
 
     def __call__(self, disp: torch.Tensor) -> torch.Tensor:
         """Sample the pyramids around ``disp`` (B, 1, H, W) fp32; returns (B, C_out, H, W) fp32."""
         b, h, w = self.shape
         n = b * h * w
+        r, c, levels = self.radius, self.channels, self.num_levels
         with torch.autocast(disp.device.type, enabled=False):
             d = disp.float().reshape(n, 1)
-            out = []
-            for level in range(self.num_levels):
-                scale = 1.0 / (2 ** level)
-                geo = self._sample(self.geo_tables[level], d * scale)             # (N, 2r+1, C)
-                out.append(geo.transpose(1, 2).reshape(n, -1))                    # channel-major
-                out.append(self._sample(self.corr_tables[level], (self.coords - d) * scale))
-            feat = torch.cat(out, dim=1)
-            return feat.view(b, h, w, -1).permute(0, 3, 1, 2)
+            # centres: geometry at d / 2^l, correlation at (x - d) / 2^l  -> (N, 2L)
+            centre = torch.where(self.is_corr, self.coords - d, d) * self.scale
+            centre = torch.minimum(centre.clamp(min=-(r + 2.0)), self.clamp_hi)     # far out: all zeros
+            base = torch.floor(centre)
+            frac = (centre - base).unsqueeze(-1)                                    # (N, 2L, 1)
+            pos = (base.unsqueeze(-1) + (1.0 - r)) + self.taps                      # +1: leading zero pad
+            pos = torch.minimum(pos.clamp(min=0.0), self.upper).long()
+            index = self.row_start + pos                                            # (N, 2L, 2r+2)
+            geo_idx = index[:, 0::2].reshape(-1)
+            corr_idx = index[:, 1::2].reshape(-1)
+            gv = self.geo_store.index_select(0, geo_idx).view(n, levels, 2 * r + 2, c).float()
+            cv = self.corr_store.index_select(0, corr_idx).view(n, levels, 2 * r + 2)
+            gf, cf = frac[:, 0::2].unsqueeze(-1), frac[:, 1::2]
+            geo = gv[:, :, :-1] * (1.0 - gf) + gv[:, :, 1:] * gf                    # (N, L, 2r+1, C)
+            corr = cv[:, :, :-1] * (1.0 - cf) + cv[:, :, 1:] * cf                   # (N, L, 2r+1)
+            geo = geo.transpose(2, 3).reshape(n, levels, c * (2 * r + 1))
+            feat = torch.cat([geo, corr], dim=2).reshape(b, h, w, -1)
+            return feat.permute(0, 3, 1, 2)

@@ -244,9 +244,10 @@ class FastFoundationStereo(nn.Module):
         stem_2x = self.stem_2(left)
 
         proj = self.proj_cmb(feats[0])
-        volume = torch.cat([
-            build_gwc_volume(feat_left[0], feat_right, num_disp, self.cv_group, self.normalize_gwc),
-            build_concat_volume(proj[:b], proj[b:], num_disp)], dim=1)
+        concat = build_concat_volume(proj[:b], proj[b:], num_disp)
+        gwc = build_gwc_volume(feat_left[0], feat_right, num_disp, self.cv_group, self.normalize_gwc)
+        # the fp32 correlation goes to the 3D convs' dtype now, not after a 32-channel fp32 concat
+        volume = torch.cat([gwc.to(concat.dtype), concat], dim=1)
         if self.channels_last:
             volume = volume.contiguous(memory_format=torch.channels_last_3d)
         volume = self.corr_feature_att[1](self.corr_feature_att[0](volume))

@@ -52,7 +52,7 @@ def test_graph_has_no_grid_sample_and_uses_opset_17(exported):
     assert graph.opset_import[0].version == 17
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 64, 96), (2, 3, 96, 128)])
+@pytest.mark.parametrize("shape", [(1, 3, 64, 96), (2, 3, 96, 128), (1, 3, 64, 224)])
 def test_onnxruntime_matches_pytorch(exported, shape):
     model, blob = exported
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
