@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..context import ActionContext, ActionResult
-from ..errors import ConfigurationError
+from ..errors import ActionError, ConfigurationError
+
+#: Largest |onnxruntime - PyTorch| accepted on the fp32 check input (pixels of disparity, or depth units).
+ORT_TOLERANCE = 0.05
+
+
+class ExportMismatchError(ActionError):
+    """The exported graph does not reproduce the PyTorch output."""
+
+    prefix = "Export error"
 
 
 def run(ctx: ActionContext) -> ActionResult:
@@ -44,6 +53,11 @@ def run(ctx: ActionContext) -> ActionResult:
     )
     for note in report.notes:
         ctx.report.running(note)
+    if report.ort_max_abs_diff is not None and report.ort_max_abs_diff > ORT_TOLERANCE:
+        raise ExportMismatchError(
+            f"{onnx_file}: onnxruntime differs from PyTorch by up to {report.ort_max_abs_diff:.3g} "
+            f"(tolerance {ORT_TOLERANCE}); the graph is not faithful, do not deploy it"
+        )
     kpi = {"ort_max_abs_diff": report.ort_max_abs_diff, "ort_mean_abs_diff": report.ort_mean_abs_diff}
     return ActionResult(
         message=f"Exported {onnx_file} (input {report.input_shape}, opset {report.opset}"

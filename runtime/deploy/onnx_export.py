@@ -76,6 +76,9 @@ def export_onnx(
     """Trace ``model`` on CPU (fp32) and write ``onnx_file`` atomically; compare onnxruntime with PyTorch."""
     model = model.float().eval()
     wrapper: nn.Module = StereoExportWrapper(model, iters or 1) if stereo else MonoExportWrapper(model)
+    # eval() on the wrapper itself: torch.onnx.export restores the wrapper's own mode afterwards, and a
+    # fresh wrapper is in training mode, which would put BatchNorm back into batch statistics.
+    wrapper.eval()
     names = ["left", "right"] if stereo else ["image"]
     batch = max(batch_size, 1)
     gen = torch.Generator().manual_seed(seed)

@@ -1,0 +1,77 @@
+"""depth_net export (ONNX, checked with onnxruntime) and gen_trt_engine without TensorRT."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from skillbank.runtime.deploy.engines import open_engine
+from skillbank.runtime.model_io import build_model
+from skillbank.runtime.runner import run_action
+from skillbank.runtime.status import read_status
+from skillbank.specs import load_spec
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "spec.yaml"
+
+
+def _tiny_spec(tmp_path: Path, **export) -> Path:
+    spec = yaml.safe_load(QUICKSTART.read_text())
+    spec["results_dir"] = str(tmp_path / "results")
+    spec["model"]["valid_iters"] = 2
+    spec["export"] = {"checkpoint": str(tmp_path / "m.pth"), "input_height": 64, "input_width": 96, **export}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    torch.manual_seed(0)
+    model = build_model(load_spec(path))
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "m.pth")
+    return path
+
+
+@pytest.mark.parametrize("export", [{}, {"batch_size": -1, "dynamic_hw": True}], ids=["static", "dynamic"])
+def test_export_matches_pytorch_under_onnxruntime(tmp_path, export):
+    spec = _tiny_spec(tmp_path, **export)
+    assert run_action("export", str(spec), []) == 0
+    status = read_status(tmp_path / "results" / "export" / "status.json")
+    assert [e["status"] for e in status][0] == "STARTED" and status[-1]["status"] == "SUCCESS"
+    assert status[-1]["kpi"]["ort_max_abs_diff"] < 1e-3
+    onnx_file = Path(status[-1]["categorical"]["onnx_file"])
+    assert onnx_file.is_file()
+
+    # the exported graph runs through the deploy engine runner, at another size when dynamic
+    engine = open_engine(onnx_file)
+    h, w = (96, 128) if export else (64, 96)
+    batch = 2 if export else 1
+    left = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
+    out = engine(left, np.roll(left, -3, axis=3))
+    assert out.shape == (batch, 1, h, w)
+    assert np.isfinite(out).all() and (out >= 0).all()
+
+
+def test_export_needs_multiples_of_32(tmp_path, capsys):
+    spec = _tiny_spec(tmp_path)
+    assert run_action("export", str(spec), ["export.input_height=70"]) == 2
+    assert "export.input_height: 70 must be a multiple of 32" in capsys.readouterr().err
+
+
+def test_export_names_a_missing_checkpoint(tmp_path, capsys):
+    spec = _tiny_spec(tmp_path)
+    assert run_action("export", str(spec), [f"export.checkpoint={tmp_path / 'nope.pth'}"]) == 3
+    assert "export.checkpoint:" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt installed")
+def test_gen_trt_engine_without_tensorrt_fails_honestly(tmp_path, capsys):
+    spec = _tiny_spec(tmp_path)
+    assert run_action("export", str(spec), []) == 0
+    onnx_file = tmp_path / "results" / "export" / "FastFoundationStereo.onnx"
+    code = run_action("gen_trt_engine", str(spec), [f"gen_trt_engine.onnx_file={onnx_file}"])
+    assert code == 6
+    status = read_status(tmp_path / "results" / "gen_trt_engine" / "status.json")
+    assert status[-1]["status"] == "FAILURE"
+    assert status[-1]["message"].startswith("Dependency error: the tensorrt package is not installed")
+    assert not (tmp_path / "results" / "gen_trt_engine" / "model.engine").exists()
