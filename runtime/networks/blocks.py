@@ -123,7 +123,8 @@ class FeatureAtt(nn.Module):
 
     def forward(self, cv: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
         gate = self.feat_att(feat).unsqueeze(2)
-        return torch.sigmoid(gate) * cv
+        # the full-size volume first: the product keeps its memory layout (e.g. channels_last_3d)
+        return cv * torch.sigmoid(gate)
 
 
 class LayerNormChannelsFirst(nn.LayerNorm):

@@ -152,8 +152,12 @@ class GeoEncodingLookup:
             self.coords = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w).expand(b, h, w)
             self.coords = self.coords.reshape(n, 1)
 
-    def __call__(self, disp: torch.Tensor) -> torch.Tensor:
-        """Sample the pyramids around ``disp`` (B, 1, H, W) fp32; returns (B, C_out, H, W) fp32."""
+    def __call__(self, disp: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+        """Sample the pyramids around ``disp`` (B, 1, H, W); returns (B, C_out, H, W) fp32.
+
+        The result is channels_last in memory (free); ``channels_last=False`` returns a
+        contiguous NCHW copy for models that run in the default layout.
+        """
         b, h, w = self.shape
         n = b * h * w
         r, c, levels = self.radius, self.channels, self.num_levels
@@ -175,5 +179,5 @@ class GeoEncodingLookup:
             geo = gv[:, :, :-1] * (1.0 - gf) + gv[:, :, 1:] * gf                    # (N, L, 2r+1, C)
             corr = cv[:, :, :-1] * (1.0 - cf) + cv[:, :, 1:] * cf                   # (N, L, 2r+1)
             geo = geo.transpose(2, 3).reshape(n, levels, c * (2 * r + 1))
-            feat = torch.cat([geo, corr], dim=2).reshape(b, h, w, -1)
-            return feat.permute(0, 3, 1, 2)
+            feat = torch.cat([geo, corr], dim=2).reshape(b, h, w, -1).permute(0, 3, 1, 2)
+            return feat if channels_last else feat.contiguous()

@@ -272,7 +272,7 @@ class FastFoundationStereo(nn.Module):
         mask = None
         for _ in range(iters):
             disp = disp.detach()
-            corr = lookup(disp)
+            corr = lookup(disp, channels_last=self.channels_last)
             net, mask, delta = self.update_block(net, inp, corr, disp, att)
             disp = disp + delta.float()
             if not test_mode:

@@ -121,7 +121,10 @@ class CostVolumeDisparityAttention(nn.Module):
         x = self.pos_embed0(x)
         for layer in self.sa:
             x = layer(x)
-        return x.reshape(b, h, w, d, c).permute(0, 4, 3, 1, 2)
+        out = x.reshape(b, h, w, d, c).permute(0, 4, 3, 1, 2)
+        if cv.is_contiguous(memory_format=torch.channels_last_3d) and not cv.is_contiguous():
+            return out.contiguous(memory_format=torch.channels_last_3d)   # small (1/16): keep the layout
+        return out.contiguous()
 
 
 class GatedStage(nn.Module):

@@ -140,3 +140,14 @@ def test_bad_inputs_give_a_clear_error(tiny):
         tiny(left, right[..., :-1])
     with pytest.raises(ValueError, match="must be float"):
         tiny(left.to(torch.uint8), right.to(torch.uint8))
+
+
+@pytest.mark.parametrize("test_mode", [True, False])
+def test_forward_traces_as_one_graph(tiny, test_mode):
+    """No data-dependent Python control flow and no host syncs (.item(), nonzero): TorchDynamo
+    captures the whole forward in a single graph, which CUDA graphs / torch.compile need."""
+    torch._dynamo.reset()
+    left, right = _pair()
+    explain = torch._dynamo.explain(lambda a, b: tiny(a, b, iters=2, test_mode=test_mode))(left, right)
+    assert explain.graph_break_count == 0, [str(r) for r in explain.break_reasons]
+    assert explain.graph_count == 1
