@@ -151,3 +151,18 @@ def test_forward_traces_as_one_graph(tiny, test_mode):
     explain = torch._dynamo.explain(lambda a, b: tiny(a, b, iters=2, test_mode=test_mode))(left, right)
     assert explain.graph_break_count == 0, [str(r) for r in explain.break_reasons]
     assert explain.graph_count == 1
+
+
+def test_mixed_precision_flag_runs_bf16_inside(tiny):
+    """``model.mixed_precision: true`` turns on bf16 autocast inside forward (no outer context)."""
+    torch.manual_seed(0)
+    mixed = build_network(config(TINY, mixed_precision=True)).eval()
+    mixed.load_state_dict(tiny.state_dict())
+    left, right = _pair()
+    with torch.no_grad():
+        ref = tiny(left, right, test_mode=True)
+        out = mixed(left, right, test_mode=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outer = tiny(left, right, test_mode=True)
+    torch.testing.assert_close(out, outer, atol=0, rtol=0)
+    assert 0 < (out - ref).abs().max() < 0.25, "bf16 differs from fp32, within the bf16 tolerance"
