@@ -163,7 +163,7 @@ class EdgeNextConvBlock(nn.Module):
         if self.norm is not None:
             y = self.norm(y)
         y = self.pwconv2(F.gelu(self.pwconv1(y)))
-        return x + (self.gamma * y).permute(0, 3, 1, 2)
+        return torch.addcmul(x, self.gamma.view(1, -1, 1, 1), y.permute(0, 3, 1, 2))   # x + gamma * y
 
 
 class UpsampleFuse(nn.Module):

@@ -80,7 +80,7 @@ class RaftConvGRU(nn.Module):
         z = torch.sigmoid(self.convz(hx))
         r = torch.sigmoid(self.convr(hx))
         q = torch.tanh(self.convq(torch.cat([r * h, x], dim=1)))
-        return (1 - z) * h + z * q
+        return torch.lerp(h, q, z)                     # (1 - z) * h + z * q in one kernel
 
 
 class SelectiveConvGRU(nn.Module):
@@ -97,7 +97,8 @@ class SelectiveConvGRU(nn.Module):
     def forward(self, att: torch.Tensor, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         x = self.conv0(x)
         hx = self.conv1(torch.cat([x, h], dim=1))
-        return self.small_gru(h, x, hx) * att + self.large_gru(h, x, hx) * (1 - att)
+        # att * small + (1 - att) * large
+        return torch.lerp(self.large_gru(h, x, hx), self.small_gru(h, x, hx), att)
 
 
 class DispHead(nn.Module):

@@ -156,3 +156,36 @@ def test_padding_is_centred_replicate_and_unpads_exactly():
     assert padded.shape == (2, 3, 8, 8) and pads == (0, 1, 1, 2)
     assert torch.equal(padded[..., 0, 0:7], x[..., 0, :]), "top row replicates the first row"
     assert torch.equal(unpad(padded, pads), x)
+
+
+def test_selective_gru_matches_the_gate_equations():
+    from skillbank.runtime.networks.update import SelectiveConvGRU
+
+    torch.manual_seed(0)
+    gru = SelectiveConvGRU(hidden=6, input_channels=5, gating_widths=[7, 9])
+    h, x, att = torch.randn(2, 6, 4, 5), torch.randn(2, 5, 4, 5), torch.rand(2, 1, 4, 5)
+    x0 = torch.relu(gru.conv0[0](x))
+    hx = torch.relu(gru.conv1[0](torch.cat([x0, h], 1)))
+
+    def step(cell):
+        z, r = torch.sigmoid(cell.convz(hx)), torch.sigmoid(cell.convr(hx))
+        q = torch.tanh(cell.convq(torch.cat([r * h, x0], 1)))
+        return (1 - z) * h + z * q
+
+    ref = step(gru.small_gru) * att + step(gru.large_gru) * (1 - att)
+    torch.testing.assert_close(gru(att, h, x), ref, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("norm", [True, False])
+def test_edgenext_block_matches_its_definition(norm):
+    from skillbank.runtime.networks.blocks import EdgeNextConvBlock
+
+    torch.manual_seed(0)
+    block = EdgeNextConvBlock(8, kernel_size=5, hidden=12, norm=norm, layer_scale_init=0.5)
+    x = torch.randn(2, 8, 6, 7)
+    y = block.dwconv(x).permute(0, 2, 3, 1)
+    if norm:
+        y = F.layer_norm(y, (8,), block.norm.weight, block.norm.bias, 1e-6)
+    y = block.pwconv2(F.gelu(block.pwconv1(y))) * block.gamma
+    torch.testing.assert_close(block(x), x + y.permute(0, 3, 1, 2), atol=1e-6, rtol=1e-5)
+    assert torch.all(EdgeNextConvBlock(8).gamma == 1e-6), "EdgeNeXt layer scale starts at 1e-6"
