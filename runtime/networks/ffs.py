@@ -234,6 +234,10 @@ class FastFoundationStereo(nn.Module):
     def _forward_padded(self, left: torch.Tensor, right: torch.Tensor, iters: int, test_mode: bool):
         b = left.shape[0]
         num_disp = self.max_disparity // 4
+        # weights may be stored in bf16/fp16 (``model.to(torch.bfloat16)``: no per-forward weight
+        # casts); inputs and the fp32 lookup are then cast to that dtype. A no-op in fp32/autocast.
+        wdtype = self.proj_cmb.weight.dtype
+        left, right = left.to(wdtype), right.to(wdtype)
         images = torch.cat([left, right], dim=0)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -272,8 +276,8 @@ class FastFoundationStereo(nn.Module):
         mask = None
         for _ in range(iters):
             disp = disp.detach()
-            corr = lookup(disp, channels_last=self.channels_last)
-            net, mask, delta = self.update_block(net, inp, corr, disp, att)
+            corr = lookup(disp, channels_last=self.channels_last).to(wdtype)
+            net, mask, delta = self.update_block(net, inp, corr, disp.to(wdtype), att)
             disp = disp + delta.float()
             if not test_mode:
                 preds.append(self._upsample(disp, mask, stem_2x))
