@@ -182,3 +182,26 @@ def test_bf16_weights_run_without_autocast(tiny):
     assert out.dtype == torch.float32
     diff = (out - ref).abs()
     assert diff.mean() < 0.05 and diff.max() < 0.25, (diff.mean().item(), diff.max().item())
+
+
+def test_batchnorm_folding_keeps_the_output(tiny):
+    import copy
+
+    from skillbank.runtime.networks.blocks import fold_batchnorm_
+
+    model = copy.deepcopy(tiny)
+    g = torch.Generator().manual_seed(3)
+    for m in model.modules():          # non-trivial running statistics and affine parameters
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+            m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+            m.weight.data.copy_(1 + 0.1 * torch.randn(m.num_features, generator=g))
+    left, right = _pair()
+    with torch.no_grad():
+        ref = model(left, right, test_mode=True)
+        fold_batchnorm_(model)
+        out = model(left, right, test_mode=True)
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)) for m in model.modules())
+    torch.testing.assert_close(out, ref, atol=1e-3, rtol=1e-4)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm_(copy.deepcopy(tiny).train())
