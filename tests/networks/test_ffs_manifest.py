@@ -68,3 +68,10 @@ def test_state_dict_round_trips_strictly(bp2_model):
     assert not result.missing_keys and not result.unexpected_keys
     a, b = bp2_model.state_dict(), other.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_spec_model_config_defaults_build_bp2():
+    specs = pytest.importorskip("skillbank.specs")
+    model = build_network(specs.ModelConfig(model_type="FastFoundationStereo"))
+    assert sum(p.numel() for p in model.parameters()) == BP2_FORWARD_PARAMS
+    assert model.max_disparity == 192 and model.valid_iters == 8
