@@ -1,10 +1,90 @@
-"""depth_net evaluate (not implemented in this build yet)."""
+"""``depth_net evaluate``: score a checkpoint on ``dataset.test_dataset``.
+
+Stereo: epe, bp1, bp2, bp3, d1, rmse (:mod:`..metrics`) over valid pixels and, where the annotation
+has a non-occlusion mask (4th column), also over non-occluded pixels (``*_noc``); computed per image,
+then averaged over images. Mono: abs_rel, rmse, delta1/2/3 (relative models aligned by least-squares
+scale and shift on inverse depth first).
+
+Size: native resolution by default. With ``evaluate.input_height`` x ``input_width`` both images are
+resized (bilinear) and the GT disparity is resized (nearest) and multiplied by the width ratio, so the
+metrics are in pixels of the resized images (compare them only with runs at the same size, e.g. the
+export size of an engine).
+
+Outputs: ``<results_dir>/metrics_per_image.csv`` (one row per image) and the SUCCESS line's kpi
+under ``val/`` (``val/epe``, ``val/bp2``, ``val/epe_noc``, ...), as TAO's PyTorch evaluate writes.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import logging
+
 from ..context import ActionContext, ActionResult
-from ..errors import NotImplementedActionError
+
+log = logging.getLogger("depth_net")
 
 
 def run(ctx: ActionContext) -> ActionResult:
-    raise NotImplementedActionError("depth_net evaluate is not available in this build yet")
+    from tqdm import tqdm
+
+    from ..metrics import MONO_METRICS, STEREO_METRICS, MetricAverager, stereo_image_metrics
+    from ..status import atomic_write_text
+    from ..training.data import build_split_dataset, make_loader
+    from ..training.module import mono_depth_metrics
+    from ..training.predict import predict_batch, prepare_model
+
+    spec = ctx.spec
+    cfg = spec.evaluate
+    stereo = spec.model.is_stereo
+    size = (cfg.input_height, cfg.input_width) if cfg.input_height else None
+    dataset = build_split_dataset(spec, "test_dataset", train=False, eval_size=size)
+    loader = make_loader(dataset, spec.dataset.test_dataset, train=False, batch_size=cfg.batch_size)
+    model, device, _ = prepare_model(spec, "evaluate")
+    names = list(STEREO_METRICS if stereo else MONO_METRICS)
+    overall, noc = MetricAverager(names), MetricAverager(names)
+    rows: list[dict[str, object]] = []
+    skipped = 0
+    for batch in tqdm(loader, desc="evaluate", unit="batch", dynamic_ncols=True, disable=None):
+        pred = predict_batch(model, batch, spec, device)
+        for i, (h, w) in enumerate(batch["size"]):
+            p, valid = pred[i, :, :h, :w], batch["valid"][i, :, :h, :w]
+            if stereo:
+                gt = batch["disparity"][i, :, :h, :w]
+                values = stereo_image_metrics(p, gt, valid)
+                values_noc = stereo_image_metrics(p, gt, batch["nocc"][i, :, :h, :w]) if "nocc" in batch else None
+                path = batch["left_path"][i]
+            else:
+                values = mono_depth_metrics(p, batch["target"][i, :, :h, :w], batch["depth"][i, :, :h, :w], valid,
+                                            relative=spec.model.model_type == "RelativeDepthAnything")
+                values_noc = None
+                path = batch["image_path"][i]
+            if values is None:
+                skipped += 1
+                continue
+            overall.add(values)
+            noc.add(values_noc)
+            row: dict[str, object] = {"image": path, "height": h, "width": w}
+            row.update({k: round(v, 6) for k, v in values.items()})
+            if values_noc is not None:
+                row.update({f"{k}_noc": round(v, 6) for k, v in values_noc.items()})
+            rows.append(row)
+    if not rows:
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError("dataset.test_dataset: no image has a valid ground-truth pixel; nothing to score")
+    kpi = overall.result("val/")
+    kpi.update({f"{k}_noc": v for k, v in noc.result("val/").items()})
+    kpi["val/images"] = len(rows)
+    columns = ["image", "height", "width", *names]
+    if noc.images:
+        columns += [f"{n}_noc" for n in names]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(ctx.results_dir / "metrics_per_image.csv", buffer.getvalue())
+    headline = ", ".join(f"{k.split('/')[1]} {kpi[k]:.4g}" for k in ("val/epe", "val/bp2", "val/abs_rel", "val/delta1")
+                         if k in kpi)
+    extra = f"; {skipped} image(s) without valid GT skipped" if skipped else ""
+    return ActionResult(f"Evaluated {len(rows)} image(s): {headline}{extra}", kpi=kpi)

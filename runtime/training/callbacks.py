@@ -1,0 +1,79 @@
+"""status.json RUNNING lines of a training run: one per epoch, honest numbers only.
+
+Each line (rank 0 only; the Reporter's StatusLogger is disabled on other ranks) carries
+``kpi``: ``train_loss`` (epoch mean, reduced across ranks), ``val_loss`` and ``val/*`` metrics when
+validation ran this epoch, and ``categorical``: ``epoch`` (1-based count of finished epochs),
+``max_epoch``, ``step`` (optimiser steps), ``time_per_epoch`` and ``eta`` (h:mm:ss).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import timedelta
+from typing import Any
+
+import lightning.pytorch as pl
+
+from ..context import Reporter
+
+
+def hms(seconds: float) -> str:
+    """Seconds -> 'h:mm:ss'."""
+    return str(timedelta(seconds=round(max(seconds, 0.0))))
+
+
+def _scalar(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number
+
+
+class StatusReporter(pl.Callback):
+    """Writes the per-epoch RUNNING line and keeps the last epoch's numbers for the SUCCESS kpi."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self._start = time.monotonic()
+        self._epoch_times: list[float] = []
+        self.last_kpi: dict[str, float] = {}
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        elapsed = time.monotonic() - self._start
+        self._epoch_times.append(elapsed)
+        metrics = trainer.callback_metrics
+        kpi: dict[str, float] = {}
+        for name in ("train_loss_epoch", "train_loss", "val_loss"):
+            value = _scalar(metrics.get(name))
+            key = "train_loss" if name.startswith("train_loss") else name
+            if value is not None and key not in kpi:
+                kpi[key] = value
+        for name, value in metrics.items():
+            if name.startswith("val/"):
+                number = _scalar(value)
+                if number is not None:
+                    kpi[name] = number
+        self.last_kpi = kpi
+        done = trainer.current_epoch + 1
+        max_epoch = int(trainer.max_epochs or done)
+        per_epoch = sum(self._epoch_times) / len(self._epoch_times)
+        parts = [f"{k} {v:.4g}" for k, v in kpi.items() if k in ("train_loss", "val_loss", "val/epe")]
+        self.reporter.running(
+            f"Epoch {done}/{max_epoch} done" + (": " + ", ".join(parts) if parts else ""),
+            kpi={k: v for k, v in kpi.items() if math.isfinite(v)} | {k: str(v) for k, v in kpi.items()
+                                                                         if not math.isfinite(v)},
+            categorical={
+                "epoch": done,
+                "max_epoch": max_epoch,
+                "step": int(trainer.global_step),
+                "time_per_epoch": hms(elapsed),
+                "eta": hms(per_epoch * max(max_epoch - done, 0)),
+            },
+        )

@@ -1,0 +1,130 @@
+"""Checkpoints of a training run: when, where, how (atomically) and the resume point.
+
+* Files: ``model_epoch_{epoch:03d}_step_{step:05d}.pth`` (epoch = Lightning's 0-based epoch index, as
+  TAO names them; step = optimiser steps done) plus ``dn_model_latest.pth``, the newest one. Each is a
+  Lightning checkpoint dict (``state_dict`` with ``model.`` keys, ``optimizer_states``,
+  ``lr_schedulers``, ``epoch``, ``global_step``, loop state) that ``trainer.fit(ckpt_path=...)`` resumes
+  from exactly.
+* Atomic: :class:`AtomicCheckpointIO` writes every file through
+  :func:`runtime.checkpoints.save_checkpoint_atomic` (temp file in the same folder, fsync,
+  ``os.replace``); ``dn_model_latest.pth`` is then replaced by a hard link (or copy) of the new file made
+  under a temp name and ``os.replace``d in. A crash, even ``kill -9``, mid-save leaves at worst a
+  ``.*.tmp`` file; the named checkpoints are always complete.
+* Only global rank 0 writes (Lightning's strategies call the CheckpointIO on rank 0 only), so a DDP run
+  checkpoints once.
+* :class:`PeriodicCheckpoint` saves every ``checkpoint_interval`` epochs (at epoch end, after
+  validation) or optimiser steps, and always at the last epoch. On Ctrl-C / SIGTERM
+  (``KeyboardInterrupt``) it writes an interrupt checkpoint from rank 0 (no collective call, so it
+  cannot hang) and remembers its path for the resume hint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ..checkpoints import LATEST_NAME, checkpoint_name, list_epoch_step_checkpoints, save_checkpoint_atomic
+
+log = logging.getLogger("depth_net")
+
+__all__ = ["AtomicCheckpointIO", "PeriodicCheckpoint", "update_latest", "find_resume_checkpoint"]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning CheckpointIO whose saves are atomic (temp + fsync + os.replace)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint_atomic(checkpoint, path)
+
+
+def update_latest(source: Path) -> Path:
+    """Point ``dn_model_latest.pth`` beside ``source`` at it, atomically (hard link, else copy)."""
+    latest = source.parent / LATEST_NAME
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{LATEST_NAME}.", suffix=".tmp", dir=source.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, latest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return latest
+
+
+def find_resume_checkpoint(results_dir: Path) -> Path | None:
+    """The newest epoch/step checkpoint in ``results_dir`` (highest epoch, then step), if any."""
+    if not results_dir.is_dir():
+        return None
+    found = list_epoch_step_checkpoints(results_dir)
+    return found[-1][2] if found else None
+
+
+class PeriodicCheckpoint(pl.Callback):
+    """Epoch- or step-interval checkpoints, the final one, and an interrupt checkpoint."""
+
+    def __init__(self, dirpath: Path, interval: int, unit: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.interval = max(int(interval), 1)
+        self.unit = unit
+        self.last_saved: Path | None = None
+        self.interrupt_path: Path | None = None
+        self._last_step_saved = -1
+
+    def _path(self, trainer: pl.Trainer) -> Path:
+        return self.dirpath / checkpoint_name(trainer.current_epoch, trainer.global_step)
+
+    def save(self, trainer: pl.Trainer) -> Path:
+        """Save now (all ranks call this; rank 0 writes) and move ``dn_model_latest.pth``."""
+        path = self._path(trainer)
+        trainer.save_checkpoint(path)
+        if trainer.is_global_zero:
+            update_latest(path)
+        self.last_saved = path
+        self._last_step_saved = trainer.global_step
+        return path
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.unit == "step" and not trainer.sanity_checking and not trainer.fast_dev_run:
+            step = trainer.global_step
+            if step > 0 and step % self.interval == 0 and step != self._last_step_saved:
+                self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.fast_dev_run:
+            return
+        last = trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
+        due = self.unit == "epoch" and (trainer.current_epoch + 1) % self.interval == 0
+        if (due or last) and trainer.global_step != self._last_step_saved:
+            self.save(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or trainer.fast_dev_run:
+            return
+        if not trainer.is_global_zero:
+            return
+        try:
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+            path = self._path(trainer)
+            save_checkpoint_atomic(checkpoint, path)
+            update_latest(path)
+            self.interrupt_path = path
+            log.info("interrupt checkpoint: %s", path)
+        except Exception as exc:  # the interrupt must still end the run
+            log.error("could not write the interrupt checkpoint: %s", exc)

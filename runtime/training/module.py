@@ -1,0 +1,164 @@
+"""The LightningModule behind ``depth_net train``: one class for stereo and mono networks.
+
+* ``training_step``: forward in train mode, loss (:mod:`.loss`), NaN/inf guard. The guard's verdict is
+  summed across ranks so every process stops together with :class:`TrainingDivergedError` (a single
+  rank raising alone would hang the others in the next all-reduce).
+* ``validation_step``: forward in test mode (``valid_iters``), ``val_loss`` = mean EPE (stereo) or the
+  training loss (mono), plus per-image metrics (:mod:`runtime.metrics`) summed across ranks at the end
+  of the epoch and logged as ``val/epe``, ``val/bp2``, ... (mono: ``val/abs_rel``, ``val/delta1``, ...).
+* ``configure_optimizers``: :mod:`.schedule`, stepped every optimiser step.
+* ``train_dataloader`` / ``val_dataloader``: :mod:`.data`, with this process's rank and world size.
+
+The network is ``self.model``, so checkpoint keys read ``model.<tao name>``; the checkpoint loader
+strips that prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from ..errors import TrainingDivergedError
+from ..metrics import (
+    MONO_METRICS,
+    STEREO_METRICS,
+    MetricAverager,
+    align_scale_shift,
+    mono_image_metrics,
+    stereo_image_metrics,
+)
+from .data import build_split_dataset, make_loader
+from .loss import silog_loss, ssi_l1_loss, stereo_sequence_loss
+from .schedule import build_optimizer, build_scheduler
+
+log = logging.getLogger("depth_net")
+
+
+class DepthNetModule(pl.LightningModule):
+    """Train/validate the spec's network. ``model`` may be given (e.g. with pretrained weights loaded)."""
+
+    def __init__(self, spec: Any, model: torch.nn.Module | None = None) -> None:
+        super().__init__()
+        from .weights import build_model
+
+        self.spec = spec
+        self.stereo = bool(spec.model.is_stereo)
+        self.relative = spec.model.model_type == "RelativeDepthAnything"
+        self.model = model if model is not None else build_model(spec)
+        self.has_val = bool(spec.dataset.val_dataset.data_sources)
+        self._val_metrics = MetricAverager(STEREO_METRICS if self.stereo else MONO_METRICS)
+        self._train_set = None
+        self._val_set = None
+
+    # ------------------------------------------------------------------------------------------ data
+    def setup(self, stage: str) -> None:
+        if self._train_set is None:
+            self._train_set = build_split_dataset(self.spec, "train_dataset", train=True)
+        if self.has_val and self._val_set is None:
+            self._val_set = build_split_dataset(self.spec, "val_dataset", train=False)
+
+    def train_dataloader(self):
+        return make_loader(
+            self._train_set, self.spec.dataset.train_dataset, train=True,
+            rank=self.trainer.global_rank, world=self.trainer.world_size, seed=self.spec.train.seed,
+        )
+
+    def val_dataloader(self):
+        if not self.has_val:
+            return []
+        return make_loader(
+            self._val_set, self.spec.dataset.val_dataset, train=False,
+            rank=self.trainer.global_rank, world=self.trainer.world_size,
+        )
+
+    # ---------------------------------------------------------------------------------------- steps
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        if self.stereo:
+            init_disp, preds = self.model(batch["left"], batch["right"], iters=self.spec.model.train_iters)
+            loss, _ = stereo_sequence_loss(
+                init_disp, preds, batch["disparity"], batch["valid"], max_disparity=self.spec.dataset.max_disparity
+            )
+            return loss, batch["left"].shape[0]
+        pred = self.model(batch["image"])
+        if self.relative:
+            return ssi_l1_loss(pred, batch["target"], batch["valid"]), batch["image"].shape[0]
+        return silog_loss(pred, batch["target"], batch["valid"]), batch["image"].shape[0]
+
+    def _guard(self, loss: torch.Tensor) -> None:
+        bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach())) else 1.0, device=loss.device)
+        if self.trainer.world_size > 1:
+            bad = self.trainer.strategy.reduce(bad, reduce_op="sum")
+        if float(bad) > 0:
+            raise TrainingDivergedError(
+                f"train loss is {float(loss.detach())} at epoch {self.current_epoch}, step {self.global_step}; "
+                "the run stopped (lower train.optim.lr, keep train.clip_grad_norm > 0, or use precision fp32/bf16)"
+            )
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, size = self._loss(batch)
+        self._guard(loss)
+        self.log("train_loss", loss.detach(), on_step=True, on_epoch=True, sync_dist=True, batch_size=size,
+                 prog_bar=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_metrics = MetricAverager(self._val_metrics.names)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if self.stereo:
+            pred = self.model(batch["left"], batch["right"], iters=self.spec.model.valid_iters, test_mode=True)
+            gt, valid = batch["disparity"], batch["valid"]
+            for i, (h, w) in enumerate(batch["size"]):
+                self._val_metrics.add(stereo_image_metrics(pred[i, :, :h, :w], gt[i, :, :h, :w], valid[i, :, :h, :w]))
+            mask = valid.bool()
+            epe = (pred.float() - gt.float()).abs()[mask].mean() if bool(mask.any()) else None
+            if epe is not None:
+                self.log("val_loss", epe, on_epoch=True, sync_dist=True, batch_size=int(mask.sum()))
+            return
+        pred = self.model(batch["image"])
+        loss = ssi_l1_loss(pred, batch["target"], batch["valid"]) if self.relative else silog_loss(
+            pred, batch["target"], batch["valid"])
+        self.log("val_loss", loss, on_epoch=True, sync_dist=True, batch_size=pred.shape[0])
+        for i, (h, w) in enumerate(batch["size"]):
+            self._val_metrics.add(mono_depth_metrics(pred[i, :, :h, :w], batch["target"][i, :, :h, :w],
+                                                     batch["depth"][i, :, :h, :w], batch["valid"][i, :, :h, :w],
+                                                     relative=self.relative))
+
+    def on_validation_epoch_end(self) -> None:
+        state = self._val_metrics.state().to(self.device)
+        if self.trainer.world_size > 1:
+            state = self.trainer.strategy.reduce(state, reduce_op="sum")
+        self._val_metrics.load_state(state)
+        for name, value in self._val_metrics.result("val/").items():
+            self.log(name, value, on_epoch=True, sync_dist=False, rank_zero_only=False)
+        self.log("val/images", float(self._val_metrics.images), on_epoch=True, sync_dist=False)
+
+    def on_train_end(self) -> None:
+        # Every rank logs a checksum of its weights at DEBUG level: DDP keeps them bit-identical.
+        if log.isEnabledFor(logging.DEBUG):
+            with torch.no_grad():
+                total = sum(float(p.double().abs().sum()) for p in self.model.parameters())
+            log.debug("rank %d weights checksum %.17g", self.trainer.global_rank, total)
+
+    # ------------------------------------------------------------------------------------ optimiser
+    def configure_optimizers(self):
+        optim_cfg = self.spec.train.optim
+        optimizer = build_optimizer(self.model.parameters(), optim_cfg)
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = build_scheduler(optimizer, optim_cfg, total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+
+def mono_depth_metrics(pred: torch.Tensor, target: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
+                       relative: bool) -> dict[str, float] | None:
+    """Depth metrics of one image: relative predictions are aligned (scale, shift) to the target
+    inverse depth first, then inverted to depth."""
+    if relative:
+        aligned = align_scale_shift(pred.float(), target.float(), valid)
+        pred_depth = 1.0 / aligned.clamp(min=1e-6)
+    else:
+        pred_depth = pred.float()
+    return mono_image_metrics(pred_depth, depth.float(), valid)

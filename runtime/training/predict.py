@@ -1,0 +1,73 @@
+"""What evaluate and inference share: a ready network on a device, batched prediction, output names.
+
+* :func:`prepare_model`: build the spec's network, load ``<action>.checkpoint`` (a file, or a train
+  results folder: its newest epoch/step checkpoint), eval mode, on the chosen device.
+* :func:`predict_batch`: stereo -> disparity (B,1,H,W) with ``model.valid_iters`` iterations; mono ->
+  depth / inverse depth (B,1,H,W); fp32, no autograd.
+* :func:`unique_output_names`: file stems from input paths without collisions: the file's stem, and
+  as many parent folder names as needed to tell the paths apart (``teddy/im0.png`` and
+  ``cones/im0.png`` -> ``teddy_im0`` and ``cones_im0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigurationError, NotImplementedActionError
+from .devices import eval_device
+from .weights import build_model, load_weights, resolve_weights
+
+
+def prepare_model(spec: Any, action: str) -> tuple[torch.nn.Module, torch.device, str]:
+    """(model in eval mode on its device, device, one-line load report) for evaluate/inference."""
+    section = getattr(spec, action)
+    if not section.checkpoint:
+        if section.trt_engine:
+            raise NotImplementedActionError(
+                f"{action}.trt_engine: engine {action} is the deploy side; this action needs {action}.checkpoint")
+        raise ConfigurationError(f"{action}.checkpoint: required (the model to run)")
+    path = resolve_weights(section.checkpoint, f"{action}.checkpoint")
+    model = build_model(spec)
+    report = load_weights(model, path, f"{action}.checkpoint")
+    device = eval_device(section.num_gpus, list(section.gpu_ids))
+    model.to(device).eval()
+    return model, device, report
+
+
+@torch.inference_mode()
+def predict_batch(model: torch.nn.Module, batch: dict[str, Any], spec: Any, device: torch.device) -> torch.Tensor:
+    """The network's (B,1,H,W) float32 output for a collated batch, on the CPU."""
+    if spec.model.is_stereo:
+        left = batch["left"].to(device, non_blocking=True)
+        right = batch["right"].to(device, non_blocking=True)
+        out = model(left, right, iters=spec.model.valid_iters, test_mode=True)
+    else:
+        out = model(batch["image"].to(device, non_blocking=True))
+    return out.float().cpu()
+
+
+def unique_output_names(paths: Sequence[str | Path]) -> list[str]:
+    """Collision-free names (no extension) derived from ``paths``; see the module docstring."""
+    parts = [tuple(x for x in Path(p).with_suffix("").parts if x not in ("/", "\\")) for p in paths]
+    depth = [1] * len(parts)
+    while True:
+        names = ["_".join(p[-d:]) for p, d in zip(parts, depth, strict=True)]
+        seen: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            seen.setdefault(name, []).append(i)
+        clashes = [idx for idx in seen.values() if len(idx) > 1]
+        if not clashes:
+            return [n.replace(" ", "_") for n in names]
+        grown = False
+        for group in clashes:
+            for i in group:
+                if depth[i] < len(parts[i]):
+                    depth[i] += 1
+                    grown = True
+        if not grown:  # the same path listed twice: stem plus the sample's position
+            pairs = enumerate(zip(parts, names, strict=True))
+            return [f"{p[-1]}_{i:05d}" if len(seen[n]) > 1 else n for i, (p, n) in pairs]

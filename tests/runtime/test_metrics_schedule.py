@@ -1,0 +1,116 @@
+"""Unit tests: stereo/mono metrics, the learning-rate schedules, losses and output naming."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from skillbank.runtime.metrics import MetricAverager, align_scale_shift, mono_image_metrics, stereo_image_metrics
+from skillbank.runtime.training.loss import silog_loss, ssi_l1_loss, stereo_sequence_loss
+from skillbank.runtime.training.predict import unique_output_names
+from skillbank.runtime.training.schedule import LRMultiplier, build_scheduler
+from skillbank.specs import OptimConfig
+
+
+def test_stereo_metrics_by_hand():
+    gt = torch.tensor([10.0, 10.0, 10.0, 100.0, 50.0])
+    pred = torch.tensor([10.5, 11.5, 12.5, 104.0, 0.0])
+    mask = torch.tensor([True, True, True, True, False])
+    m = stereo_image_metrics(pred, gt, mask)
+    err = torch.tensor([0.5, 1.5, 2.5, 4.0])
+    assert m["epe"] == pytest.approx(float(err.mean()))
+    assert m["bp1"] == pytest.approx(75.0) and m["bp2"] == pytest.approx(50.0) and m["bp3"] == pytest.approx(25.0)
+    # 4 px error on gt 100 is > 3 px but only 4 % of gt: not a D1 outlier
+    assert m["d1"] == pytest.approx(0.0)
+    # one square root, not two (TAO's bug would give sqrt(sqrt(mse)))
+    assert m["rmse"] == pytest.approx(math.sqrt(float((err**2).mean())))
+    assert stereo_image_metrics(pred, gt, torch.zeros(5, dtype=torch.bool)) is None
+
+
+def test_metric_averager_is_per_image_mean_and_reducible():
+    a, b = MetricAverager(["epe"]), MetricAverager(["epe"])
+    a.add({"epe": 1.0})
+    a.add(None)
+    b.add({"epe": 3.0})
+    merged = MetricAverager(["epe"])
+    merged.load_state(a.state() + b.state())  # what an all-reduce(sum) across two ranks gives
+    assert merged.result("val/") == {"val/epe": 2.0}
+    assert merged.images == 2
+
+
+def test_mono_metrics_and_alignment():
+    gt = torch.tensor([1.0, 2.0, 4.0, 8.0])
+    m = mono_image_metrics(gt * 1.1, gt, torch.ones(4, dtype=torch.bool))
+    assert m["abs_rel"] == pytest.approx(0.1) and m["delta1"] == 100.0
+    inv = 1.0 / gt
+    aligned = align_scale_shift(3.0 * inv + 0.5, inv, torch.ones(4, dtype=torch.bool))
+    assert torch.allclose(aligned, inv, atol=1e-5)
+
+
+def test_sequence_loss_weights_and_mask():
+    gt = torch.full((1, 1, 4, 4), 10.0)
+    valid = torch.ones_like(gt, dtype=torch.bool)
+    valid[..., 0, 0] = False
+    gt[..., 0, 0] = 1000.0  # invalid and beyond max_disparity: must not count
+    preds = [gt.clone() + 2.0, gt.clone() + 1.0]
+    loss, parts = stereo_sequence_loss(gt.clone(), preds, gt, valid, max_disparity=64, gamma=0.9)
+    assert float(loss) == pytest.approx(0.9 * 2.0 + 1.0 * 1.0)  # init term is 0, last prediction weighs 1
+    assert parts["final_epe"] == pytest.approx(1.0) and parts["pixels"] == 15
+    empty, _ = stereo_sequence_loss(gt, preds, gt, torch.zeros_like(valid), max_disparity=64)
+    assert float(empty) == 0.0
+
+
+def test_mono_losses_are_invariant_as_documented():
+    target = torch.rand(2, 1, 8, 8) + 0.5
+    valid = torch.ones_like(target, dtype=torch.bool)
+    expected = math.sqrt(0.5 * math.log(3.0) ** 2)  # a global scale only leaves (1 - lambda) of its log
+    assert float(silog_loss(target * 3.0, target, valid)) == pytest.approx(expected, rel=1e-3)
+    assert float(ssi_l1_loss(target * 2.0 + 1.0, target, valid)) < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("name", "torch_cls", "kwargs"),
+    [
+        ("MultiStepLR", torch.optim.lr_scheduler.MultiStepLR, {"milestones": [5, 12], "gamma": 0.1}),
+        ("StepLR", torch.optim.lr_scheduler.StepLR, {"step_size": 4, "gamma": 0.5}),
+    ],
+)
+def test_step_schedules_match_torch(name, torch_cls, kwargs):
+    cfg = OptimConfig(lr=1.0, lr_scheduler=name, lr_steps=[5, 12], lr_step_size=4,
+                      lr_decay=kwargs["gamma"], warmup_steps=0, min_lr=0.0)
+    ours_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    ref_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    ours, ref = build_scheduler(ours_opt, cfg, total_steps=20), torch_cls(ref_opt, **kwargs)
+    for _ in range(20):
+        assert ours_opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"])
+        ours_opt.step(), ref_opt.step(), ours.step(), ref.step()
+
+
+def test_warmup_cosine_and_onecycle_shapes():
+    cos = LRMultiplier("CosineAnnealingLR", total_steps=110, warmup_steps=10, lr=1e-3, min_lr=1e-5)
+    assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
+    assert cos(60) == pytest.approx(0.01 + 0.99 * 0.5) and cos(110) == pytest.approx(0.01)
+    one = LRMultiplier("OneCycleLR", total_steps=100, warmup_steps=10, lr=1.0, min_lr=0.0)
+    assert one(0) == pytest.approx(1 / 25) and one(10) == pytest.approx(1.0) and one(100) == pytest.approx(0.0)
+    poly = LRMultiplier("PolynomialLR", total_steps=100, lr=1.0, min_lr=0.1)
+    assert poly(0) == pytest.approx(1.0) and poly(100) == pytest.approx(0.1)
+    assert LRMultiplier("LambdaLR", total_steps=100, warmup_steps=4)(50) == 1.0
+
+
+def test_scheduler_state_is_only_the_step():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(opt, OptimConfig(lr=1.0, lr_scheduler="CosineAnnealingLR", warmup_steps=0, min_lr=0.0), 10)
+    for _ in range(5):
+        opt.step(), sched.step()
+    state = sched.state_dict()
+    longer = build_scheduler(opt, OptimConfig(lr=1.0, lr_scheduler="CosineAnnealingLR", warmup_steps=0, min_lr=0.0), 20)
+    longer.load_state_dict(state)
+    assert longer.last_epoch == 5 and longer.lr_lambdas[0].total_steps == 20
+
+
+def test_unique_output_names():
+    paths = ["/d/teddy/im0.png", "/d/cones/im0.png", "/d/x/left/0001.png", "/e/x/left/0002.png"]
+    assert unique_output_names(paths) == ["teddy_im0", "cones_im0", "0001", "0002"]
+    assert unique_output_names(["/a/im0.png", "/a/im0.png"]) == ["im0_00000", "im0_00001"]

@@ -1,0 +1,158 @@
+"""depth_net train end to end on a tiny FastFoundationStereo and synthetic pairs (CPU).
+
+Runs go through ``runtime.runner.run_action`` (the CLI's own function: spec loading, results folder,
+status.json, exit codes) in-process, or through the real CLI in a subprocess where a process must die.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from runtime_helpers import read_status, write_spec
+
+from skillbank.runtime.checkpoints import LATEST_NAME, load_checkpoint_file
+from skillbank.runtime.runner import run_action
+
+
+def _ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_train_two_epochs_loss_falls_then_resumes_at_the_exact_step(tmp_path, tiny_spec):
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    results = tmp_path / "results" / "train"
+    assert run_action("train", str(spec), []) == 0
+
+    events = read_status(results)
+    assert [e["status"] for e in events] == ["STARTED", "RUNNING", "RUNNING", "SUCCESS"]
+    running = [e for e in events if e["status"] == "RUNNING"]
+    for i, event in enumerate(running):
+        cat = event["categorical"]
+        assert (cat["epoch"], cat["max_epoch"], cat["step"]) == (i + 1, 2, 2 * (i + 1))
+        assert {"time_per_epoch", "eta"} <= set(cat)
+        assert {"train_loss", "val_loss", "val/epe", "val/bp2"} <= set(event["kpi"])
+    assert running[1]["kpi"]["train_loss"] < running[0]["kpi"]["train_loss"], "loss did not fall"
+    assert events[-1]["kpi"]["train_loss"] == running[1]["kpi"]["train_loss"]
+
+    first, second = results / "model_epoch_000_step_00002.pth", results / "model_epoch_001_step_00004.pth"
+    assert first.is_file() and second.is_file()
+    assert (results / LATEST_NAME).read_bytes() == second.read_bytes()
+    state_dict, meta = load_checkpoint_file(results / LATEST_NAME)
+    assert meta.global_step == 4 and not any(k.startswith("model.") for k in state_dict)
+    assert not list(results.glob(".*.tmp"))
+
+    # Resume: one more epoch continues from step 4 with the optimiser and schedule restored.
+    assert run_action("train", str(spec), ["train.num_epochs=3"]) == 0
+    resumed = read_status(results)[len(events):]
+    assert [e["status"] for e in resumed] == ["STARTED", "RUNNING", "SUCCESS"]
+    assert resumed[1]["categorical"]["epoch"] == 3 and resumed[1]["categorical"]["step"] == 6
+    third = _ckpt(results / "model_epoch_002_step_00006.pth")
+    assert third["global_step"] == 6 and third["epoch"] == 2
+    adam_steps = {float(s["step"]) for s in third["optimizer_states"][0]["state"].values()}
+    assert adam_steps == {6.0}, "optimizer state was not restored (Adam's step count restarted)"
+    assert third["lr_schedulers"][0]["last_epoch"] == 6
+
+
+def test_nan_loss_fails_with_training_error(tmp_path, tiny_spec, monkeypatch):
+    import skillbank.runtime.training.module as module
+
+    real = module.stereo_sequence_loss
+
+    def nan_loss(*args, **kwargs):
+        loss, parts = real(*args, **kwargs)
+        return loss * float("nan"), parts
+
+    monkeypatch.setattr(module, "stereo_sequence_loss", nan_loss)
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    code = run_action("train", str(spec), [])
+    events = read_status(tmp_path / "results" / "train")
+    assert code == 4
+    assert [e["status"] for e in events] == ["STARTED", "FAILURE"]
+    assert events[-1]["message"].startswith("Training error: train loss is nan")
+    assert not list((tmp_path / "results" / "train").glob("*.pth")), "a diverged run must not checkpoint"
+
+
+def test_interrupt_writes_checkpoint_and_says_how_to_resume(tmp_path, tiny_spec, monkeypatch):
+    from skillbank.runtime.training.module import DepthNetModule
+
+    real_step = DepthNetModule.training_step
+
+    def interrupted_step(self, batch, batch_idx):
+        if self.global_step == 1:
+            raise KeyboardInterrupt
+        return real_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(DepthNetModule, "training_step", interrupted_step)
+    tiny_spec["dataset"].pop("val_dataset")
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    handler = signal.getsignal(signal.SIGINT)
+    code = run_action("train", str(spec), [])
+    assert signal.getsignal(signal.SIGINT) is handler, "Lightning's SIG_IGN for SIGINT must not leak out"
+    results = tmp_path / "results" / "train"
+    events = read_status(results)
+    assert code == 130 and events[-1]["status"] == "FAILURE"
+    saved = results / "model_epoch_000_step_00001.pth"
+    assert "resume" in events[-1]["message"] and str(saved) in events[-1]["message"]
+    assert _ckpt(saved)["global_step"] == 1
+    assert (results / LATEST_NAME).read_bytes() == saved.read_bytes()
+
+    monkeypatch.setattr(DepthNetModule, "training_step", real_step)
+    assert run_action("train", str(spec), []) == 0
+    assert _ckpt(results / LATEST_NAME)["global_step"] == 4
+
+
+CHILD = r"""
+import io, sys, time
+from pathlib import Path
+import torch
+real_save, marker, calls = torch.save, Path(sys.argv[2]), [0]
+def dying_save(obj, f, *args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 2 and hasattr(f, "write"):  # the second checkpoint: stall half-written
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        f.flush()
+        marker.write_text("saving")
+        time.sleep(600)
+    return real_save(obj, f, *args, **kwargs)
+torch.save = dying_save
+from skillbank.runtime.runner import run_action
+sys.exit(run_action("train", sys.argv[1], ["train.checkpoint_interval_unit=step"]))
+"""
+
+
+def test_kill_9_during_a_save_leaves_a_loadable_latest(tmp_path, tiny_spec):
+    tiny_spec["dataset"].pop("val_dataset")
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    marker = tmp_path / "marker"
+    child = tmp_path / "child.py"
+    child.write_text(CHILD)
+    proc = subprocess.Popen([sys.executable, str(child), str(spec), str(marker)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the child never reached its second save"
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    results = tmp_path / "results" / "train"
+    partial = list(results.glob(".*.tmp"))
+    assert partial, "the kill should have hit while a temp file was being written"
+    assert not (results / "model_epoch_001_step_00002.pth").exists() and not (
+        results / "model_epoch_000_step_00002.pth").exists()
+    state_dict, meta = load_checkpoint_file(results / LATEST_NAME)
+    assert meta.global_step == 1 and state_dict
+    with pytest.raises(Exception):  # noqa: B017 - the half-written temp file is indeed unreadable
+        torch.load(partial[0], weights_only=True)
