@@ -17,6 +17,16 @@ Pipeline (bp2 widths; every width comes from the spec's ``model`` section):
 
 Input: ImageNet-normalised (B, 3, H, W) float images, any H and W (replicate-padded, centred,
 to a multiple of 32 inside and cropped back). See :meth:`FastFoundationStereo.forward`.
+
+Fast paths (all exact up to rounding, all covered by tests):
+- ``torch.autocast`` (bf16/fp16) or ``model.mixed_precision``; or half-precision weights with
+  ``model.to(torch.bfloat16)`` (no per-forward weight casts). Correlations, the lookup, the
+  soft-argmin and the upsampling weights stay fp32 either way.
+- ``model.to_channels_last()``: 2D weights channels_last, 3D weights channels_last_3d.
+- ``blocks.fold_batchnorm_(model.eval())``: BatchNorm folded into convs (inference only).
+- The forward has no host syncs and no data-dependent Python branches: TorchDynamo captures it
+  as one graph (``torch.compile(fullgraph=True)``) and it can be captured in a CUDA graph.
+  ONNX export (opset 17, legacy exporter) works with dynamic batch and H/W (multiples of 32).
 """
 
 from __future__ import annotations
