@@ -119,6 +119,10 @@ class PeriodicCheckpoint(pl.Callback):
             return
         if not trainer.is_global_zero:
             return
+        if trainer.world_size > 1 and "fsdp" in type(trainer.strategy).__name__.lower():
+            # a sharded state needs every rank to gather it: not safe from an interrupt on rank 0 alone
+            log.warning("interrupt: no interrupt checkpoint under FSDP; resume from %s", self.last_saved)
+            return
         try:
             checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
             path = self._path(trainer)
