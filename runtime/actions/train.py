@@ -92,6 +92,9 @@ def run(ctx: ActionContext) -> ActionResult:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     plan = plan_training_devices(cfg)
     model = build_model(spec)
+    if spec.wandb.enable:
+        log.warning("wandb.enable: Weights & Biases logging is not in this build; metrics go to status.json "
+                    "and lightning_logs/*/metrics.csv")
     if cfg.activation_checkpoint:
         log.warning("train.activation_checkpoint: not supported by this network build; ignored")
 

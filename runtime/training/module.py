@@ -1,5 +1,6 @@
 """The LightningModule behind ``depth_net train``: one class for stereo and mono networks.
 
+* ``on_train_batch_start``: torch's RNG reseeded from (seed, step, rank): resume is bit-exact.
 * ``training_step``: forward in train mode, loss (:mod:`.loss`), NaN/inf guard. The guard's verdict is
   summed across ranks so every process stops together with :class:`TrainingDivergedError` (a single
   rank raising alone would hang the others in the next all-reduce).
@@ -96,6 +97,13 @@ class DepthNetModule(pl.LightningModule):
                 f"train loss is {float(loss.detach())} at epoch {self.current_epoch}, step {self.global_step}; "
                 "the run stopped (lower train.optim.lr, keep train.clip_grad_norm > 0, or use precision fp32/bf16)"
             )
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Random ops in the network (dropout in the disparity transformer) draw from torch's global RNG.
+        # Reseeding it from (seed, step, rank) makes them a function of the step, so a resumed run
+        # draws exactly what an uninterrupted one would (Lightning does not restore the RNG state).
+        rank, world = self.trainer.global_rank, self.trainer.world_size
+        torch.manual_seed((self.spec.train.seed * 1_000_003 + self.global_step * world + rank) % 2**63)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, size = self._loss(batch)
