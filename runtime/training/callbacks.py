@@ -1,9 +1,9 @@
 """status.json RUNNING lines of a training run: one per epoch, honest numbers only.
 
 Each line (rank 0 only; the Reporter's StatusLogger is disabled on other ranks) carries
-``kpi``: ``train_loss`` (epoch mean, reduced across ranks), ``val_loss`` and ``val/*`` metrics when
-validation ran this epoch, and ``categorical``: ``epoch`` (1-based count of finished epochs),
-``max_epoch``, ``step`` (optimiser steps), ``time_per_epoch`` and ``eta`` (h:mm:ss).
+``kpi``: ``train_loss`` (epoch mean, reduced across ranks), ``val_loss`` and ``val/*`` metrics only
+when validation ran this epoch (``validation_interval``), and ``categorical``: ``epoch`` (1-based
+count of finished epochs), ``max_epoch``, ``step`` (optimiser steps), ``time_per_epoch`` and ``eta`` (h:mm:ss).
 """
 
 from __future__ import annotations
@@ -49,14 +49,16 @@ class StatusReporter(pl.Callback):
         elapsed = time.monotonic() - self._start
         self._epoch_times.append(elapsed)
         metrics = trainer.callback_metrics
+        # val_* metrics only when validation ran THIS epoch (callback_metrics keeps older values)
+        validated = getattr(pl_module, "last_val_epoch", -1) == trainer.current_epoch
         kpi: dict[str, float] = {}
-        for name in ("train_loss_epoch", "train_loss", "val_loss"):
+        for name in ("train_loss_epoch", "train_loss") + (("val_loss",) if validated else ()):
             value = _scalar(metrics.get(name))
             key = "train_loss" if name.startswith("train_loss") else name
             if value is not None and key not in kpi:
                 kpi[key] = value
         for name, value in metrics.items():
-            if name.startswith("val/"):
+            if validated and name.startswith("val/"):
                 number = _scalar(value)
                 if number is not None:
                     kpi[name] = number

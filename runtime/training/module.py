@@ -53,6 +53,7 @@ class DepthNetModule(pl.LightningModule):
         self._val_metrics = MetricAverager(STEREO_METRICS if self.stereo else MONO_METRICS)
         self._train_set = None
         self._val_set = None
+        self.last_val_epoch = -1  # the epoch whose validation produced the current val_* metrics
 
     # ------------------------------------------------------------------------------------------ data
     def setup(self, stage: str) -> None:
@@ -136,6 +137,7 @@ class DepthNetModule(pl.LightningModule):
                                                      relative=self.relative))
 
     def on_validation_epoch_end(self) -> None:
+        self.last_val_epoch = self.current_epoch
         state = self._val_metrics.state().to(self.device)
         if self.trainer.world_size > 1:
             state = self.trainer.strategy.reduce(state, reduce_op="sum")

@@ -44,3 +44,14 @@ def test_metric_mono_trains_and_evaluates(tmp_path, mono_annotation):
     kpi = read_status(tmp_path / "results" / "evaluate")[-1]["kpi"]
     assert {"val/abs_rel", "val/rmse", "val/delta1", "val/delta2", "val/delta3"} <= set(kpi)
     assert 0 <= kpi["val/delta1"] <= kpi["val/delta2"] <= kpi["val/delta3"] <= 100
+
+    annotation = tmp_path / "images.txt"  # inference reads images without depth
+    annotation.write_text("".join(line.split()[0] + "\n" for line in mono_annotation.read_text().splitlines()))
+    overrides = [f"inference.checkpoint={tmp_path / 'results' / 'train'}", "inference.num_gpus=0",
+                 "inference.save_raw_pfm=true", "dataset.infer_dataset.workers=0",
+                 f"dataset.infer_dataset.data_sources=[{{dataset_name: GenericMonoDataset, data_file: {annotation}}}]"]
+    assert run_action("inference", str(spec), overrides) == 0
+    out = tmp_path / "results" / "inference"
+    assert len(list(out.glob("*.png"))) == len(list(out.glob("*.pfm"))) == 4
+    depth = read_pfm(sorted(out.glob("*.pfm"))[0])
+    assert depth.shape == (80, 112) and (depth > 0).all() and (depth <= 50.0).all()  # metric head: (0, max_depth]

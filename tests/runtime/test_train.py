@@ -176,3 +176,12 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, tiny_spec):
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), f"{key} differs after resume"
+
+
+def test_val_metrics_only_on_epochs_that_validated(tmp_path, tiny_spec):
+    tiny_spec["train"].update(num_epochs=2, validation_interval=2, optim={"lr": 1e-3, "warmup_steps": 0})
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    assert run_action("train", str(spec), []) == 0
+    running = [e for e in read_status(tmp_path / "results" / "train") if e["status"] == "RUNNING"]
+    assert "val_loss" not in running[0]["kpi"] and not any(k.startswith("val/") for k in running[0]["kpi"])
+    assert {"val_loss", "val/epe"} <= set(running[1]["kpi"])
