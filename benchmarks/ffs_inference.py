@@ -25,12 +25,23 @@ from typing import Any
 import torch
 
 
-def build(channels_last: bool) -> torch.nn.Module:
+def build(channels_last: bool, weights: torch.dtype | None = None, fold_bn: bool = False) -> torch.nn.Module:
+    """bp2 FFS with random weights and randomised BatchNorm statistics (so folding is not a no-op)."""
+    from skillbank.runtime.networks.blocks import fold_batchnorm_
     from skillbank.runtime.networks.factory import build_network
     from skillbank.specs import ModelConfig
 
     torch.manual_seed(0)
-    model = build_network(ModelConfig(model_type="FastFoundationStereo")).cuda().eval()
+    model = build_network(ModelConfig(model_type="FastFoundationStereo"))
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.8, 1.2)
+    model = model.cuda().eval()
+    if fold_bn:
+        fold_batchnorm_(model)
+    if weights is not None:
+        model.to(weights)
     if channels_last and hasattr(model, "to_channels_last"):
         model.to_channels_last()
     return model
@@ -56,8 +67,11 @@ def time_fn(fn, runs: int, warmup: int) -> list[float]:  # noqa: ANN001
 
 
 def run_variant(name: str, left, right, iters: int, dtype, channels_last: bool, graph: bool,  # noqa: ANN001
-                runs: int, warmup: int, compile_mode: str | None = None) -> tuple[dict[str, Any], torch.Tensor]:
-    model = build(channels_last)
+                runs: int, warmup: int, compile_mode: str | None = None, weights: torch.dtype | None = None,
+                fold_bn: bool = False) -> tuple[dict[str, Any], torch.Tensor]:
+    model = build(channels_last, weights, fold_bn)
+    if weights is not None:
+        left, right = left.to(weights), right.to(weights)
     if compile_mode:
         model = torch.compile(model, mode=compile_mode)
     torch.cuda.reset_peak_memory_stats()
@@ -130,6 +144,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("ffs_inference.json"))
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to build)")
     parser.add_argument("--profile-out", type=Path, default=None)
+    parser.add_argument("--variants", default="all", help="comma-separated variant names, 'all' or 'none'")
     args = parser.parse_args()
 
     torch.backends.cudnn.benchmark = True
@@ -137,6 +152,8 @@ def main() -> None:
     left = torch.randn(1, 3, args.height, args.width, device="cuda", generator=gen)
     right = torch.roll(left, shifts=-12, dims=3) + 0.05 * torch.randn(left.shape, device="cuda", generator=gen)
 
+    bf16 = torch.bfloat16
+    # name, autocast dtype, channels_last, CUDA graph, matmul math, weights dtype, fold BatchNorm
     variants = [
         ("eager_fp32", None, False, False, "fp32"),
         ("eager_tf32", None, False, False, "tf32"),
@@ -148,14 +165,23 @@ def main() -> None:
         ("cuda_graph_bf16", torch.bfloat16, False, True, "fp32"),
         ("cuda_graph_bf16_channels_last", torch.bfloat16, True, True, "fp32"),
         ("cuda_graph_fp16_channels_last", torch.float16, True, True, "fp32"),
+        ("eager_bf16_weights_cl_foldbn", None, True, False, "fp32", bf16, True),
+        ("cuda_graph_bf16_weights_cl", None, True, True, "fp32", bf16, False),
+        ("cuda_graph_bf16_weights_cl_foldbn", None, True, True, "fp32", bf16, True),
+        ("cuda_graph_fp32_cl_foldbn_tf32", None, True, True, "tf32", None, True),
     ]
+    if args.variants != "all":
+        keep = set(args.variants.split(","))
+        variants = [variants[0]] + [v for v in variants[1:] if v[0] in keep]  # fp32 eager is the reference
     results = []
     reference = None
-    for name, dtype, cl, graph, math in variants:
+    for name, dtype, cl, graph, math, *rest in variants:
+        weights, fold_bn = (rest + [None, False])[:2]
         torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
         torch.backends.cudnn.allow_tf32 = math == "tf32"
         try:
-            res, out = run_variant(name, left, right, args.iters, dtype, cl, graph, args.runs, args.warmup)
+            res, out = run_variant(name, left, right, args.iters, dtype, cl, graph, args.runs, args.warmup,
+                                   weights=weights, fold_bn=fold_bn)
         except Exception as exc:  # a failed variant is reported, the rest still run
             results.append({"variant": name, "error": f"{type(exc).__name__}: {exc}"[:500]})
             print(f"{name:32s} FAILED {exc}")
@@ -173,9 +199,13 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = False
     if args.compile:
         try:
-            res, out = run_variant("compile_max_autotune_no_cudagraphs_bf16", left, right, args.iters, torch.bfloat16,
-                                   True, False, args.runs, args.warmup, compile_mode="max-autotune-no-cudagraphs")
+            res, out = run_variant("compile_cuda_graph_bf16_weights_cl_foldbn", left, right, args.iters, None,
+                                   True, True, args.runs, args.warmup, compile_mode="default", weights=bf16,
+                                   fold_bn=True)
             res["max_abs_diff_vs_fp32_px"] = float((out - reference).abs().max())
+            res["mean_abs_diff_vs_fp32_px"] = float((out - reference).abs().mean())
+            print(f"{res['variant']:32s} {res['median_ms']:8.2f} ms  setup {res['setup_s']:.0f}s "
+                  f"max|d| {res['max_abs_diff_vs_fp32_px']:.3g}px")
             results.append(res)
         except Exception as exc:
             results.append({"variant": "compile", "error": f"{type(exc).__name__}: {exc}"[:500]})
