@@ -58,5 +58,7 @@ def build_dataloader(dataset: Dataset, split_cfg: Any, *, train: bool, seed: int
         collate_fn=stereo_collate,
         worker_init_fn=seed_worker,
         generator=generator,
-        persistent_workers=workers > 0 and train,
+        # not persistent: a persistent worker keeps its own dataset copy, so set_epoch() in the main
+        # process would never reach it and every epoch would repeat the same augmentations
+        persistent_workers=False,
     )
