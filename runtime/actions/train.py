@@ -62,6 +62,20 @@ def _resume_point(ctx: ActionContext) -> Path | None:
     return find_resume_checkpoint(ctx.results_dir)
 
 
+def _check_resume_fits(model: Any, path: Path) -> None:
+    """Fail in one line, naming the spec fields, when the resume checkpoint's tensors do not fit the
+    spec's network (Lightning would raise a long size-mismatch RuntimeError mid-setup)."""
+    from ..checkpoints import CheckpointError, load_checkpoint_file, plan_load
+
+    try:
+        state_dict, _ = load_checkpoint_file(path)
+        plan_load({k: tuple(v.shape) for k, v in model.state_dict().items()}, state_dict)
+    except CheckpointError as exc:
+        raise ConfigurationError(
+            f"train: cannot resume from {path}: {exc}; train into another results_dir, or set "
+            "train.resume_training_checkpoint_path to a checkpoint of this model") from None
+
+
 def _resume_hint(ctx: ActionContext, path: Path | None) -> str:
     spec = str(ctx.spec_path) if ctx.spec_path else "SPEC.yaml"
     if path is None:
@@ -101,6 +115,7 @@ def run(ctx: ActionContext) -> ActionResult:
     resume = _resume_point(ctx)
     if resume is not None:
         log.info("resuming from %s", resume)
+        _check_resume_fits(model, resume)
     elif cfg.pretrained_model_path:
         load_weights(model, cfg.pretrained_model_path, "train.pretrained_model_path")
 

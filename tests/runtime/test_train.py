@@ -185,3 +185,15 @@ def test_val_metrics_only_on_epochs_that_validated(tmp_path, tiny_spec):
     running = [e for e in read_status(tmp_path / "results" / "train") if e["status"] == "RUNNING"]
     assert "val_loss" not in running[0]["kpi"] and not any(k.startswith("val/") for k in running[0]["kpi"])
     assert {"val_loss", "val/epe"} <= set(running[1]["kpi"])
+
+
+def test_resume_from_a_checkpoint_of_another_model_is_one_clear_line(tmp_path, tiny_spec):
+    tiny_spec["dataset"].pop("val_dataset")
+    tiny_spec["train"]["num_epochs"] = 1
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    assert run_action("train", str(spec), []) == 0
+    code = run_action("train", str(spec), ["train.num_epochs=2", "model.volume_dim=12"])
+    final = read_status(tmp_path / "results" / "train")[-1]
+    assert code == 2 and final["status"] == "FAILURE"
+    assert final["message"].startswith("Configuration error: train: cannot resume from")
+    assert "volume_dim" in final["message"] and "\n" not in final["message"]
