@@ -19,7 +19,7 @@ class ExportMismatchError(ActionError):
 
 def run(ctx: ActionContext) -> ActionResult:
     from ..deploy.onnx_export import export_onnx
-    from ..model_io import load_model
+    from ..training.weights import build_model, load_weights, resolve_weights
 
     spec, cfg = ctx.spec, ctx.spec.export
     stereo = spec.model.is_stereo
@@ -35,7 +35,9 @@ def run(ctx: ActionContext) -> ActionResult:
         dynamic_hw = False
     if not cfg.on_cpu:
         ctx.log.info("export traces on the CPU in fp32 whatever export.on_cpu says (the graph is device-free)")
-    model = load_model(spec, cfg.checkpoint, key="export.checkpoint")
+    model = build_model(spec)
+    load_weights(model, resolve_weights(cfg.checkpoint, "export.checkpoint"), "export.checkpoint")
+    model.eval()
     onnx_file = Path(cfg.onnx_file) if cfg.onnx_file else ctx.results_dir / f"{spec.model.model_type}.onnx"
     if onnx_file.suffix.lower() != ".onnx":
         raise ConfigurationError(f"export.onnx_file: {onnx_file} must end in .onnx")

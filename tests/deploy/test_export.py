@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from skillbank.runtime.deploy.engines import open_engine
-from skillbank.runtime.model_io import build_model
 from skillbank.runtime.runner import run_action
 from skillbank.runtime.status import read_status
+from skillbank.runtime.training.weights import build_model
 from skillbank.specs import load_spec
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "spec.yaml"
