@@ -20,6 +20,7 @@ from skillbank.specs import ACTION_SPLITS, SpecError, load_spec, missing_require
 from skillbank.specs.loading import parse_override, read_yaml_mapping, set_dotted
 
 from .context import ActionContext, Reporter
+from .data.errors import AnnotationError, DataFileError
 from .errors import ActionError, ConfigurationError, FileSystemError, RunInterruptedError
 from .results import guess_results_dir, resolve_results_dir, save_experiment
 from .status import StatusLogger, is_rank_zero
@@ -116,6 +117,8 @@ def run_action(action: str, spec_path: str | None, overrides: list[str]) -> int:
         return _fail(status, str(exc2), exc2.exit_code)
     except ActionError as exc:
         return _fail(status, str(exc), exc.exit_code)
+    except (AnnotationError, DataFileError) as exc:  # a data file found bad mid-run, named by file:line
+        return _fail(status, str(FileSystemError(str(exc))), FileSystemError.exit_code)
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         return _fail(status, str(FileSystemError(_os_error_text(exc))), FileSystemError.exit_code)
     except Exception as exc:  # unexpected: one line, traceback to error.log

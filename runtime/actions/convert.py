@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from ..context import ActionContext, ActionResult
+from ..errors import ConfigurationError
 
 
 def run(ctx: ActionContext) -> ActionResult:
+    from .convert_impl import ConvertError
+
+    try:
+        return _convert(ctx)
+    except ConvertError as exc:
+        raise ConfigurationError(f"convert: {exc}") from None
+
+
+def _convert(ctx: ActionContext) -> ActionResult:
     from .convert_impl import convert_folders, make_synthetic
 
     cfg = ctx.spec.convert

@@ -102,3 +102,30 @@ def test_not_implemented_action_fails_cleanly(spec_runner, tmp_path, capsys):
     )
     assert code != 0
     assert [e["status"] for e in status][-1] == "FAILURE"
+
+
+def test_convert_with_a_pattern_that_matches_nothing_is_a_configuration_error(spec_runner, tmp_path):
+    (tmp_path / "data").mkdir()
+    code, status = spec_runner.run(
+        "convert", {"results_dir": "results", "convert": {"data_root": str(tmp_path / "data")}}
+    )
+    assert code == 2
+    assert status[-1]["status"] == "FAILURE"
+    assert status[-1]["message"].startswith("Configuration error: convert: left_dir 'left' matched no folder")
+
+
+def test_bad_annotation_found_mid_run_is_a_file_system_error(spec_runner, tmp_path):
+    ann = tmp_path / "test.txt"
+    ann.write_text("a.png b.png c.pfm d.png extra\n")
+    ckpt = tmp_path / "m.pth"
+    ckpt.write_bytes(b"")
+    spec = {
+        "results_dir": "results",
+        "model": {"model_type": "FastFoundationStereo"},
+        "evaluate": {"checkpoint": str(ckpt), "num_gpus": 0},
+        "dataset": {"test_dataset": {"data_sources": [{"dataset_name": "GenericDataset", "data_file": str(ann)}]}},
+    }
+    code, status = spec_runner.run("evaluate", spec)
+    assert code == 3  # the data is checked before the (empty) checkpoint is read
+    assert status[-1]["status"] == "FAILURE"
+    assert status[-1]["message"] == f"File system error: dataset.test_dataset: {ann}:1: 5 columns, expected 2-4"
