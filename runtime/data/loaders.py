@@ -1,29 +1,31 @@
-"""DataLoaders for a split: batch size, workers and pin_memory from the spec, the padding collate,
-and per-epoch reseeding that also reaches datasets inside a ConcatDataset.
+"""DataLoaders for a split: samplers, batch size, workers and pin_memory from the spec, the padding
+collate, and per-epoch reseeding that also reaches datasets inside a ConcatDataset.
 
-Augmentation randomness is per sample, ``default_rng([seed, epoch, index])`` (see augment.py), so a
-run is reproducible for any ``workers`` value; ``worker_init_fn`` only seeds the global numpy/random
-state of each worker for user code that relies on it.
+One code path serves one process and many (Lightning is told ``use_distributed_sampler=False``):
+
+* training: :class:`EpochSampler`, a DistributedSampler (shuffle, seed ``train.seed``, drop_last)
+  whose ``set_epoch`` (called by Lightning at each epoch start) also moves the dataset's augmentation
+  stream to that epoch. Order and augmentation depend only on (seed, epoch, index), so a resumed run
+  sees the same batches as an uninterrupted one, for any ``workers`` value;
+* validation / evaluation: :class:`ShardSampler`, every ``world``-th sample from ``rank``, no padding
+  and no duplicates (metrics are then summed across ranks).
+
+Workers are not persistent: a persistent worker keeps its own dataset copy, so ``set_epoch`` in the
+main process would never reach it and every epoch would repeat the same augmentations.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
 
 from .stereo_datasets import stereo_collate
 
-__all__ = ["build_dataloader", "set_epoch", "seed_worker"]
-
-
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    value = obj.get(key, default) if isinstance(obj, Mapping) else getattr(obj, key, default)
-    return default if value is None else value
+__all__ = ["EpochSampler", "ShardSampler", "make_loader", "set_epoch"]
 
 
 def set_epoch(dataset: Dataset, epoch: int) -> None:
@@ -34,31 +36,55 @@ def set_epoch(dataset: Dataset, epoch: int) -> None:
             part.set_epoch(epoch)
 
 
-def seed_worker(worker_id: int) -> None:
-    """Seed numpy's and Python's global RNGs of a DataLoader worker from torch's per-worker seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
+class EpochSampler(DistributedSampler):
+    """DistributedSampler that also sets the dataset's augmentation epoch."""
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        set_epoch(self.dataset, epoch)
 
 
-def build_dataloader(dataset: Dataset, split_cfg: Any, *, train: bool, seed: int = 0) -> DataLoader:
-    """DataLoader with the split's ``batch_size``, ``workers``, ``pin_memory``; shuffles and drops the
-    last partial batch when training; pads variable sizes with :func:`stereo_collate` (stereo and
-    mono samples)."""
-    workers = int(_get(split_cfg, "workers", 0))
-    generator = torch.Generator()
-    generator.manual_seed(int(seed))
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world, ...``: each sample exactly once across ranks."""
+
+    def __init__(self, length: int, rank: int = 0, world: int = 1) -> None:
+        self.indices = list(range(rank, length, world))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def make_loader(
+    dataset: Dataset,
+    split_cfg: Any,
+    *,
+    train: bool,
+    rank: int = 0,
+    world: int = 1,
+    seed: int = 0,
+    batch_size: int | None = None,
+) -> DataLoader:
+    """DataLoader with the split's batch size, workers (at most one per CPU core) and pin_memory, the
+    padding collate (:func:`stereo_collate`, stereo and mono samples) and the right sampler.
+
+    Raises ValueError when a training split has fewer samples than one batch on every process."""
+    batch = int(batch_size or split_cfg.batch_size)
+    if train:
+        if len(dataset) < batch * world:
+            raise ValueError(f"{len(dataset)} samples is fewer than batch_size {batch} x {world} process(es)")
+        sampler: Sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    else:
+        sampler = ShardSampler(len(dataset), rank, world)
     return DataLoader(
         dataset,
-        batch_size=int(_get(split_cfg, "batch_size", 1)),
-        shuffle=train,
-        drop_last=train,
-        num_workers=workers,
-        pin_memory=bool(_get(split_cfg, "pin_memory", False)) and torch.cuda.is_available(),
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=min(int(split_cfg.workers), os.cpu_count() or 1),
+        pin_memory=bool(split_cfg.pin_memory) and torch.cuda.is_available(),
         collate_fn=stereo_collate,
-        worker_init_fn=seed_worker,
-        generator=generator,
-        # not persistent: a persistent worker keeps its own dataset copy, so set_epoch() in the main
-        # process would never reach it and every epoch would repeat the same augmentations
+        drop_last=train,
         persistent_workers=False,
     )

@@ -110,7 +110,7 @@ def test_collate_pads_variable_sizes() -> None:
 
 def test_lead_spec_objects_and_dataloader(synthetic_dir: Path) -> None:
     specs = pytest.importorskip("skillbank.specs.dataset")
-    from skillbank.runtime.data.loaders import build_dataloader, set_epoch
+    from skillbank.runtime.data.loaders import make_loader, set_epoch
 
     ann = str(synthetic_dir / "synthetic.txt")
     split = specs.DatasetSplit(
@@ -120,14 +120,14 @@ def test_lead_spec_objects_and_dataloader(synthetic_dir: Path) -> None:
         augmentation={"crop_size": [64, 96], "do_flip": True},
     )
     ds = build_stereo_dataset(split, max_disparity=32, train=True, seed=1)
-    loader = build_dataloader(ds, split, train=True, seed=1)
+    loader = make_loader(ds, split, train=True, seed=1)
     batches = list(loader)
     assert len(batches) == 2 and batches[0]["left"].shape == (3, 3, 64, 96)  # 8 samples, drop_last
     first = ds[0]["left"].clone()
     set_epoch(ds, 3)
     assert all(part.epoch == 3 for part in ds.datasets) and not torch.equal(first, ds[0]["left"])
     val = build_stereo_dataset(split, max_disparity=32, train=False)
-    batch = next(iter(build_dataloader(val, split, train=False)))
+    batch = next(iter(make_loader(val, split, train=False)))
     assert batch["left"].shape == (3, 3, 96, 160) and batch["index"].tolist() == [0, 1, 2]
 
 
