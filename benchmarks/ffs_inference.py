@@ -142,7 +142,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("ffs_inference.json"))
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to build)")
+    parser.add_argument("--compile", default="", help="torch.compile variants to time, 'mode:weights' comma list, "
+                        "e.g. default:bf16,max-autotune-no-cudagraphs:fp16 (slow to build)")
+    parser.add_argument("--tf32-islands", action="store_true", help="TF32 for the fp32 parts of compiled variants")
+    parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--profile-out", type=Path, default=None)
     parser.add_argument("--variants", default="all", help="comma-separated variant names, 'all' or 'none'")
     args = parser.parse_args()
@@ -197,20 +200,26 @@ def main() -> None:
               f"max|d| {res['max_abs_diff_vs_fp32_px']:.3g}px mean|d| {res['mean_abs_diff_vs_fp32_px']:.3g}px")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    if args.compile:
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    for spec in (args.compile.split(",") if args.compile else []):
+        mode, _, weights_name = spec.partition(":")
+        name = f"compile_{mode}_cuda_graph_{weights_name}_weights_cl_foldbn"
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32_islands
         try:
-            res, out = run_variant("compile_cuda_graph_bf16_weights_cl_foldbn", left, right, args.iters, None,
-                                   True, True, args.runs, args.warmup, compile_mode="default", weights=bf16,
-                                   fold_bn=True)
+            res, out = run_variant(name, left, right, args.iters, None, True, True, args.runs, args.warmup,
+                                   compile_mode=mode, weights=dtypes[weights_name], fold_bn=True)
             res["max_abs_diff_vs_fp32_px"] = float((out - reference).abs().max())
             res["mean_abs_diff_vs_fp32_px"] = float((out - reference).abs().mean())
-            print(f"{res['variant']:32s} {res['median_ms']:8.2f} ms  setup {res['setup_s']:.0f}s "
-                  f"max|d| {res['max_abs_diff_vs_fp32_px']:.3g}px")
+            res["tf32_for_fp32_islands"] = args.tf32_islands
+            print(f"{name:32s} {res['median_ms']:8.2f} ms  setup {res['setup_s']:.0f}s "
+                  f"max|d| {res['max_abs_diff_vs_fp32_px']:.3g}px", flush=True)
             results.append(res)
         except Exception as exc:
-            results.append({"variant": "compile", "error": f"{type(exc).__name__}: {exc}"[:500]})
-    prof = profile_variant(left, right, args.iters, torch.bfloat16, True)
-    if args.profile_out:
+            results.append({"variant": name, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        args.out.write_text(json.dumps({"partial": True, "results": results}, indent=2))  # survives a timeout
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    prof = {} if args.no_profile else profile_variant(left, right, args.iters, torch.bfloat16, True)
+    if args.profile_out and prof:
         args.profile_out.write_text(prof["top"])
     report = {
         "benchmark": "FFS bp2 inference, batch 1, random weights",
