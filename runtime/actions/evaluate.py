@@ -12,12 +12,15 @@ export size of an engine).
 
 Outputs: ``<results_dir>/metrics_per_image.csv`` (one row per image) and the SUCCESS line's kpi
 under ``val/`` (``val/epe``, ``val/bp2``, ``val/epe_noc``, ...), as TAO's PyTorch evaluate writes.
+With ``evaluate.trt_engine`` (an exported ``.onnx`` run by onnxruntime, or a TensorRT engine) the
+deploy-side contract applies: plain kpi names (``epe``, ``bp2``, ...) and ``results.json``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 
 from ..context import ActionContext, ActionResult
@@ -32,7 +35,7 @@ def run(ctx: ActionContext) -> ActionResult:
     from ..status import atomic_write_text
     from ..training.data import build_split_dataset, make_loader
     from ..training.module import mono_depth_metrics
-    from ..training.predict import predict_batch, prepare_model
+    from ..training.predict import is_engine, predict_batch, prepare_model
 
     spec = ctx.spec
     cfg = spec.evaluate
@@ -84,7 +87,13 @@ def run(ctx: ActionContext) -> ActionResult:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(ctx.results_dir / "metrics_per_image.csv", buffer.getvalue())
-    headline = ", ".join(f"{k.split('/')[1]} {kpi[k]:.4g}" for k in ("val/epe", "val/bp2", "val/abs_rel", "val/delta1")
-                         if k in kpi)
+    if is_engine(model):  # deploy-side contract: plain kpi names and results.json (readers accept both)
+        kpi = {k.removeprefix("val/"): v for k, v in kpi.items()}
+        atomic_write_text(ctx.results_dir / "results.json", json.dumps(kpi, indent=2) + "\n")
+        kpi_prefix = ""
+    else:
+        kpi_prefix = "val/"
+    shown = (f"{kpi_prefix}{k}" for k in ("epe", "bp2", "abs_rel", "delta1"))
+    headline = ", ".join(f"{k.removeprefix('val/')} {kpi[k]:.4g}" for k in shown if k in kpi)
     extra = f"; {skipped} image(s) without valid GT skipped" if skipped else ""
     return ActionResult(f"Evaluated {len(rows)} image(s): {headline}{extra}", kpi=kpi)

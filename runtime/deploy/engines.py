@@ -21,6 +21,8 @@ class OnnxRuntimeEngine:
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         self.session = ort.InferenceSession(str(path), providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        #: first input's shape: ints for static axes, names for dynamic ones
+        self.input_shape = list(self.session.get_inputs()[0].shape)
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
         feeds = {n: np.ascontiguousarray(x, dtype=np.float32) for n, x in zip(self.input_names, inputs, strict=True)}
@@ -72,3 +74,34 @@ def open_engine(path: str | Path) -> Any:
     """The runner for ``path``: .onnx -> onnxruntime, anything else -> TensorRT."""
     p = Path(path)
     return OnnxRuntimeEngine(p) if p.suffix.lower() == ".onnx" else TensorRTEngine(p)
+
+
+class EngineModule:
+    """A deployed engine behind the network's call signature, so evaluate/inference run it unchanged.
+
+    ``model(left, right, iters=..., test_mode=True)`` (stereo) or ``model(image)`` (mono): torch tensors
+    in, a CPU float32 tensor out. The refinement iterations were baked into the graph at export, so
+    ``iters`` is ignored. A static engine fed another size fails with one line naming the spec keys to
+    set (TAO's deploy side fails silently there).
+    """
+
+    def __init__(self, path: str | Path, *, action: str) -> None:
+        self.path = Path(path)
+        self.action = action
+        self.engine = open_engine(self.path)
+
+    def __call__(self, *inputs: Any, iters: int | None = None, test_mode: bool = True) -> Any:
+        import torch
+
+        from ..errors import ConfigurationError
+
+        arrays = [t.detach().float().cpu().numpy() for t in inputs]
+        expected = getattr(self.engine, "input_shape", None)
+        if expected is not None:
+            got = arrays[0].shape
+            if any(isinstance(e, int) and e > 0 and e != g for e, g in zip(expected, got, strict=True)):
+                raise ConfigurationError(
+                    f"{self.action}.input_height/{self.action}.input_width: engine {self.path.name} takes "
+                    f"{list(expected)}, got {list(got)}; set them to the export size (and batch_size to its batch)"
+                )
+        return torch.from_numpy(self.engine(*arrays))

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigurationError, NotImplementedActionError
+from ..errors import ConfigurationError, DependencyError, FileSystemError
 from .devices import eval_device
 from .weights import build_model, load_weights, resolve_weights
 
@@ -27,8 +27,7 @@ def prepare_model(spec: Any, action: str) -> tuple[torch.nn.Module, torch.device
     section = getattr(spec, action)
     if not section.checkpoint:
         if section.trt_engine:
-            raise NotImplementedActionError(
-                f"{action}.trt_engine: engine {action} is the deploy side; this action needs {action}.checkpoint")
+            return _prepare_engine(section.trt_engine, action)
         raise ConfigurationError(f"{action}.checkpoint: required (the model to run)")
     path = resolve_weights(section.checkpoint, f"{action}.checkpoint")
     model = build_model(spec)
@@ -36,6 +35,30 @@ def prepare_model(spec: Any, action: str) -> tuple[torch.nn.Module, torch.device
     device = eval_device(section.num_gpus, list(section.gpu_ids))
     model.to(device).eval()
     return model, device, report
+
+
+def _prepare_engine(path: str, action: str) -> tuple[Any, torch.device, str]:
+    """The deploy side: an exported .onnx (onnxruntime, exercised) or a TensorRT engine (written against
+    the TensorRT 10 API, not exercised where this was built)."""
+    from ..deploy.engines import EngineModule
+    from ..deploy.trt_build import TensorRTMissing
+
+    if not Path(path).is_file():
+        raise FileSystemError(f"{action}.trt_engine: file not found: {path}")
+    try:
+        engine = EngineModule(path, action=action)
+    except TensorRTMissing as exc:
+        raise DependencyError(f"{action}.trt_engine: {exc}") from None
+    except Exception as exc:  # a corrupt or foreign file: one line naming the key
+        raise ConfigurationError(f"{action}.trt_engine: cannot load {path}: {exc}") from None
+    return engine, torch.device("cpu"), f"engine {Path(path).name} ({type(engine.engine).__name__})"
+
+
+def is_engine(model: Any) -> bool:
+    """True when evaluate/inference run a deployed engine rather than a PyTorch checkpoint."""
+    from ..deploy.engines import EngineModule
+
+    return isinstance(model, EngineModule)
 
 
 @torch.inference_mode()

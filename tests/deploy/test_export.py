@@ -75,3 +75,55 @@ def test_gen_trt_engine_without_tensorrt_fails_honestly(tmp_path, capsys):
     assert status[-1]["status"] == "FAILURE"
     assert status[-1]["message"].startswith("Dependency error: the tensorrt package is not installed")
     assert not (tmp_path / "results" / "gen_trt_engine" / "model.engine").exists()
+
+
+def test_engine_evaluate_and_inference_run_the_exported_onnx(tmp_path):
+    """Deploy side: evaluate/inference with <action>.trt_engine = the exported .onnx (onnxruntime)."""
+    from skillbank.runtime.data.synthetic import generate_synthetic_stereo
+
+    ann = generate_synthetic_stereo(tmp_path / "data", num_pairs=2, height=64, width=96, max_disparity=12, seed=1)
+    spec = _tiny_spec(tmp_path)
+    assert run_action("export", str(spec), []) == 0
+    onnx_file = tmp_path / "results" / "export" / "FastFoundationStereo.onnx"
+    sources = f"[{{dataset_name: GenericDataset, data_file: {ann}}}]"
+    common = [
+        "evaluate.checkpoint=null",
+        "inference.checkpoint=null",
+        f"dataset.test_dataset.data_sources={sources}",
+        f"dataset.infer_dataset.data_sources={sources}",
+        "dataset.test_dataset.workers=0",
+        "dataset.infer_dataset.workers=0",
+    ]
+    assert run_action("evaluate", str(spec), [*common, f"evaluate.trt_engine={onnx_file}", "evaluate.num_gpus=0"]) == 0
+    status = read_status(tmp_path / "results" / "evaluate" / "status.json")
+    kpi = status[-1]["kpi"]
+    assert {"epe", "bp1", "bp2", "bp3", "d1", "rmse"} <= set(kpi) and not any(k.startswith("val/") for k in kpi)
+    assert (tmp_path / "results" / "evaluate" / "results.json").is_file()
+    assert (
+        run_action("inference", str(spec), [*common, f"inference.trt_engine={onnx_file}", "inference.num_gpus=0"]) == 0
+    )
+    assert len(list((tmp_path / "results" / "inference").glob("*.png"))) == 2
+
+
+def test_static_engine_fed_another_size_names_the_keys(tmp_path, capsys):
+    from skillbank.runtime.data.synthetic import generate_synthetic_stereo
+
+    ann = generate_synthetic_stereo(tmp_path / "data", num_pairs=1, height=96, width=128, max_disparity=12, seed=1)
+    spec = _tiny_spec(tmp_path)
+    assert run_action("export", str(spec), []) == 0
+    onnx_file = tmp_path / "results" / "export" / "FastFoundationStereo.onnx"
+    code = run_action(
+        "evaluate",
+        str(spec),
+        [
+            f"dataset.test_dataset.data_sources=[{{dataset_name: GenericDataset, data_file: {ann}}}]",
+            "dataset.test_dataset.workers=0",
+            "evaluate.checkpoint=null",
+            f"evaluate.trt_engine={onnx_file}",
+            "evaluate.num_gpus=0",
+        ],
+    )
+    assert code == 2
+    assert "evaluate.input_height/evaluate.input_width: engine FastFoundationStereo.onnx takes [1, 3, 64, 96]" in (
+        capsys.readouterr().err
+    )
