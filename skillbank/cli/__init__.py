@@ -1,7 +1,8 @@
 """``skillbank``: the agent-facing command line (no torch imported here).
 
-Commands: ``list``, ``show``, ``validate``, ``plan`` (skills and request planning) and
-``schemas generate|check`` (JSON Schemas and spec templates generated from the spec models).
+Commands: ``list``, ``show``, ``validate``, ``plan`` (skills and request planning),
+``schemas generate|check`` (JSON Schemas and spec templates generated from the spec models) and
+``mcp`` (the same tools as an MCP server over stdio).
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ app = typer.Typer(
 )
 app.add_typer(schemas_cmd.app, name="schemas")
 skills_cmd.register(app)
+
+
+@app.command("mcp")
+def mcp_cmd() -> None:
+    """Serve the skill bank as an MCP server over stdio (tools: list_skills, show_skill, plan_request,
+    validate_skills). Needs the [mcp] extra."""
+    try:
+        from skillbank.mcp_server import main as serve
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        typer.echo(f"skillbank mcp: the MCP SDK is not installed (pip install 'skillbank[mcp]'): {exc}", err=True)
+        raise typer.Exit(6) from None
+    serve()
 
 
 def main() -> None:
