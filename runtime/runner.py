@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,18 @@ def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
 
 
 def run_action(action: str, spec_path: str | None, overrides: list[str]) -> int:
-    """Run ``action``; returns the process exit code."""
+    """Run ``action``; returns the process exit code. SIGTERM is turned into an interrupt while the
+    action runs (the train action then writes its interrupt checkpoint) and restored afterwards."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _sigterm_to_interrupt) if in_main else None
+    try:
+        return _run_action(action, spec_path, overrides)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_action(action: str, spec_path: str | None, overrides: list[str]) -> int:
     status: StatusLogger | None = None
     try:
         try:
@@ -94,8 +106,6 @@ def run_action(action: str, spec_path: str | None, overrides: list[str]) -> int:
         if is_rank_zero():
             save_experiment(spec, results_dir)
         status.write("STARTED", f"Starting depth_net {action} ({spec.model.model_type}).")
-        if threading_main():
-            signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         from .actions import load_action
 
         ctx = ActionContext(
@@ -125,12 +135,6 @@ def run_action(action: str, spec_path: str | None, overrides: list[str]) -> int:
         where = _save_traceback(status)
         detail = f" (traceback in {where})" if where else ""
         return _fail(status, f"Execution error: {type(exc).__name__}: {exc}{detail}", 1)
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _os_error_text(exc: OSError) -> str:

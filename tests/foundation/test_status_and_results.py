@@ -43,3 +43,19 @@ def test_results_dir_resolution_and_experiment_yaml(tmp_path):
     text = path.read_text()
     assert "train:\n" in text and "optim:\n" in text  # nested, never dotted keys
     assert load_spec(path).model_dump() == spec.model_dump()
+
+
+def test_run_action_restores_the_sigterm_handler(tmp_path):
+    import signal
+
+    from skillbank.runtime.runner import run_action
+
+    def mine(signum, frame):  # noqa: ARG001
+        return None
+
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        run_action("evaluate", None, [f"results_dir={tmp_path}"])  # fails (no checkpoint) but must clean up
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, old)
