@@ -22,7 +22,7 @@ from skillbank.specs.loading import parse_override, read_yaml_mapping, set_dotte
 
 from .context import ActionContext, Reporter
 from .data.errors import AnnotationError, DataFileError
-from .errors import ActionError, ConfigurationError, FileSystemError, RunInterruptedError
+from .errors import ActionError, ConfigurationError, DependencyError, FileSystemError, RunInterruptedError
 from .results import guess_results_dir, resolve_results_dir, save_experiment
 from .status import StatusLogger, is_rank_zero
 
@@ -127,6 +127,11 @@ def _run_action(action: str, spec_path: str | None, overrides: list[str]) -> int
         return _fail(status, str(exc2), exc2.exit_code)
     except ActionError as exc:
         return _fail(status, str(exc), exc.exit_code)
+    except ModuleNotFoundError as exc:  # the core installs light; the runtime needs the [gpu] extra
+        module = (exc.name or str(exc)).split(".")[0]
+        hint = "install torch first (pip install torch), then pip install 'skillbank[gpu]'"
+        return _fail(status, str(DependencyError(f"depth_net {action} needs the '{module}' package: {hint}")),
+                     DependencyError.exit_code)
     except (AnnotationError, DataFileError) as exc:  # a data file found bad mid-run, named by file:line
         return _fail(status, str(FileSystemError(str(exc))), FileSystemError.exit_code)
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:

@@ -129,3 +129,17 @@ def test_bad_annotation_found_mid_run_is_a_file_system_error(spec_runner, tmp_pa
     assert code == 3  # the data is checked before the (empty) checkpoint is read
     assert status[-1]["status"] == "FAILURE"
     assert status[-1]["message"] == f"File system error: dataset.test_dataset: {ann}:1: 5 columns, expected 2-4"
+
+
+def test_missing_runtime_package_is_a_dependency_error(spec_runner, monkeypatch, capsys):
+    """The core installs without torch; an action then names the package to install, exit 6."""
+    from skillbank.runtime import actions
+
+    def needs_torch(ctx):  # noqa: ARG001
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(actions, "load_action", lambda name: needs_torch)
+    code, status = spec_runner.run("convert", {"results_dir": "results", "convert": {"mode": "synthetic"}})
+    assert code == 6
+    assert status[-1]["message"].startswith("Dependency error: depth_net convert needs the 'torch' package")
+    assert capsys.readouterr().err.count("\n") == 1
