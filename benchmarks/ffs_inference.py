@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cuda_timing import time_cuda
 
 
 def build(channels_last: bool, weights: torch.dtype | None = None, fold_bn: bool = False) -> torch.nn.Module:
@@ -49,21 +50,6 @@ def build(channels_last: bool, weights: torch.dtype | None = None, fold_bn: bool
 
 def autocast_ctx(dtype: torch.dtype | None) -> Any:
     return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
-def time_fn(fn, runs: int, warmup: int) -> list[float]:  # noqa: ANN001
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(runs):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return times
 
 
 def run_variant(name: str, left, right, iters: int, dtype, channels_last: bool, graph: bool,  # noqa: ANN001
@@ -103,7 +89,7 @@ def run_variant(name: str, left, right, iters: int, dtype, channels_last: bool, 
     fn()
     torch.cuda.synchronize()
     setup_s = time.perf_counter() - t0
-    times = time_fn(fn, runs, warmup)
+    times = time_cuda(fn, runs, warmup)
     result = {
         "variant": name,
         "median_ms": statistics.median(times),

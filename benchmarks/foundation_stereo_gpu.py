@@ -23,21 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cuda_timing import time_cuda
 
 
 def timed(fn, runs: int, warmup: int) -> float:  # noqa: ANN001
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(runs):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return statistics.median(time_cuda(fn, runs, warmup))
 
 
 def precision(name: str) -> Any:
