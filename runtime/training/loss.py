@@ -32,27 +32,37 @@ def stereo_sequence_loss(
     max_disparity: float,
     gamma: float = 0.9,
     init_weight: float = 1.0,
+    with_parts: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sequence loss of one batch; returns ``(loss, parts)`` with parts ``init``, ``final_epe``, ``pixels``.
+    """Sequence loss of one batch; returns ``(loss, parts)``.
 
     ``init_disp`` and every ``preds[i]`` are (B,1,H,W) full-resolution disparities; ``gt`` (B,1,H,W),
-    ``valid`` bool (B,1,H,W). A batch without a single valid pixel gives a zero loss that still
-    touches the graph (so DDP sees every parameter used).
+    ``valid`` bool (B,1,H,W). Means over the mask are ``sum(where(mask, err, 0)) / count``: no boolean
+    indexing and no host reads, so the GPU step never waits on the CPU (a boolean index is a device-to-
+    host sync, 2 + iterations of them per step otherwise). Unknown GT (inf/NaN) outside the mask never
+    reaches the sums. A batch without a single valid pixel gives a zero loss that still touches the graph
+    (so DDP sees every parameter used). ``with_parts`` also returns ``init``, ``final_epe`` and ``pixels``
+    as floats (one host sync; for logging and tests).
     """
     gt = gt.float()
     mask = valid.bool() & (gt > 0) & (gt < max_disparity)
-    if not bool(mask.any()):
-        zero = init_disp.float().sum() * 0.0 + sum(p.float().sum() for p in preds) * 0.0
-        return zero, {"init": 0.0, "final_epe": 0.0, "pixels": 0.0}
-    target = gt[mask]
-    init_loss = F.smooth_l1_loss(init_disp.float()[mask], target)
+    count = mask.sum().clamp(min=1).float()
+    target = torch.where(mask, gt, torch.zeros_like(gt))
+
+    def masked_mean(err: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask, err, torch.zeros_like(err)).sum() / count
+
+    init_loss = masked_mean(F.smooth_l1_loss(init_disp.float(), target, reduction="none"))
     n = len(preds)
     seq = init_disp.new_zeros((), dtype=torch.float32)
     for i, pred in enumerate(preds):
-        seq = seq + gamma ** (n - 1 - i) * (pred.float()[mask] - target).abs().mean()
-    final_epe = float((preds[-1].detach().float()[mask] - target).abs().mean()) if n else float("nan")
+        seq = seq + gamma ** (n - 1 - i) * masked_mean((pred.float() - target).abs())
     loss = init_weight * init_loss + seq
-    return loss, {"init": float(init_loss.detach()), "final_epe": final_epe, "pixels": float(mask.sum())}
+    parts: dict[str, float] = {}
+    if with_parts:
+        final = masked_mean((preds[-1].detach().float() - target).abs()) if n else torch.tensor(float("nan"))
+        parts = {"init": float(init_loss.detach()), "final_epe": float(final), "pixels": float(mask.sum())}
+    return loss, parts
 
 
 def silog_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, *, lambd: float = 0.5,

@@ -55,11 +55,34 @@ def test_sequence_loss_weights_and_mask():
     valid[..., 0, 0] = False
     gt[..., 0, 0] = 1000.0  # invalid and beyond max_disparity: must not count
     preds = [gt.clone() + 2.0, gt.clone() + 1.0]
-    loss, parts = stereo_sequence_loss(gt.clone(), preds, gt, valid, max_disparity=64, gamma=0.9)
+    loss, parts = stereo_sequence_loss(gt.clone(), preds, gt, valid, max_disparity=64, gamma=0.9, with_parts=True)
     assert float(loss) == pytest.approx(0.9 * 2.0 + 1.0 * 1.0)  # init term is 0, last prediction weighs 1
     assert parts["final_epe"] == pytest.approx(1.0) and parts["pixels"] == 15
     empty, _ = stereo_sequence_loss(gt, preds, gt, torch.zeros_like(valid), max_disparity=64)
     assert float(empty) == 0.0
+
+
+def test_sequence_loss_equals_the_boolean_index_formulation_and_its_gradients():
+    """The sync-free masked means give the loss and gradients of mean(err[mask]), with inf/NaN GT outside."""
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(2, 1, 6, 7, generator=g) * 80
+    valid = torch.rand(2, 1, 6, 7, generator=g) > 0.3
+    gt[~valid] = float("inf")
+    gt[0, 0, 0, 0], valid[0, 0, 0, 0] = float("nan"), False
+    init = (torch.rand(2, 1, 6, 7, generator=g) * 80).requires_grad_()
+    preds = [(torch.rand(2, 1, 6, 7, generator=g) * 80).requires_grad_() for _ in range(3)]
+    loss, _ = stereo_sequence_loss(init, preds, gt, valid, max_disparity=64, gamma=0.9)
+    loss.backward()
+    mask = valid & (gt > 0) & (gt < 64)
+    init2 = init.detach().clone().requires_grad_()
+    preds2 = [p.detach().clone().requires_grad_() for p in preds]
+    ref = torch.nn.functional.smooth_l1_loss(init2[mask], gt[mask])
+    ref = ref + sum(0.9 ** (2 - i) * (p[mask] - gt[mask]).abs().mean() for i, p in enumerate(preds2))
+    ref.backward()
+    assert torch.isfinite(loss) and float(loss) == pytest.approx(float(ref), rel=1e-6)
+    torch.testing.assert_close(init.grad, init2.grad)
+    for a, b in zip(preds, preds2, strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
 
 
 def test_mono_losses_are_invariant_as_documented():
