@@ -151,21 +151,27 @@ class EdgeNeXtSmall(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for down, stage in zip(self.downsample_layers, self.stages, strict=True):
-            x = stage(down(x))
-            feats.append(x)
-        return feats
+        return run_stages(self.downsample_layers, self.stages, x)
 
 
-class FFSFeature(nn.Module):
-    """EdgeNeXt-small encoder + transposed-conv decoder: the FFS image feature pyramid.
+def run_stages(downsample_layers: nn.ModuleList, stages: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+    """The four EdgeNeXt stage outputs (1/4, 1/8, 1/16, 1/32) of ``x``."""
+    feats = []
+    for down, stage in zip(downsample_layers, stages, strict=True):
+        x = stage(down(x))
+        feats.append(x)
+    return feats
 
-    Returns ``[x4, x8, x16, x32]`` with widths ``d_out = [96 + vit_dim, 192, 320, 304]``.
-    The decoder blocks use InstanceNorm (no affine) and LeakyReLU / ReLU as in TAO.
+
+class EdgeNeXtPyramid(nn.Module):
+    """EdgeNeXt-small encoder + the transposed-conv decoder shared by FFS and FoundationStereo.
+
+    :meth:`pyramid` returns ``[x4, x8, x16, x32]`` with widths ``[96, 192, 320, 304]``; each network
+    adds its own 1/4 head (``conv4``). The decoder blocks use InstanceNorm (no affine) and LeakyReLU /
+    ReLU as in TAO. Module names (``downsample_layers``, ``stages``, ``deconv*``) are TAO's.
     """
 
-    def __init__(self, vit_dim: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
         backbone = EdgeNeXtSmall()
         self.downsample_layers = backbone.downsample_layers
@@ -174,16 +180,28 @@ class FFSFeature(nn.Module):
         self.deconv32_16 = UpsampleFuse(c[3], c[2], c[2], norm="instance2d", fuse="residual")
         self.deconv16_8 = UpsampleFuse(c[2] * 2, c[1], c[1], norm="instance2d", fuse="residual")
         self.deconv8_4 = UpsampleFuse(c[1] * 2, c[0], c[0], norm="instance2d", fuse="residual")
+
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x4, x8, x16, x32 = run_stages(self.downsample_layers, self.stages, x)
+        x16 = self.deconv32_16(x32, x16)
+        x8 = self.deconv16_8(x16, x8)
+        x4 = self.deconv8_4(x8, x4)
+        return [x4, x8, x16, x32]
+
+
+class FFSFeature(EdgeNeXtPyramid):
+    """The FFS image feature pyramid: :class:`EdgeNeXtPyramid` with a 1x1 conv lifting the 96-ch 1/4
+    feature to ``96 + vit_dim`` (the channel band kept from distillation).
+
+    Returns ``[x4, x8, x16, x32]`` with widths ``d_out = [96 + vit_dim, 192, 320, 304]``.
+    """
+
+    def __init__(self, vit_dim: int) -> None:
+        super().__init__()
+        c = EDGENEXT_SMALL_DIMS
         self.conv4 = nn.Conv2d(c[0] * 2, c[0] * 2 + vit_dim, kernel_size=1)
         self.d_out = [c[0] * 2 + vit_dim, c[1] * 2, c[2] * 2, c[3]]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for down, stage in zip(self.downsample_layers, self.stages, strict=True):
-            x = stage(down(x))
-            feats.append(x)
-        x4, x8, x16, x32 = feats
-        x16 = self.deconv32_16(x32, x16)
-        x8 = self.deconv16_8(x16, x8)
-        x4 = self.deconv8_4(x8, x4)
+        x4, x8, x16, x32 = self.pyramid(x)
         return [self.conv4(x4), x8, x16, x32]

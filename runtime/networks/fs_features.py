@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvNormAct, UpsampleFuse
+from .blocks import ConvNormAct
 from .depth_anything import DepthAnythingV2
 from .dpt import DPT_CONFIGS
-from .edgenext import EDGENEXT_SMALL_DIMS, EdgeNeXtSmall
+from .edgenext import EDGENEXT_SMALL_DIMS, EdgeNeXtPyramid
 
 VIT_DIVISOR = 112  # lcm(14, 16): ViT patch and the CNN's strides
 VIT_MAX_SIDE = 1344
@@ -97,19 +97,13 @@ class DepthAnythingFeature(nn.Module):
         return self.depth_anything.forward_features(x)
 
 
-class FSFeature(nn.Module):
+class FSFeature(EdgeNeXtPyramid):
     """Stereo feature pyramid with the frozen ViT side branch (see the module docstring)."""
 
     def __init__(self, encoder: str, use_bn: bool = False, use_clstoken: bool = False) -> None:
         super().__init__()
         vit_dim = vit_feature_dim(encoder)
-        backbone = EdgeNeXtSmall()
-        self.downsample_layers = backbone.downsample_layers
-        self.stages = backbone.stages
         c = EDGENEXT_SMALL_DIMS
-        self.deconv32_16 = UpsampleFuse(c[3], c[2], c[2], norm="instance2d", fuse="residual")
-        self.deconv16_8 = UpsampleFuse(c[2] * 2, c[1], c[1], norm="instance2d", fuse="residual")
-        self.deconv8_4 = UpsampleFuse(c[1] * 2, c[0], c[0], norm="instance2d", fuse="residual")
         fused = c[0] * 2 + vit_dim
         self.conv4 = nn.Sequential(
             ConvNormAct(fused, fused, conv="conv2d", norm="instance2d", kernel_size=3, padding=1),
@@ -140,14 +134,7 @@ class FSFeature(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Returns the pyramid [x4, x8, x16, x32] and the 1/4-res ViT feature."""
         vit_feat = self.vit_features(x)
-        feats = []
-        for down, stage in zip(self.downsample_layers, self.stages, strict=True):
-            x = stage(down(x))
-            feats.append(x)
-        x4, x8, x16, x32 = feats
-        x16 = self.deconv32_16(x32, x16)
-        x8 = self.deconv16_8(x16, x8)
-        x4 = self.deconv8_4(x8, x4)
+        x4, x8, x16, x32 = self.pyramid(x)
         x4 = self.conv4(torch.cat((x4, vit_feat), dim=1))
         return [x4, x8, x16, x32], vit_feat
 
