@@ -33,17 +33,12 @@ def run(ctx: ActionContext) -> ActionResult:
 
     from ..metrics import MONO_METRICS, STEREO_METRICS, MetricAverager, stereo_image_metrics
     from ..status import atomic_write_text
-    from ..training.data import build_split_dataset, make_loader
     from ..training.module import mono_depth_metrics
-    from ..training.predict import is_engine, predict_batch, prepare_model
+    from ..training.predict import is_engine, predict_batch, prepare_run
 
     spec = ctx.spec
-    cfg = spec.evaluate
     stereo = spec.model.is_stereo
-    size = (cfg.input_height, cfg.input_width) if cfg.input_height else None
-    dataset = build_split_dataset(spec, "test_dataset", train=False, eval_size=size)
-    loader = make_loader(dataset, spec.dataset.test_dataset, train=False, batch_size=cfg.batch_size)
-    model, device, _ = prepare_model(spec, "evaluate")
+    _, loader, model, device = prepare_run(spec, "evaluate", "test_dataset")
     names = list(STEREO_METRICS if stereo else MONO_METRICS)
     overall, noc = MetricAverager(names), MetricAverager(names)
     rows: list[dict[str, object]] = []

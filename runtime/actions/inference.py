@@ -25,16 +25,12 @@ def run(ctx: ActionContext) -> ActionResult:
     from tqdm import tqdm
 
     from ..data.io import write_disparity_png, write_pfm
-    from ..training.data import build_split_dataset, make_loader
-    from ..training.predict import predict_batch, prepare_model, unique_output_names
+    from ..training.predict import predict_batch, prepare_run, unique_output_names
 
     spec = ctx.spec
     cfg = spec.inference
     stereo = spec.model.is_stereo
-    size = (cfg.input_height, cfg.input_width) if cfg.input_height else None
-    dataset = build_split_dataset(spec, "infer_dataset", train=False, eval_size=size)
-    loader = make_loader(dataset, spec.dataset.infer_dataset, train=False, batch_size=cfg.batch_size)
-    model, device, _ = prepare_model(spec, "inference")
+    dataset, loader, model, device = prepare_run(spec, "inference", "infer_dataset")
 
     key = "left_path" if stereo else "image_path"
     records = _input_paths(dataset, stereo)

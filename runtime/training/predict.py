@@ -37,6 +37,20 @@ def prepare_model(spec: Any, action: str) -> tuple[torch.nn.Module, torch.device
     return model, device, report
 
 
+def prepare_run(spec: Any, action: str, split: str) -> tuple[Any, Any, Any, torch.device]:
+    """(dataset, loader, model, device) of evaluate/inference: ``dataset.<split>`` at native size or at
+    ``<action>.input_height`` x ``input_width``, batched by ``<action>.batch_size``, and the model of
+    ``<action>.checkpoint`` (or ``<action>.trt_engine``)."""
+    from .data import build_split_dataset, make_loader
+
+    cfg = getattr(spec, action)
+    size = (cfg.input_height, cfg.input_width) if cfg.input_height else None
+    dataset = build_split_dataset(spec, split, train=False, eval_size=size)
+    loader = make_loader(dataset, getattr(spec.dataset, split), train=False, batch_size=cfg.batch_size)
+    model, device, _ = prepare_model(spec, action)
+    return dataset, loader, model, device
+
+
 def _prepare_engine(path: str, action: str) -> tuple[Any, torch.device, str]:
     """The deploy side: an exported .onnx (onnxruntime, exercised) or a TensorRT engine (written against
     the TensorRT 10 API, not exercised where this was built)."""
