@@ -31,6 +31,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from . import io
 from .annotations import MonoRecord, parse_mono_annotation
 from .augment import AugmentConfig, MonoAugmentor, normalize
+from .seeded import SeededRecordDataset
 
 __all__ = [
     "MonoDataset",
@@ -63,7 +64,7 @@ class MonoEvalTransform:
         return s
 
 
-class MonoDataset(Dataset):
+class MonoDataset(SeededRecordDataset):
     """Base class: one ``image [depth]`` annotation file, one depth encoding."""
 
     encoding: str = "auto"
@@ -90,14 +91,8 @@ class MonoDataset(Dataset):
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         self.relative = self.relative if relative is None else bool(relative)
         self.transform = transform or MonoEvalTransform(AugmentConfig())
-        self.seed = int(torch.initial_seed() % 2**63) if seed is None else int(seed)
-        self.epoch = 0
+        self.init_seed(seed)
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def load(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
@@ -117,7 +112,7 @@ class MonoDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.load(index)
         orig_size = tuple(int(v) for v in sample["image"].shape[:2])
-        out = self.transform(sample, np.random.default_rng([self.seed, self.epoch, index]))
+        out = self.transform(sample, self.rng(index))
         result: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(out["image"]))}
         if out.get("depth") is not None:
             depth, valid = out["depth"], out["valid"] & (out["depth"] > 0)

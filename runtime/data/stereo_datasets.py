@@ -45,6 +45,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from . import io
 from .annotations import StereoRecord, parse_stereo_annotation
 from .augment import AugmentConfig, EvalTransform, StereoAugmentor
+from .seeded import SeededRecordDataset
 
 __all__ = [
     "StereoDataset",
@@ -65,7 +66,7 @@ def valid_disparity_mask(disparity: np.ndarray, max_disparity: float) -> np.ndar
         return np.isfinite(disparity) & (disparity > 0) & (disparity < max_disparity)
 
 
-class StereoDataset(Dataset):
+class StereoDataset(SeededRecordDataset):
     """Base class: one annotation file, one disparity encoding.
 
     ``transform`` is a callable ``(sample_dict_of_numpy, rng) -> dict`` (StereoAugmentor or
@@ -98,15 +99,8 @@ class StereoDataset(Dataset):
         )
         self.max_disparity = float(max_disparity)
         self.transform = transform or EvalTransform(AugmentConfig(), max_disparity=max_disparity)
-        self.seed = int(torch.initial_seed() % 2**63) if seed is None else int(seed)
-        self.epoch = 0
+        self.init_seed(seed)
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the random stream (call once per epoch for fresh augmentations)."""
-        self.epoch = int(epoch)
 
     def decode_disparity(self, path: str) -> np.ndarray:
         """Disparity file -> float32 (H, W) pixels (override for a custom encoding)."""
@@ -138,7 +132,7 @@ class StereoDataset(Dataset):
         rec = self.records[index]
         sample = self.load(index)
         orig_size = tuple(int(v) for v in sample["left"].shape[:2])
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.rng(index)
         out = self.transform(sample, rng)
         result: dict[str, Any] = {
             "left": torch.from_numpy(np.ascontiguousarray(out["left"])),
