@@ -220,14 +220,21 @@ def _single_channel_pfm(path: PathLike) -> np.ndarray:
     return array[:, :, 0] if array.ndim == 3 else array
 
 
+def _resolve_encoding(path: PathLike, encoding: str, *, png: str, kind: str) -> str:
+    """``encoding`` lower-cased; ``auto`` picks by extension (.pfm, .npy, and ``png`` for .png)."""
+    encoding = encoding.lower()
+    if encoding != "auto":
+        return encoding
+    suffix = Path(path).suffix.lower()
+    found = {".pfm": "pfm", ".npy": "npy", ".png": png}.get(suffix)
+    if found is None:
+        raise DataFileError(f"{path}: cannot infer {kind} encoding from '{suffix}' (use .pfm, .npy, .png)")
+    return found
+
+
 def decode_disparity(path: PathLike, encoding: str = "auto") -> np.ndarray:
     """Decode a disparity file to float32 (H, W) pixels; see the module table for encodings."""
-    encoding = encoding.lower()
-    suffix = Path(path).suffix.lower()
-    if encoding == "auto":
-        encoding = {".pfm": "pfm", ".npy": "npy", ".png": "kitti"}.get(suffix, "")
-        if not encoding:
-            raise DataFileError(f"{path}: cannot infer disparity encoding from '{suffix}' (use .pfm, .npy, .png)")
+    encoding = _resolve_encoding(path, encoding, png="kitti", kind="disparity")
     if encoding == "pfm":
         return _single_channel_pfm(path)
     if encoding == "npy":
@@ -269,12 +276,7 @@ def encode_disparity_png(path: PathLike, disparity: np.ndarray, encoding: str = 
 
 def decode_depth(path: PathLike, encoding: str = "auto") -> np.ndarray:
     """Decode a depth file to float32 (H, W) metres: nyu (uint16 PNG / 1000), pfm, npy; auto by extension."""
-    encoding = encoding.lower()
-    suffix = Path(path).suffix.lower()
-    if encoding == "auto":
-        encoding = {".pfm": "pfm", ".npy": "npy", ".png": "nyu"}.get(suffix, "")
-        if not encoding:
-            raise DataFileError(f"{path}: cannot infer depth encoding from '{suffix}' (use .pfm, .npy, .png)")
+    encoding = _resolve_encoding(path, encoding, png="nyu", kind="depth")
     if encoding == "nyu":
         return read_png16(path).astype(np.float32) / 1000.0
     if encoding == "pfm":
