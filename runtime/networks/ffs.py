@@ -25,7 +25,10 @@ Fast paths (all exact up to rounding, all covered by tests):
 - ``model.to_channels_last()``: 2D weights channels_last, 3D weights channels_last_3d.
 - ``blocks.fold_batchnorm_(model.eval())``: BatchNorm folded into convs (inference only).
 - The forward has no host syncs and no data-dependent Python branches: TorchDynamo captures it
-  as one graph (``torch.compile(fullgraph=True)``) and it can be captured in a CUDA graph.
+  as one graph (``torch.compile(fullgraph=True)``) and it can be captured in a CUDA graph
+  (training: :mod:`runtime.training.graphed`).
+- ``model.compile_regions()``: ``torch.compile`` of the encoder and of one refinement iteration
+  (compiled once, reused ``iters`` times) instead of the whole unrolled forward.
   ONNX export (opset 17, legacy exporter) works with dynamic batch and H/W (multiples of 32).
 """
 
@@ -241,13 +244,30 @@ class FastFoundationStereo(nn.Module):
         init_disp, preds = out
         return unpad(init_disp, pads), [unpad(p, pads) for p in preds]
 
-    def _forward_padded(self, left: torch.Tensor, right: torch.Tensor, iters: int, test_mode: bool):
+    def compile_regions(self, **compile_kwargs: Any) -> FastFoundationStereo:
+        """``torch.compile`` the two regions of the forward: the encoder (features, cost volume,
+        hourglass, context; once per pair) and one refinement iteration (lookup, update, upsampling;
+        ``iters`` times with the same shapes, so it compiles once). Each compiles in seconds, where
+        the whole unrolled forward (and its backward, 22 iterations in training) takes minutes.
+        Keyword arguments go to ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``);
+        ``fullgraph=True`` and ``dynamic=False`` are the defaults. Undo with ``compile_regions(off=True)``.
+        """
+        if compile_kwargs.pop("off", False):
+            self._compiled = {}
+            return self
+        kwargs = {"fullgraph": True, "dynamic": False, **compile_kwargs}
+        self._compiled = {"encode": torch.compile(self._encode, **kwargs),
+                          "iteration": torch.compile(self._iteration, **kwargs)}
+        return self
+
+    def _region(self, name: str):
+        compiled = self.__dict__.get("_compiled") or {}
+        return compiled.get(name) or getattr(self, f"_{name}")
+
+    def _encode(self, left: torch.Tensor, right: torch.Tensor):
+        """Features, cost volume, hourglass, soft-argmin and context of a padded batch."""
         b = left.shape[0]
         num_disp = self.max_disparity // 4
-        # weights may be stored in bf16/fp16 (``model.to(torch.bfloat16)``: no per-forward weight
-        # casts); inputs and the fp32 lookup are then cast to that dtype. A no-op in fp32/autocast.
-        wdtype = self.proj_cmb.weight.dtype
-        left, right = left.to(wdtype), right.to(wdtype)
         images = torch.cat([left, right], dim=0)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -279,20 +299,33 @@ class FastFoundationStereo(nn.Module):
         inp = torch.relu(inp)
         inp = self.cam(inp) * inp
         att = self.sam(inp)
+        return feat_left[0], feat_right, volume, stem_2x, init_disp, net, inp, att
 
-        lookup = GeoEncodingLookup(feat_left[0], feat_right, volume, self.corr_levels, self.corr_radius)
+    def _iteration(self, lookup: GeoEncodingLookup, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
+                   att: torch.Tensor, stem_2x: torch.Tensor, upsample: bool):
+        """One refinement step from the (detached) disparity; the full-resolution result if ``upsample``."""
+        wdtype = self.proj_cmb.weight.dtype
+        disp = disp.detach()
+        corr = lookup(disp, channels_last=self.channels_last).to(wdtype)
+        net, mask, delta = self.update_block(net, inp, corr, disp.to(wdtype), att)
+        disp = disp + delta.float()
+        return disp, net, self._upsample(disp, mask, stem_2x) if upsample else None
+
+    def _forward_padded(self, left: torch.Tensor, right: torch.Tensor, iters: int, test_mode: bool):
+        # weights may be stored in bf16/fp16 (``model.to(torch.bfloat16)``: no per-forward weight
+        # casts); inputs and the fp32 lookup are then cast to that dtype. A no-op in fp32/autocast.
+        wdtype = self.proj_cmb.weight.dtype
+        left, right = left.to(wdtype), right.to(wdtype)
+        feat_left, feat_right, volume, stem_2x, init_disp, net, inp, att = self._region("encode")(left, right)
+        lookup = GeoEncodingLookup(feat_left, feat_right, volume, self.corr_levels, self.corr_radius)
+        iteration = self._region("iteration")
         disp = init_disp
         preds: list[torch.Tensor] = []
-        mask = None
-        for _ in range(iters):
-            disp = disp.detach()
-            corr = lookup(disp, channels_last=self.channels_last).to(wdtype)
-            net, mask, delta = self.update_block(net, inp, corr, disp.to(wdtype), att)
-            disp = disp + delta.float()
+        for i in range(iters):
+            disp, net, up = iteration(lookup, disp, net, inp, att, stem_2x, not test_mode or i == iters - 1)
             if not test_mode:
-                preds.append(self._upsample(disp, mask, stem_2x))
+                preds.append(up)
         if test_mode:
-            up = self._upsample(disp, mask, stem_2x)
             return up.clamp(min=0) if self.clamp_output else up
         init_up = F.interpolate(init_disp, scale_factor=4, mode="bilinear", align_corners=False) * 4.0
         return init_up, preds
