@@ -90,7 +90,11 @@ class PeriodicCheckpoint(pl.Callback):
         return self.dirpath / checkpoint_name(trainer.current_epoch, trainer.global_step)
 
     def save(self, trainer: pl.Trainer) -> Path:
-        """Save now (all ranks call this; rank 0 writes) and move ``dn_model_latest.pth``."""
+        """Save now (all ranks call this; rank 0 writes) and move ``dn_model_latest.pth``. The
+        module's lagged NaN check runs first: a diverged step raises instead of being saved."""
+        check = getattr(trainer.lightning_module, "check_pending_loss", None)
+        if check is not None:
+            check()
         path = self._path(trainer)
         trainer.save_checkpoint(path)
         if trainer.is_global_zero:

@@ -41,6 +41,10 @@ log = logging.getLogger("depth_net")
 class DepthNetModule(pl.LightningModule):
     """Train/validate the spec's network. ``model`` may be given (e.g. with pretrained weights loaded)."""
 
+    #: the NaN guard lags one step on GPUs (no host wait per step); on the CPU nothing runs ahead, so
+    #: it checks at once unless this is set (tests use it to exercise the lagged path)
+    lag_guard_on_cpu = False
+
     def __init__(self, spec: Any, model: torch.nn.Module | None = None) -> None:
         super().__init__()
         from .weights import build_model
@@ -54,6 +58,10 @@ class DepthNetModule(pl.LightningModule):
         self._train_set = None
         self._val_set = None
         self.last_val_epoch = -1  # the epoch whose validation produced the current val_* metrics
+        self._graphed = None      # GraphedStereoLoss when train.cuda_graph applies (on_train_start)
+        self._pending_loss: tuple[torch.Tensor, int] | None = None
+        if getattr(spec.train, "channels_last", False) and hasattr(self.model, "to_channels_last"):
+            self.model.to_channels_last()
 
     # ------------------------------------------------------------------------------------------ data
     def setup(self, stage: str) -> None:
@@ -76,8 +84,27 @@ class DepthNetModule(pl.LightningModule):
             rank=self.trainer.global_rank, world=self.trainer.world_size,
         )
 
+    # ------------------------------------------------------------------------------------ speed-ups
+    def on_train_start(self) -> None:
+        """Apply ``train.cuda_graph`` now that the device and world size are known."""
+        cfg = self.spec.train
+        if getattr(cfg, "cuda_graph", False) and self._graphed is None:
+            from .graphed import GraphedStereoLoss, graph_unsupported_reason, stereo_loss_fn
+
+            reason = ("CUDA graphs are built for the stereo loss" if not self.stereo else
+                      graph_unsupported_reason(self.device, self.trainer.world_size, cfg.precision))
+            if reason:
+                log.warning("train.cuda_graph: %s; running eagerly", reason)
+                return
+            self._graphed = GraphedStereoLoss(
+                self.model, stereo_loss_fn(self.spec.model.train_iters, self.spec.dataset.max_disparity),
+                autocast_dtype=torch.bfloat16 if cfg.precision == "bf16" else None)
+
     # ---------------------------------------------------------------------------------------- steps
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        if self.stereo and self._graphed is not None:
+            loss = self._graphed(batch["left"], batch["right"], batch["disparity"], batch["valid"])
+            return loss, batch["left"].shape[0]
         if self.stereo:
             init_disp, preds = self.model(batch["left"], batch["right"], iters=self.spec.model.train_iters)
             loss, _ = stereo_sequence_loss(
@@ -89,15 +116,37 @@ class DepthNetModule(pl.LightningModule):
             return ssi_l1_loss(pred, batch["target"], batch["valid"]), batch["image"].shape[0]
         return silog_loss(pred, batch["target"], batch["valid"]), batch["image"].shape[0]
 
-    def _guard(self, loss: torch.Tensor) -> None:
-        bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach())) else 1.0, device=loss.device)
+    def _guard(self, loss: torch.Tensor, step: int) -> None:
+        bad = (~torch.isfinite(loss.detach())).float().reshape(())
         if self.trainer.world_size > 1:
             bad = self.trainer.strategy.reduce(bad, reduce_op="sum")
         if float(bad) > 0:
             raise TrainingDivergedError(
-                f"train loss is {float(loss.detach())} at epoch {self.current_epoch}, step {self.global_step}; "
+                f"train loss is {float(loss.detach())} at epoch {self.current_epoch}, step {step}; "
                 "the run stopped (lower train.optim.lr, keep train.clip_grad_norm > 0, or use precision fp32/bf16)"
             )
+
+    def _guard_lagged(self, loss: torch.Tensor) -> None:
+        """NaN/inf guard. On a GPU the check reads the PREVIOUS step's loss (finished by now), so the
+        host never waits for the step it has just queued; the last step is checked at the epoch's end
+        and before any checkpoint is written (:meth:`check_pending_loss`)."""
+        if loss.device.type == "cpu" and not self.lag_guard_on_cpu:
+            self._guard(loss, self.global_step)
+            return
+        # a copy: a CUDA-graphed loss lives in the graph's output buffer, rewritten by the next replay
+        pending, self._pending_loss = self._pending_loss, (loss.detach().clone(), self.global_step)
+        if pending is not None:
+            self._guard(*pending)
+
+    def check_pending_loss(self) -> None:
+        """Run the lagged NaN/inf check now (the epoch's end, and before every checkpoint save, so a
+        diverged step never reaches a checkpoint)."""
+        pending, self._pending_loss = self._pending_loss, None
+        if pending is not None:
+            self._guard(*pending)
+
+    def on_train_epoch_end(self) -> None:
+        self.check_pending_loss()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Random ops in the network (dropout in the disparity transformer) draw from torch's global RNG.
@@ -108,7 +157,7 @@ class DepthNetModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, size = self._loss(batch)
-        self._guard(loss)
+        self._guard_lagged(loss)
         self.log("train_loss", loss.detach(), on_step=True, on_epoch=True, sync_dist=True, batch_size=size,
                  prog_bar=True)
         return loss

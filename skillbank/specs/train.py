@@ -70,6 +70,14 @@ class TrainConfig(SpecSection):
         "ddp", "Multi-GPU strategy (Lightning).", options=["ddp", "fsdp"]
     )
     activation_checkpoint: bool = spec_field(False, "Recompute activations in backward to save memory.")
+    channels_last: bool = spec_field(
+        False, "GPU speed: keep 2D/3D conv weights and activations channels-last (tensor-core layout)."
+    )
+    cuda_graph: bool = spec_field(
+        False,
+        "GPU speed: replay forward + loss and backward as CUDA graphs (one GPU, fixed crop, fp32 or bf16; "
+        "other cases run eagerly and say why).",
+    )
     log_every_n_steps: int = spec_field(50, "Logging period (steps).", ge=1)
     is_dry_run: bool = spec_field(False, "Run one batch of train and val, then stop (a smoke test).")
     optim: OptimConfig = spec_field(default_factory=OptimConfig, description="Optimiser and schedule.")

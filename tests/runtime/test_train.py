@@ -79,6 +79,32 @@ def test_nan_loss_fails_with_training_error(tmp_path, tiny_spec, monkeypatch):
     assert not list((tmp_path / "results" / "train").glob("*.pth")), "a diverged run must not checkpoint"
 
 
+@pytest.mark.parametrize("unit", ["step", "epoch"])
+def test_lagged_nan_guard_still_fails_before_any_checkpoint(tmp_path, tiny_spec, monkeypatch, unit):
+    """The GPU path checks the previous step's loss; a NaN in the last step before a save is caught
+    by the check that runs before every save."""
+    import skillbank.runtime.training.module as module
+
+    real = module.stereo_sequence_loss
+    calls = [0]
+
+    def nan_on_second(*args, **kwargs):
+        loss, parts = real(*args, **kwargs)
+        calls[0] += 1
+        return (loss * float("nan") if calls[0] == 2 else loss), parts
+
+    monkeypatch.setattr(module, "stereo_sequence_loss", nan_on_second)
+    monkeypatch.setattr(module.DepthNetModule, "lag_guard_on_cpu", True)
+    tiny_spec["train"].update(checkpoint_interval=2, checkpoint_interval_unit=unit)
+    tiny_spec["dataset"].pop("val_dataset")
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    code = run_action("train", str(spec), [])
+    events = read_status(tmp_path / "results" / "train")
+    assert code == 4 and events[-1]["status"] == "FAILURE"
+    assert "train loss is nan" in events[-1]["message"] and "step 1" in events[-1]["message"]
+    assert not list((tmp_path / "results" / "train").glob("*.pth")), "a diverged step reached a checkpoint"
+
+
 def test_interrupt_writes_checkpoint_and_says_how_to_resume(tmp_path, tiny_spec, monkeypatch):
     from skillbank.runtime.training.module import DepthNetModule
 
