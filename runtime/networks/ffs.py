@@ -46,7 +46,7 @@ from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt
 from skillbank.runtime.networks.cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
 from skillbank.runtime.networks.edgenext import FFSFeature
 from skillbank.runtime.networks.hourglass import FFSHourGlass
-from skillbank.runtime.networks.padding import pad_to_multiple, unpad
+from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
 from skillbank.runtime.networks.update import ChannelAttention, SelectiveUpdateBlock, SpatialAttention
 from skillbank.runtime.networks.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
 
@@ -222,9 +222,9 @@ class FastFoundationStereo(nn.Module):
 
         Returns:
             test_mode: (B, 1, H, W) disparity in pixels (clamped at 0 unless ``clamp_output`` is off).
-            otherwise: ``(init_disp, disp_preds)``: the soft-argmin disparity bilinearly upsampled to
-            (B, 1, H, W) and scaled to full-resolution pixels, and ``iters`` full-resolution
-            predictions.
+            otherwise: ``(init_disp, disp_preds)`` as TAO returns them: the soft-argmin disparity at
+            1/4 resolution in 1/4-resolution pixels, (B, 1, ceil(H/4), ceil(W/4)), and ``iters``
+            full-resolution predictions (B, 1, H, W).
         """
         self._check_inputs(left, right)
         if iters is None:
@@ -242,7 +242,8 @@ class FastFoundationStereo(nn.Module):
         if test_mode:
             return unpad(out, pads)
         init_disp, preds = out
-        return unpad(init_disp, pads), [unpad(p, pads) for p in preds]
+        h, w = left.shape[-2:]
+        return unpad_quarter(init_disp, pads, h, w), [unpad(p, pads) for p in preds]
 
     def compile_regions(self, **compile_kwargs: Any) -> FastFoundationStereo:
         """``torch.compile`` the two regions of the forward: the encoder (features, cost volume,
@@ -327,5 +328,4 @@ class FastFoundationStereo(nn.Module):
                 preds.append(up)
         if test_mode:
             return up.clamp(min=0) if self.clamp_output else up
-        init_up = F.interpolate(init_disp, scale_factor=4, mode="bilinear", align_corners=False) * 4.0
-        return init_up, preds
+        return init_disp, preds

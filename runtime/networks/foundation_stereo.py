@@ -15,9 +15,10 @@ Pipeline (1/4 resolution unless said; D = max_disparity / 4):
    ``spx_gru`` (transposed conv) gives 9 weights per full-res pixel; softmax; weighted 3x3 neighbourhood.
 
 Forward contract: ``forward(left, right, iters=None, test_mode=False)`` on ImageNet-normalised float
-(B,3,H,W), any H, W. ``test_mode``: final disparity (B,1,H,W) >= 0. Training: ``(init_disp, disp_preds)``,
-init_disp the soft-argmin disparity bilinearly upsampled x4 (values x4), disp_preds one full-res
-prediction per iteration. ``iters`` defaults to ``valid_iters`` in test mode, ``train_iters`` otherwise.
+(B,3,H,W), any H, W. ``test_mode``: final disparity (B,1,H,W) >= 0. Training: ``(init_disp, disp_preds)``
+as TAO returns them: init_disp the soft-argmin disparity at 1/4 resolution in 1/4-resolution pixels
+(B,1,ceil(H/4),ceil(W/4)), disp_preds one full-res prediction per iteration.
+``iters`` defaults to ``valid_iters`` in test mode, ``train_iters`` otherwise.
 The refinement input is detached each iteration (the classifier learns only from a loss on init_disp).
 
 Widths: the 15 FFS width fields are honoured when set, else the FS teacher widths are used (see
@@ -44,7 +45,7 @@ from .cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volum
 from .fs_features import ContextNetDino, FSFeature, vit_feature_dim
 from .fs_hourglass import ATTENTION_LAYOUTS, FSHourglass
 from .fs_update import BasicSelectiveMultiUpdateBlock, UpdateWidths
-from .padding import pad_to_multiple, unpad
+from .padding import pad_to_multiple, unpad, unpad_quarter
 from .update import ChannelAttention, SpatialAttention
 from .upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
 
@@ -226,7 +227,7 @@ class FoundationStereo(nn.Module):
             iters = self.valid_iters if test_mode else self.train_iters
         if iters < 1:
             raise ValueError(f"FoundationStereo: iters must be >= 1, got {iters}")
-        b = left.shape[0]
+        b, h, w = left.shape[0], left.shape[-2], left.shape[-1]
         left, pads = pad_to_multiple(left, PAD_MULTIPLE)
         right, _ = pad_to_multiple(right, PAD_MULTIPLE)
 
@@ -268,6 +269,4 @@ class FoundationStereo(nn.Module):
 
         if test_mode:
             return preds[-1].clamp_min(0.0)
-        h4, w4 = init_disp.shape[-2:]
-        init_up = F.interpolate(init_disp, size=(4 * h4, 4 * w4), mode="bilinear", align_corners=False) * 4.0
-        return unpad(init_up, pads), preds
+        return unpad_quarter(init_disp, pads, h, w), preds

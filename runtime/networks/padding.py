@@ -41,3 +41,11 @@ def unpad(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
         return x
     height, width = x.shape[-2], x.shape[-1]
     return x[..., top:height - bottom, left:width - right]
+
+
+def unpad_quarter(x: torch.Tensor, pads: tuple[int, int, int, int], height: int, width: int) -> torch.Tensor:
+    """Crop a 1/4-resolution map of the padded input to the unpadded image's ``ceil(H/4) x ceil(W/4)``
+    cells (row ``k`` then covers unpadded rows ``4k .. 4k+3``; exact when the padding is a multiple of
+    4, e.g. for H and W multiples of 8; with no padding, a no-op)."""
+    left, _, top, _ = pads
+    return x[..., top // 4: top // 4 + -(-height // 4), left // 4: left // 4 + -(-width // 4)]

@@ -1,11 +1,20 @@
 """Training losses.
 
-Stereo (FoundationStereo / FFS), following upstream's sequence loss::
+Stereo (FoundationStereo / FFS): TAO depth_net's ``SequenceLoss``, term by term::
 
-    loss = smooth_l1(init_disp, gt) + sum_i gamma ** (n - 1 - i) * L1(pred_i, gt)
+    loss = smooth_l1(init_disp, gt_04 / 4 | valid_04) + sum_i w_i * L1(pred_i, gt | valid)
+    w_i  = g ** (n - 1 - i),  g = gamma ** (15 / (n - 1))     (RAFT-Stereo's adjusted gamma; w = 1 if n = 1)
 
-over the pixels where ``valid & 0 < gt < max_disparity``; ``gamma`` = 0.9 weights the last
-refinement iteration most. All terms are computed in fp32 whatever the autocast dtype.
+``valid`` is the data's mask with ``|gt| < max_disparity``; ``init_disp`` is the network's soft-argmin at
+1/4 resolution in 1/4-resolution pixels, compared with the ground truth and the mask sampled nearest at
+1/4 (every 4th row and column, from 0) and divided by 4. ``gamma`` = 0.9; for 22 iterations the first
+prediction weighs 0.206 and the last 1. All terms are computed in fp32 whatever the autocast dtype.
+Where we differ from TAO on purpose: with a single prediction TAO returns only the init term, as a
+Python float without gradient; here the prediction term is kept (weight 1) and the loss stays
+differentiable. A batch without valid pixels gives 0, not NaN.
+
+The validation loss (``val_loss``) is TAO's too: the same loss on the final prediction alone, without
+the 1/4 resampling, i.e. ``smooth_l1(pred, gt | valid)`` (:func:`stereo_val_loss`).
 
 Mono (DepthAnythingV2):
 
@@ -20,7 +29,27 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["stereo_sequence_loss", "silog_loss", "ssi_l1_loss"]
+__all__ = ["stereo_sequence_loss", "stereo_val_loss", "sequence_weights", "silog_loss", "ssi_l1_loss"]
+
+
+def sequence_weights(n: int, gamma: float = 0.9) -> list[float]:
+    """Weights of the ``n`` refinement predictions (TAO / RAFT-Stereo's adjusted gamma)."""
+    if n <= 1:
+        return [1.0] * n
+    adjusted = gamma ** (15.0 / (n - 1))
+    return [adjusted ** (n - 1 - i) for i in range(n)]
+
+
+def _stereo_mask(gt: torch.Tensor, valid: torch.Tensor, max_disparity: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask, target): TAO's ``valid & |gt| < max_disparity`` and gt zeroed outside it (inf/NaN safe)."""
+    gt = gt.float()
+    mask = valid.bool() & (gt.abs() < max_disparity)
+    return mask, torch.where(mask, gt, torch.zeros_like(gt))
+
+
+def _masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mean(err[mask])`` without boolean indexing (no host sync); 0 for an empty mask."""
+    return torch.where(mask, err, torch.zeros_like(err)).sum() / mask.sum().clamp(min=1).float()
 
 
 def stereo_sequence_loss(
@@ -31,38 +60,40 @@ def stereo_sequence_loss(
     *,
     max_disparity: float,
     gamma: float = 0.9,
-    init_weight: float = 1.0,
     with_parts: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sequence loss of one batch; returns ``(loss, parts)``.
 
-    ``init_disp`` and every ``preds[i]`` are (B,1,H,W) full-resolution disparities; ``gt`` (B,1,H,W),
-    ``valid`` bool (B,1,H,W). Means over the mask are ``sum(where(mask, err, 0)) / count``: no boolean
-    indexing and no host reads, so the GPU step never waits on the CPU (a boolean index is a device-to-
-    host sync, 2 + iterations of them per step otherwise). Unknown GT (inf/NaN) outside the mask never
-    reaches the sums. A batch without a single valid pixel gives a zero loss that still touches the graph
-    (so DDP sees every parameter used). ``with_parts`` also returns ``init``, ``final_epe`` and ``pixels``
-    as floats (one host sync; for logging and tests).
+    ``init_disp`` (B,1,ceil(H/4),ceil(W/4)) in 1/4-resolution pixels; every ``preds[i]``, ``gt`` and
+    ``valid`` (bool) (B,1,H,W). Means over the mask are ``sum(where(mask, err, 0)) / count``: no boolean
+    indexing and no host reads, so the GPU step never waits on the CPU. Unknown GT (inf/NaN) outside the
+    mask never reaches the sums. ``with_parts`` also returns ``init``, ``final_epe`` and ``pixels`` as
+    floats (one host sync; for logging and tests).
     """
-    gt = gt.float()
-    mask = valid.bool() & (gt > 0) & (gt < max_disparity)
-    count = mask.sum().clamp(min=1).float()
-    target = torch.where(mask, gt, torch.zeros_like(gt))
-
-    def masked_mean(err: torch.Tensor) -> torch.Tensor:
-        return torch.where(mask, err, torch.zeros_like(err)).sum() / count
-
-    init_loss = masked_mean(F.smooth_l1_loss(init_disp.float(), target, reduction="none"))
-    n = len(preds)
+    mask, target = _stereo_mask(gt, valid, max_disparity)
+    h4, w4 = init_disp.shape[-2:]
+    mask04 = mask[..., ::4, ::4]
+    target04 = target[..., ::4, ::4] / 4.0
+    if tuple(mask04.shape[-2:]) != (h4, w4):
+        raise ValueError(f"init_disp {tuple(init_disp.shape)} is not the 1/4-resolution map of a "
+                         f"{tuple(gt.shape[-2:])} ground truth (expected {tuple(mask04.shape[-2:])})")
+    init_loss = _masked_mean(F.smooth_l1_loss(init_disp.float(), target04, reduction="none"), mask04)
     seq = init_disp.new_zeros((), dtype=torch.float32)
-    for i, pred in enumerate(preds):
-        seq = seq + gamma ** (n - 1 - i) * masked_mean((pred.float() - target).abs())
-    loss = init_weight * init_loss + seq
+    for weight, pred in zip(sequence_weights(len(preds), gamma), preds, strict=True):
+        seq = seq + weight * _masked_mean((pred.float() - target).abs(), mask)
+    loss = init_loss + seq
     parts: dict[str, float] = {}
     if with_parts:
-        final = masked_mean((preds[-1].detach().float() - target).abs()) if n else torch.tensor(float("nan"))
+        final = (_masked_mean((preds[-1].detach().float() - target).abs(), mask) if preds
+                 else torch.tensor(float("nan")))
         parts = {"init": float(init_loss.detach()), "final_epe": float(final), "pixels": float(mask.sum())}
     return loss, parts
+
+
+def stereo_val_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *, max_disparity: float) -> torch.Tensor:
+    """TAO's ``val_loss`` of one batch: smooth L1 of the final full-resolution prediction over the mask."""
+    mask, target = _stereo_mask(gt, valid, max_disparity)
+    return _masked_mean(F.smooth_l1_loss(pred.float(), target, reduction="none"), mask)
 
 
 def silog_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, *, lambd: float = 0.5,

@@ -4,9 +4,10 @@
 * ``training_step``: forward in train mode, loss (:mod:`.loss`), NaN/inf guard. The guard's verdict is
   summed across ranks so every process stops together with :class:`TrainingDivergedError` (a single
   rank raising alone would hang the others in the next all-reduce).
-* ``validation_step``: forward in test mode (``valid_iters``), ``val_loss`` = mean EPE (stereo) or the
-  training loss (mono), plus per-image metrics (:mod:`runtime.metrics`) summed across ranks at the end
-  of the epoch and logged as ``val/epe``, ``val/bp2``, ... (mono: ``val/abs_rel``, ``val/delta1``, ...).
+* ``validation_step``: forward in test mode (``valid_iters``), ``val_loss`` = TAO's (stereo: smooth L1 of
+  the final disparity over valid pixels, :func:`.loss.stereo_val_loss`) or the training loss (mono),
+  plus per-image metrics (:mod:`runtime.metrics`) summed across ranks at the end of the epoch and
+  logged as ``val/epe``, ``val/bp2``, ... (mono: ``val/abs_rel``, ``val/delta1``, ...).
 * ``configure_optimizers``: :mod:`.schedule`, stepped every optimiser step.
 * ``train_dataloader`` / ``val_dataloader``: :mod:`.data`, with this process's rank and world size.
 
@@ -32,7 +33,7 @@ from ..metrics import (
     stereo_image_metrics,
 )
 from .data import build_split_dataset, make_loader
-from .loss import silog_loss, ssi_l1_loss, stereo_sequence_loss
+from .loss import silog_loss, ssi_l1_loss, stereo_sequence_loss, stereo_val_loss
 from .schedule import build_optimizer, build_scheduler
 
 log = logging.getLogger("depth_net")
@@ -171,10 +172,8 @@ class DepthNetModule(pl.LightningModule):
             gt, valid = batch["disparity"], batch["valid"]
             for i, (h, w) in enumerate(batch["size"]):
                 self._val_metrics.add(stereo_image_metrics(pred[i, :, :h, :w], gt[i, :, :h, :w], valid[i, :, :h, :w]))
-            mask = valid.bool()
-            epe = (pred.float() - gt.float()).abs()[mask].mean() if bool(mask.any()) else None
-            if epe is not None:
-                self.log("val_loss", epe, on_epoch=True, sync_dist=True, batch_size=int(mask.sum()))
+            val_loss = stereo_val_loss(pred, gt, valid, max_disparity=self.spec.dataset.max_disparity)
+            self.log("val_loss", val_loss, on_epoch=True, sync_dist=True, batch_size=pred.shape[0])
             return
         pred = self.model(batch["image"])
         loss = ssi_l1_loss(pred, batch["target"], batch["valid"]) if self.relative else silog_loss(

@@ -64,10 +64,10 @@ def test_train_mode_returns_init_and_one_prediction_per_iteration(net: Foundatio
     left, right = _pair(60, 90)
     net.train()
     init_disp, preds = net(left, right)  # train_iters (3) by default
-    assert init_disp.shape == (1, 1, 60, 90) and len(preds) == 3
+    assert init_disp.shape == (1, 1, 15, 23) and len(preds) == 3      # TAO: 1/4 resolution, ceil(90 / 4)
     assert all(p.shape == (1, 1, 60, 90) and torch.isfinite(p).all() for p in preds)
-    # Soft-argmin over D = 16 levels at 1/4, scaled x4: inside [0, 4 * 15].
-    assert init_disp.min() >= 0 and init_disp.max() <= 4 * 15 + 1e-4
+    # Soft-argmin over D = 16 levels at 1/4, in 1/4-resolution pixels: inside [0, 15].
+    assert init_disp.min() >= 0 and init_disp.max() <= 15 + 1e-4
     _, preds2 = net(left, right, iters=2)
     assert len(preds2) == 2
     with pytest.raises(ValueError, match="iters"):

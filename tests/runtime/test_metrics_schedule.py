@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from skillbank.runtime.metrics import MetricAverager, align_scale_shift, mono_image_metrics, stereo_image_metrics
-from skillbank.runtime.training.loss import silog_loss, ssi_l1_loss, stereo_sequence_loss
+from skillbank.runtime.training.loss import sequence_weights, silog_loss, ssi_l1_loss, stereo_sequence_loss
 from skillbank.runtime.training.predict import unique_output_names
 from skillbank.runtime.training.schedule import LRMultiplier, build_scheduler
 from skillbank.specs import OptimConfig
@@ -49,35 +49,57 @@ def test_mono_metrics_and_alignment():
     assert torch.allclose(aligned, inv, atol=1e-5)
 
 
-def test_sequence_loss_weights_and_mask():
-    gt = torch.full((1, 1, 4, 4), 10.0)
+def test_sequence_weights_are_taos_adjusted_gamma():
+    w = sequence_weights(22, 0.9)
+    assert w[-1] == 1.0 and w[0] == pytest.approx(0.9 ** 15) and w[0] == pytest.approx(0.2059, abs=1e-4)
+    assert all(a < b for a, b in zip(w[:-1], w[1:], strict=True)) and sequence_weights(1) == [1.0]
+
+
+def test_sequence_loss_terms_and_mask():
+    gt = torch.full((1, 1, 8, 8), 10.0)
     valid = torch.ones_like(gt, dtype=torch.bool)
     valid[..., 0, 0] = False
-    gt[..., 0, 0] = 1000.0  # invalid and beyond max_disparity: must not count
+    gt[..., 0, 0] = 1000.0                        # invalid and beyond max_disparity: must not count
+    gt[..., 5, 5] = 0.0                           # a valid zero disparity counts (TAO has no gt > 0 test)
+    init = torch.full((1, 1, 2, 2), 2.5)          # 10 px at 1/4 resolution is 2.5 quarter-pixels
+    init[..., 0, 0] = 99.0                        # sits on the invalid sample (0, 0): masked out
     preds = [gt.clone() + 2.0, gt.clone() + 1.0]
-    loss, parts = stereo_sequence_loss(gt.clone(), preds, gt, valid, max_disparity=64, gamma=0.9, with_parts=True)
-    assert float(loss) == pytest.approx(0.9 * 2.0 + 1.0 * 1.0)  # init term is 0, last prediction weighs 1
-    assert parts["final_epe"] == pytest.approx(1.0) and parts["pixels"] == 15
-    empty, _ = stereo_sequence_loss(gt, preds, gt, torch.zeros_like(valid), max_disparity=64)
+    loss, parts = stereo_sequence_loss(init, preds, gt, valid, max_disparity=64, gamma=0.9, with_parts=True)
+    assert float(loss) == pytest.approx(0.9 ** 15 * 2.0 + 1.0 * 1.0)   # init term 0; n = 2 weights
+    assert parts["init"] == 0.0 and parts["final_epe"] == pytest.approx(1.0) and parts["pixels"] == 63
+    empty, _ = stereo_sequence_loss(init, preds, gt, torch.zeros_like(valid), max_disparity=64)
     assert float(empty) == 0.0
+    with pytest.raises(ValueError, match="1/4-resolution"):
+        stereo_sequence_loss(gt, preds, gt, valid, max_disparity=64)
+
+
+def test_quarter_sampling_is_taos_nearest_interpolation():
+    g = torch.Generator().manual_seed(1)
+    gt = torch.rand(2, 1, 12, 20, generator=g)
+    ours = gt[..., ::4, ::4]
+    torch.testing.assert_close(ours, torch.nn.functional.interpolate(gt, scale_factor=0.25, mode="nearest"))
 
 
 def test_sequence_loss_equals_the_boolean_index_formulation_and_its_gradients():
-    """The sync-free masked means give the loss and gradients of mean(err[mask]), with inf/NaN GT outside."""
+    """The sync-free masked means give TAO's boolean-indexed loss and gradients, inf/NaN GT outside."""
     g = torch.Generator().manual_seed(0)
-    gt = torch.rand(2, 1, 6, 7, generator=g) * 80
-    valid = torch.rand(2, 1, 6, 7, generator=g) > 0.3
+    gt = torch.rand(2, 1, 8, 12, generator=g) * 80
+    valid = torch.rand(2, 1, 8, 12, generator=g) > 0.3
     gt[~valid] = float("inf")
     gt[0, 0, 0, 0], valid[0, 0, 0, 0] = float("nan"), False
-    init = (torch.rand(2, 1, 6, 7, generator=g) * 80).requires_grad_()
-    preds = [(torch.rand(2, 1, 6, 7, generator=g) * 80).requires_grad_() for _ in range(3)]
+    init = (torch.rand(2, 1, 2, 3, generator=g) * 20).requires_grad_()
+    preds = [(torch.rand(2, 1, 8, 12, generator=g) * 80).requires_grad_() for _ in range(3)]
     loss, _ = stereo_sequence_loss(init, preds, gt, valid, max_disparity=64, gamma=0.9)
     loss.backward()
-    mask = valid & (gt > 0) & (gt < 64)
+    # TAO's SequenceLoss, written out with boolean indexing
+    mask = valid & (gt.abs() < 64)
+    gt04 = torch.nn.functional.interpolate(torch.nan_to_num(gt, posinf=1e9), scale_factor=0.25, mode="nearest") / 4
+    mask04 = torch.nn.functional.interpolate(mask.float(), scale_factor=0.25, mode="nearest").round().bool()
     init2 = init.detach().clone().requires_grad_()
     preds2 = [p.detach().clone().requires_grad_() for p in preds]
-    ref = torch.nn.functional.smooth_l1_loss(init2[mask], gt[mask])
-    ref = ref + sum(0.9 ** (2 - i) * (p[mask] - gt[mask]).abs().mean() for i, p in enumerate(preds2))
+    ref = torch.nn.functional.smooth_l1_loss(init2[mask04], gt04[mask04])
+    adjusted = 0.9 ** (15 / 2)
+    ref = ref + sum(adjusted ** (2 - i) * (p[mask] - gt[mask]).abs().mean() for i, p in enumerate(preds2))
     ref.backward()
     assert torch.isfinite(loss) and float(loss) == pytest.approx(float(ref), rel=1e-6)
     torch.testing.assert_close(init.grad, init2.grad)
