@@ -35,6 +35,7 @@ log = logging.getLogger("depth_net")
 
 __all__ = ["GraphedStereoLoss", "graph_unsupported_reason", "stereo_loss_fn"]
 
+
 def graph_unsupported_reason(device: torch.device, world_size: int, precision: str) -> str | None:
     """Why a CUDA-graphed step cannot run here, or ``None`` when it can."""
     if device.type != "cuda":
