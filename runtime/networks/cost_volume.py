@@ -98,6 +98,8 @@ class GeoEncodingLookup:
     Output channels per level: ``C * (2r+1)`` geometry taps (channel-major, tap-minor) then
     ``2r+1`` correlation taps; levels are concatenated: for bp2 ``2 * (28 * 9 + 9) = 522``. The
     result is (B, H, W, C) permuted to (B, C, H, W), which is already channels_last in memory.
+    A non-finite disparity (a diverged run) samples zeros rather than indexing out of range, so the
+    divergence reaches the loss and its NaN guard instead of a device-side assert.
     The geometry store keeps the volume's dtype (fp32 in fp32 runs; bf16 under bf16 autocast,
     halving the gather traffic); the correlation and all interpolation arithmetic are fp32.
     """
@@ -165,6 +167,9 @@ class GeoEncodingLookup:
             d = disp.float().reshape(n, 1)
             # centres: geometry at d / 2^l, correlation at (x - d) / 2^l  -> (N, 2L)
             centre = torch.where(self.is_corr, self.coords - d, d) * self.scale
+            # a non-finite disparity (a diverged run) samples zeros instead of indexing out of range,
+            # which would kill the process (a CUDA device assert) before the NaN guard can report it
+            centre = torch.nan_to_num(centre, nan=-(r + 2.0), posinf=1e9, neginf=-1e9)
             centre = torch.minimum(centre.clamp(min=-(r + 2.0)), self.clamp_hi)     # far out: all zeros
             base = torch.floor(centre)
             frac = (centre - base).unsqueeze(-1)                                    # (N, 2L, 1)

@@ -111,6 +111,19 @@ def test_lookup_far_outside_reads_zeros():
     assert torch.count_nonzero(out) == 0
 
 
+def test_lookup_non_finite_disparity_reads_zeros_instead_of_indexing_out_of_range():
+    """A diverged run's NaN/inf disparity must not crash the gather (on a GPU: a device assert that
+    kills the process before the NaN guard can report the divergence)."""
+    torch.manual_seed(0)
+    lookup = GeoEncodingLookup(torch.randn(1, 4, 1, 6), torch.randn(1, 4, 1, 6), torch.randn(1, 2, 8, 1, 6), 2, 2)
+    disp = torch.tensor([[[[float("nan"), float("inf"), float("-inf"), 1.0, 2.5, 3.0]]]])
+    out = lookup(disp)
+    assert torch.count_nonzero(out[..., :3]) == 0
+    finite = disp.clone()
+    finite[..., :3] = 1e4                          # far outside reads zeros too: the same output there
+    torch.testing.assert_close(out[..., 3:], lookup(finite)[..., 3:], atol=0, rtol=0)
+
+
 def test_convex_upsample_matches_unfold_nearest():
     torch.manual_seed(0)
     disp = torch.rand(2, 1, 5, 7) * 10

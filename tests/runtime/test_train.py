@@ -105,6 +105,27 @@ def test_lagged_nan_guard_still_fails_before_any_checkpoint(tmp_path, tiny_spec,
     assert not list((tmp_path / "results" / "train").glob("*.pth")), "a diverged step reached a checkpoint"
 
 
+def test_nan_in_the_input_is_reported_as_divergence_not_a_crash(tmp_path, tiny_spec, monkeypatch):
+    """A NaN reaching the network (here: the images of the second step) flows through the lookup's
+    gather without indexing out of range and ends as a 'train loss is nan' FAILURE (exit 4)."""
+    from skillbank.runtime.training.module import DepthNetModule
+
+    real_step = DepthNetModule.training_step
+
+    def poisoned_step(self, batch, batch_idx):
+        if self.global_step == 1:
+            batch = {**batch, "left": torch.full_like(batch["left"], float("nan"))}
+        return real_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(DepthNetModule, "training_step", poisoned_step)
+    tiny_spec["dataset"].pop("val_dataset")
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    code = run_action("train", str(spec), [])
+    events = read_status(tmp_path / "results" / "train")
+    assert code == 4, events[-1]
+    assert events[-1]["message"].startswith("Training error: train loss is nan")
+
+
 def test_interrupt_writes_checkpoint_and_says_how_to_resume(tmp_path, tiny_spec, monkeypatch):
     from skillbank.runtime.training.module import DepthNetModule
 
