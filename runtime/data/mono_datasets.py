@@ -31,6 +31,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from . import io
 from .annotations import MonoRecord, parse_mono_annotation
 from .augment import AugmentConfig, MonoAugmentor, normalize
+from .registry import ClassRegistry
 from .seeded import SeededRecordDataset
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
     "MonoEvalTransform",
 ]
 
-_REGISTRY: dict[str, type[MonoDataset]] = {}
+_REGISTRY: ClassRegistry[type[MonoDataset]] = ClassRegistry("mono")
 
 
 class MonoEvalTransform:
@@ -126,22 +127,11 @@ class MonoDataset(SeededRecordDataset):
 
 def register_mono_dataset(cls: type[MonoDataset] | None = None, *, name: str | None = None):
     """Class decorator: register a MonoDataset subclass (case-insensitive name)."""
-
-    def wrap(klass: type[MonoDataset]) -> type[MonoDataset]:
-        key = name or klass.__name__
-        klass.name = key
-        _REGISTRY[key.lower()] = klass
-        return klass
-
-    return wrap(cls) if cls is not None else wrap
+    return _REGISTRY.register(cls, name=name)
 
 
 def get_mono_dataset_class(name: str) -> type[MonoDataset]:
-    try:
-        return _REGISTRY[name.lower()]
-    except KeyError:
-        known = ", ".join(sorted(k.name for k in _REGISTRY.values()))
-        raise ValueError(f"unknown mono dataset_name '{name}'; known: {known}") from None
+    return _REGISTRY.get(name)
 
 
 @register_mono_dataset

@@ -45,6 +45,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from . import io
 from .annotations import StereoRecord, parse_stereo_annotation
 from .augment import AugmentConfig, EvalTransform, StereoAugmentor
+from .registry import ClassRegistry
 from .seeded import SeededRecordDataset
 
 __all__ = [
@@ -57,7 +58,7 @@ __all__ = [
     "valid_disparity_mask",
 ]
 
-_REGISTRY: dict[str, type[StereoDataset]] = {}
+_REGISTRY: ClassRegistry[type[StereoDataset]] = ClassRegistry("stereo")
 
 
 def valid_disparity_mask(disparity: np.ndarray, max_disparity: float) -> np.ndarray:
@@ -152,28 +153,17 @@ def register_stereo_dataset(cls: type[StereoDataset] | None = None, *, name: str
     (``@register_stereo_dataset(name="MyRig")``).
     """
 
-    def wrap(klass: type[StereoDataset]) -> type[StereoDataset]:
-        key = name or klass.__name__
-        klass.name = key
-        _REGISTRY[key.lower()] = klass
-        return klass
-
-    return wrap(cls) if cls is not None else wrap
+    return _REGISTRY.register(cls, name=name)
 
 
 def registered_stereo_datasets() -> list[str]:
     """Names of the registered stereo dataset classes."""
-    return sorted(k.name for k in _REGISTRY.values())
+    return _REGISTRY.names()
 
 
 def get_stereo_dataset_class(name: str) -> type[StereoDataset]:
     """Look a class up by name, case-insensitively; unknown names list the known ones."""
-    try:
-        return _REGISTRY[name.lower()]
-    except KeyError:
-        raise ValueError(
-            f"unknown stereo dataset_name '{name}'; known: {', '.join(registered_stereo_datasets())}"
-        ) from None
+    return _REGISTRY.get(name)
 
 
 @register_stereo_dataset
