@@ -125,6 +125,7 @@ class FastFoundationStereo(nn.Module):
         layout = _get(cfg, "disparity_attention_layout", "heads")
         self.clamp_output = True
         self.channels_last = False
+        self._compiled: dict[str, Any] = {}   # compile_regions(): region name -> compiled callable
 
         hidden_dims = list(_get(cfg, "hidden_dims", [128]))
         gru_hidden = int(_get(cfg, "gru_hidden", hidden_dims[0]))
@@ -262,8 +263,7 @@ class FastFoundationStereo(nn.Module):
         return self
 
     def _region(self, name: str):
-        compiled = self.__dict__.get("_compiled") or {}
-        return compiled.get(name) or getattr(self, f"_{name}")
+        return self._compiled.get(name) or getattr(self, f"_{name}")
 
     def _encode(self, left: torch.Tensor, right: torch.Tensor):
         """Features, cost volume, hourglass, soft-argmin and context of a padded batch."""

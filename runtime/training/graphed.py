@@ -33,7 +33,7 @@ from torch import nn
 
 log = logging.getLogger("depth_net")
 
-__all__ = ["GraphedStereoLoss", "graph_unsupported_reason", "stereo_loss_fn"]
+__all__ = ["GraphedStereoLoss", "graph_unsupported_reason"]
 
 
 def graph_unsupported_reason(device: torch.device, world_size: int, precision: str) -> str | None:
@@ -76,7 +76,6 @@ class GraphedStereoLoss:
         self.warmup_iters = warmup_iters
         self._graphed: Callable[..., torch.Tensor] | None = None
         self._shapes: tuple[tuple[int, ...], ...] | None = None
-        self._eager_batches = 0
         self._logged_mismatch = False
 
     @property
@@ -89,7 +88,6 @@ class GraphedStereoLoss:
         return torch.autocast("cuda", dtype=self.autocast_dtype, cache_enabled=False)
 
     def _eager(self, *batch: torch.Tensor) -> torch.Tensor:
-        self._eager_batches += 1
         return self.loss_fn(self.model, *batch)
 
     def _capture(self, batch: tuple[torch.Tensor, ...]) -> None:
@@ -127,17 +125,3 @@ class GraphedStereoLoss:
             return self._eager(*batch)
         with self._autocast():
             return self._graphed(*batch)
-
-
-def stereo_loss_fn(iters: int, max_disparity: float) -> Callable[..., torch.Tensor]:
-    """The training loss of a stereo network as ``loss_fn(model, left, right, gt, valid)``."""
-    from .loss import stereo_sequence_loss
-
-    def loss_fn(model: nn.Module, left: torch.Tensor, right: torch.Tensor, gt: torch.Tensor,
-                valid: torch.Tensor) -> torch.Tensor:
-        init_disp, preds = model(left, right, iters=iters)
-        loss, _ = stereo_sequence_loss(init_disp, preds, gt, valid, max_disparity=max_disparity)
-        return loss
-
-    return loss_fn
-
