@@ -77,7 +77,8 @@ def step_fn(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: tupl
             dtype: torch.dtype | None, graph: bool = False):
     """One training step as ``depth_net train`` runs it (the loss through :class:`GraphedStereoLoss`
     when ``graph``, as ``train.cuda_graph`` does)."""
-    from skillbank.runtime.training.graphed import GraphedStereoLoss, stereo_loss_fn
+    from skillbank.runtime.training.graphed import GraphedStereoLoss
+    from skillbank.runtime.training.loss import stereo_loss_fn
 
     loss_fn = stereo_loss_fn(iters, 192)
     graphed = GraphedStereoLoss(model, loss_fn, autocast_dtype=dtype) if graph else None

@@ -26,10 +26,14 @@ Mono (DepthAnythingV2):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["stereo_sequence_loss", "stereo_val_loss", "sequence_weights", "silog_loss", "ssi_l1_loss"]
+__all__ = ["stereo_sequence_loss", "stereo_val_loss", "stereo_loss_fn", "sequence_weights", "silog_loss",
+           "ssi_l1_loss"]
 
 
 def sequence_weights(n: int, gamma: float = 0.9) -> list[float]:
@@ -47,9 +51,14 @@ def _stereo_mask(gt: torch.Tensor, valid: torch.Tensor, max_disparity: float) ->
     return mask, torch.where(mask, gt, torch.zeros_like(gt))
 
 
-def _masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``mean(err[mask])`` without boolean indexing (no host sync); 0 for an empty mask."""
-    return torch.where(mask, err, torch.zeros_like(err)).sum() / mask.sum().clamp(min=1).float()
+def _count(mask: torch.Tensor) -> torch.Tensor:
+    """Pixels in ``mask`` (at least 1, so an empty mask gives a zero mean), as a float tensor."""
+    return mask.sum().clamp(min=1).float()
+
+
+def _masked_mean(err: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """``mean(err[mask])`` without boolean indexing (no host sync); ``count`` = :func:`_count` of mask."""
+    return torch.where(mask, err, torch.zeros_like(err)).sum() / count
 
 
 def stereo_sequence_loss(
@@ -77,14 +86,16 @@ def stereo_sequence_loss(
     if tuple(mask04.shape[-2:]) != (h4, w4):
         raise ValueError(f"init_disp {tuple(init_disp.shape)} is not the 1/4-resolution map of a "
                          f"{tuple(gt.shape[-2:])} ground truth (expected {tuple(mask04.shape[-2:])})")
-    init_loss = _masked_mean(F.smooth_l1_loss(init_disp.float(), target04, reduction="none"), mask04)
+    init_loss = _masked_mean(F.smooth_l1_loss(init_disp.float(), target04, reduction="none"), mask04,
+                             _count(mask04))
+    count = _count(mask)
     seq = init_disp.new_zeros((), dtype=torch.float32)
     for weight, pred in zip(sequence_weights(len(preds), gamma), preds, strict=True):
-        seq = seq + weight * _masked_mean((pred.float() - target).abs(), mask)
+        seq = seq + weight * _masked_mean((pred.float() - target).abs(), mask, count)
     loss = init_loss + seq
     parts: dict[str, float] = {}
     if with_parts:
-        final = (_masked_mean((preds[-1].detach().float() - target).abs(), mask) if preds
+        final = (_masked_mean((preds[-1].detach().float() - target).abs(), mask, count) if preds
                  else torch.tensor(float("nan")))
         parts = {"init": float(init_loss.detach()), "final_epe": float(final), "pixels": float(mask.sum())}
     return loss, parts
@@ -93,7 +104,20 @@ def stereo_sequence_loss(
 def stereo_val_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *, max_disparity: float) -> torch.Tensor:
     """TAO's ``val_loss`` of one batch: smooth L1 of the final full-resolution prediction over the mask."""
     mask, target = _stereo_mask(gt, valid, max_disparity)
-    return _masked_mean(F.smooth_l1_loss(pred.float(), target, reduction="none"), mask)
+    return _masked_mean(F.smooth_l1_loss(pred.float(), target, reduction="none"), mask, _count(mask))
+
+
+def stereo_loss_fn(iters: int, max_disparity: float) -> Callable[..., torch.Tensor]:
+    """The stereo training loss as ``loss_fn(model, left, right, gt, valid)``: the forward in train mode
+    with ``iters`` refinement iterations, then :func:`stereo_sequence_loss`. One definition for the
+    eager step and the CUDA-graphed one (:mod:`.graphed`)."""
+
+    def loss_fn(model: nn.Module, left: torch.Tensor, right: torch.Tensor, gt: torch.Tensor,
+                valid: torch.Tensor) -> torch.Tensor:
+        init_disp, preds = model(left, right, iters=iters)
+        return stereo_sequence_loss(init_disp, preds, gt, valid, max_disparity=max_disparity)[0]
+
+    return loss_fn
 
 
 def silog_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, *, lambd: float = 0.5,

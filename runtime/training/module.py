@@ -18,6 +18,7 @@ strips that prefix.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import lightning.pytorch as pl
@@ -33,7 +34,7 @@ from ..metrics import (
     stereo_image_metrics,
 )
 from .data import build_split_dataset, make_loader
-from .loss import silog_loss, ssi_l1_loss, stereo_sequence_loss, stereo_val_loss
+from .loss import silog_loss, ssi_l1_loss, stereo_loss_fn, stereo_val_loss
 from .schedule import build_optimizer, build_scheduler
 
 log = logging.getLogger("depth_net")
@@ -59,9 +60,10 @@ class DepthNetModule(pl.LightningModule):
         self._train_set = None
         self._val_set = None
         self.last_val_epoch = -1  # the epoch whose validation produced the current val_* metrics
+        self._stereo_loss = stereo_loss_fn(spec.model.train_iters, spec.dataset.max_disparity) if self.stereo else None
         self._graphed = None      # GraphedStereoLoss when train.cuda_graph applies (on_train_start)
         self._pending_loss: tuple[torch.Tensor, int] | None = None
-        if getattr(spec.train, "channels_last", False) and hasattr(self.model, "to_channels_last"):
+        if spec.train.channels_last and hasattr(self.model, "to_channels_last"):
             self.model.to_channels_last()
 
     # ------------------------------------------------------------------------------------------ data
@@ -89,29 +91,22 @@ class DepthNetModule(pl.LightningModule):
     def on_train_start(self) -> None:
         """Apply ``train.cuda_graph`` now that the device and world size are known."""
         cfg = self.spec.train
-        if getattr(cfg, "cuda_graph", False) and self._graphed is None:
-            from .graphed import GraphedStereoLoss, graph_unsupported_reason, stereo_loss_fn
+        if cfg.cuda_graph and self._graphed is None:
+            from .graphed import GraphedStereoLoss, graph_unsupported_reason
 
             reason = ("CUDA graphs are built for the stereo loss" if not self.stereo else
                       graph_unsupported_reason(self.device, self.trainer.world_size, cfg.precision))
             if reason:
                 log.warning("train.cuda_graph: %s; running eagerly", reason)
                 return
-            self._graphed = GraphedStereoLoss(
-                self.model, stereo_loss_fn(self.spec.model.train_iters, self.spec.dataset.max_disparity),
-                autocast_dtype=torch.bfloat16 if cfg.precision == "bf16" else None)
+            self._graphed = GraphedStereoLoss(self.model, self._stereo_loss,
+                                              autocast_dtype=torch.bfloat16 if cfg.precision == "bf16" else None)
 
     # ---------------------------------------------------------------------------------------- steps
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        if self.stereo and self._graphed is not None:
-            loss = self._graphed(batch["left"], batch["right"], batch["disparity"], batch["valid"])
-            return loss, batch["left"].shape[0]
         if self.stereo:
-            init_disp, preds = self.model(batch["left"], batch["right"], iters=self.spec.model.train_iters)
-            loss, _ = stereo_sequence_loss(
-                init_disp, preds, batch["disparity"], batch["valid"], max_disparity=self.spec.dataset.max_disparity
-            )
-            return loss, batch["left"].shape[0]
+            step = self._graphed if self._graphed is not None else partial(self._stereo_loss, self.model)
+            return step(batch["left"], batch["right"], batch["disparity"], batch["valid"]), batch["left"].shape[0]
         pred = self.model(batch["image"])
         if self.relative:
             return ssi_l1_loss(pred, batch["target"], batch["valid"]), batch["image"].shape[0]

@@ -16,7 +16,8 @@ import torch
 from runtime_helpers import read_status, tiny_ffs_model, write_spec
 
 from skillbank.runtime.runner import run_action
-from skillbank.runtime.training.graphed import GraphedStereoLoss, graph_unsupported_reason, stereo_loss_fn
+from skillbank.runtime.training.graphed import GraphedStereoLoss, graph_unsupported_reason
+from skillbank.runtime.training.loss import stereo_loss_fn
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

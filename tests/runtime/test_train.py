@@ -61,15 +61,15 @@ def test_train_two_epochs_loss_falls_then_resumes_at_the_exact_step(tmp_path, ti
 
 
 def test_nan_loss_fails_with_training_error(tmp_path, tiny_spec, monkeypatch):
-    import skillbank.runtime.training.module as module
+    import skillbank.runtime.training.loss as loss
 
-    real = module.stereo_sequence_loss
+    real = loss.stereo_sequence_loss
 
     def nan_loss(*args, **kwargs):
         loss, parts = real(*args, **kwargs)
         return loss * float("nan"), parts
 
-    monkeypatch.setattr(module, "stereo_sequence_loss", nan_loss)
+    monkeypatch.setattr(loss, "stereo_sequence_loss", nan_loss)
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
     code = run_action("train", str(spec), [])
     events = read_status(tmp_path / "results" / "train")
@@ -83,9 +83,10 @@ def test_nan_loss_fails_with_training_error(tmp_path, tiny_spec, monkeypatch):
 def test_lagged_nan_guard_still_fails_before_any_checkpoint(tmp_path, tiny_spec, monkeypatch, unit):
     """The GPU path checks the previous step's loss; a NaN in the last step before a save is caught
     by the check that runs before every save."""
+    import skillbank.runtime.training.loss as loss
     import skillbank.runtime.training.module as module
 
-    real = module.stereo_sequence_loss
+    real = loss.stereo_sequence_loss
     calls = [0]
 
     def nan_on_second(*args, **kwargs):
@@ -93,7 +94,7 @@ def test_lagged_nan_guard_still_fails_before_any_checkpoint(tmp_path, tiny_spec,
         calls[0] += 1
         return (loss * float("nan") if calls[0] == 2 else loss), parts
 
-    monkeypatch.setattr(module, "stereo_sequence_loss", nan_on_second)
+    monkeypatch.setattr(loss, "stereo_sequence_loss", nan_on_second)
     monkeypatch.setattr(module.DepthNetModule, "lag_guard_on_cpu", True)
     tiny_spec["train"].update(checkpoint_interval=2, checkpoint_interval_unit=unit)
     tiny_spec["dataset"].pop("val_dataset")
