@@ -18,6 +18,8 @@ right-image match of left pixel ``w`` at disparity ``d`` is ``w - d`` (zero when
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -79,11 +81,118 @@ def halve_last_dim(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (x[..., 0:-1:2] + x[..., 1::2])
 
 
+class LookupTables(NamedTuple):
+    """Everything the per-iteration lookup reads, built once per forward (:func:`build_lookup_tables`).
+
+    Plain tensors only, so a compiled region can build and return them (``compile_regions``).
+    """
+
+    geo_store: torch.Tensor     # (rows, C) geometry rows of every level, zero-padded per pixel
+    corr_store: torch.Tensor    # (rows,) correlation values of every level, zero-padded per pixel
+    row_start: torch.Tensor     # (N, 2L, 1) long: store offset of each (pixel, sampling) row block
+    is_corr: torch.Tensor       # (1, 2L) bool: samplings alternate geometry / correlation
+    scale: torch.Tensor         # (1, 2L) 2^-level
+    upper: torch.Tensor         # (1, 2L, 1) last padded index of each sampling's block
+    clamp_hi: torch.Tensor      # (1, 2L) centre clamp (far out: all taps read zeros)
+    taps: torch.Tensor          # (2r+2,) float 0..2r+1
+    coords: torch.Tensor        # (N, 1) float pixel column of every (b, h, w)
+
+
+def build_lookup_tables(left: torch.Tensor, right: torch.Tensor, geo_volume: torch.Tensor,
+                        num_levels: int, radius: int) -> LookupTables:
+    """The geometry and correlation pyramids of :class:`GeoEncodingLookup` (see there)."""
+    b, c, d, h, w = geo_volume.shape
+    n = b * h * w
+    device = geo_volume.device
+    with torch.autocast(device.type, enabled=False):
+        geo = geo_volume.permute(0, 3, 4, 2, 1).reshape(n, d, c)                 # (N, D, C)
+        corr = all_pairs_correlation(left, right).reshape(n, -1)                 # (N, W2)
+        geo_rows, corr_rows, geo_len, corr_len, geo_off, corr_off = [], [], [], [], [], []
+        g_rows = c_rows = 0
+        for level in range(num_levels):
+            if level > 0:
+                geo = halve_last_dim(geo.float().transpose(1, 2)).transpose(1, 2).to(geo_volume.dtype)
+                corr = halve_last_dim(corr)
+            geo_rows.append(F.pad(geo, (0, 0, 1, 1)).reshape(-1, c))           # (N * (D_l + 2), C)
+            corr_rows.append(F.pad(corr, (1, 1)).reshape(-1))                  # (N * (W2_l + 2),)
+            geo_len.append(geo.shape[1])
+            corr_len.append(corr.shape[1])
+            geo_off.append(g_rows)
+            corr_off.append(c_rows)
+            # not ``+=``: under tracing shapes are tensors and an in-place add would also
+            # move the offsets already recorded
+            g_rows = g_rows + geo_rows[-1].shape[0]
+            c_rows = c_rows + corr_rows[-1].shape[0]
+        geo_store = torch.cat(geo_rows) if num_levels > 1 else geo_rows[0]
+        corr_store = torch.cat(corr_rows) if num_levels > 1 else corr_rows[0]
+        # per (pixel, sampling): the store offset of its row block; samplings alternate
+        # geometry / correlation, level by level. Built from device ops and shapes only (no
+        # host-to-device copies, so CUDA-graph capture works; traced shapes stay symbolic).
+        pix = torch.arange(n, device=device)
+        starts = []
+        for level in range(num_levels):
+            starts.append(geo_off[level] + pix * (geo_len[level] + 2))
+            starts.append(corr_off[level] + pix * (corr_len[level] + 2))
+        row_start = torch.stack(starts, dim=1).unsqueeze(-1)                         # (N, 2L, 1) long
+        j = torch.arange(2 * num_levels, device=device)
+        is_corr = (j % 2 == 1).view(1, -1)
+        scale = torch.exp2(-torch.div(j, 2, rounding_mode="floor").float()).view(1, -1)
+        full = is_corr.float() * (corr_len[0] - geo_len[0]) + geo_len[0]
+        lengths = torch.floor(full * scale)                                           # D_l or W2_l
+        coords = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w).expand(b, h, w)
+        return LookupTables(
+            geo_store=geo_store, corr_store=corr_store, row_start=row_start, is_corr=is_corr, scale=scale,
+            upper=(lengths + 1.0).unsqueeze(-1), clamp_hi=lengths + (radius + 2.0),
+            taps=torch.arange(2 * radius + 2, device=device, dtype=torch.float32), coords=coords.reshape(n, 1))
+
+
+def sample_lookup(tables: LookupTables, disp: torch.Tensor, *, channels_last: bool = True,
+                  pad_channels: int = 0) -> torch.Tensor:
+    """Sample the pyramids of ``tables`` around ``disp`` (B, 1, H, W); returns (B, C_out, H, W) fp32.
+
+    The result is channels_last in memory (free); ``channels_last=False`` returns a contiguous
+    NCHW copy for models that run in the default layout. ``pad_channels`` zero channels are
+    appended (channel-padded networks, :mod:`channel_padding`).
+    """
+    b, _, h, w = disp.shape
+    n = b * h * w
+    levels = tables.row_start.shape[1] // 2
+    r = (tables.taps.shape[0] - 2) // 2
+    c = tables.geo_store.shape[1]
+    with torch.autocast(disp.device.type, enabled=False):
+        d = disp.float().reshape(n, 1)
+        # centres: geometry at d / 2^l, correlation at (x - d) / 2^l  -> (N, 2L)
+        centre = torch.where(tables.is_corr, tables.coords - d, d) * tables.scale
+        # a non-finite disparity (a diverged run) samples zeros instead of indexing out of range,
+        # which would kill the process (a CUDA device assert) before the NaN guard can report it
+        centre = torch.nan_to_num(centre, nan=-(r + 2.0), posinf=1e9, neginf=-1e9)
+        centre = torch.minimum(centre.clamp(min=-(r + 2.0)), tables.clamp_hi)   # far out: all zeros
+        base = torch.floor(centre)
+        frac = (centre - base).unsqueeze(-1)                                    # (N, 2L, 1)
+        pos = (base.unsqueeze(-1) + (1.0 - r)) + tables.taps                    # +1: leading zero pad
+        pos = torch.minimum(pos.clamp(min=0.0), tables.upper).long()
+        index = tables.row_start + pos                                          # (N, 2L, 2r+2)
+        geo_idx = index[:, 0::2].reshape(-1)
+        corr_idx = index[:, 1::2].reshape(-1)
+        gv = tables.geo_store.index_select(0, geo_idx).view(n, levels, 2 * r + 2, c).float()
+        cv = tables.corr_store.index_select(0, corr_idx).view(n, levels, 2 * r + 2)
+        gf, cf = frac[:, 0::2].unsqueeze(-1), frac[:, 1::2]
+        geo = gv[:, :, :-1] * (1.0 - gf) + gv[:, :, 1:] * gf                    # (N, L, 2r+1, C)
+        corr = cv[:, :, :-1] * (1.0 - cf) + cv[:, :, 1:] * cf                   # (N, L, 2r+1)
+        geo = geo.transpose(2, 3).reshape(n, levels, c * (2 * r + 1))
+        feat = torch.cat([geo, corr], dim=2).reshape(n, -1)
+        if pad_channels:
+            feat = torch.cat([feat, feat.new_zeros(n, pad_channels)], dim=1)
+        feat = feat.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        return feat if channels_last else feat.contiguous()
+
+
 class GeoEncodingLookup:
     """Pyramids of the filtered cost volume and the all-pairs correlation, sampled per iteration.
 
-    Built once per forward pass (``__init__`` holds every allocation that does not depend on the
-    current disparity), then called once per refinement iteration.
+    Built once per forward pass (:func:`build_lookup_tables` holds every allocation that does not
+    depend on the current disparity), then called once per refinement iteration
+    (:func:`sample_lookup`).
 
     Storage: every level of the geometry volume is a block of rows of ``C`` values, one row per
     (pixel, disparity), zero-padded by one disparity at both ends; all levels live in one row
@@ -106,83 +215,8 @@ class GeoEncodingLookup:
 
     def __init__(self, left: torch.Tensor, right: torch.Tensor, geo_volume: torch.Tensor,
                  num_levels: int, radius: int) -> None:
-        b, c, d, h, w = geo_volume.shape
-        n = b * h * w
-        self.shape = (b, h, w)
-        self.radius = radius
-        self.num_levels = num_levels
-        self.channels = c
-        device = geo_volume.device
-        with torch.autocast(device.type, enabled=False):
-            geo = geo_volume.permute(0, 3, 4, 2, 1).reshape(n, d, c)                 # (N, D, C)
-            corr = all_pairs_correlation(left, right).reshape(n, -1)                 # (N, W2)
-            geo_rows, corr_rows, geo_len, corr_len, geo_off, corr_off = [], [], [], [], [], []
-            g_rows = c_rows = 0
-            for level in range(num_levels):
-                if level > 0:
-                    geo = halve_last_dim(geo.float().transpose(1, 2)).transpose(1, 2).to(geo_volume.dtype)
-                    corr = halve_last_dim(corr)
-                geo_rows.append(F.pad(geo, (0, 0, 1, 1)).reshape(-1, c))           # (N * (D_l + 2), C)
-                corr_rows.append(F.pad(corr, (1, 1)).reshape(-1))                  # (N * (W2_l + 2),)
-                geo_len.append(geo.shape[1])
-                corr_len.append(corr.shape[1])
-                geo_off.append(g_rows)
-                corr_off.append(c_rows)
-                # not ``+=``: under tracing shapes are tensors and an in-place add would also
-                # move the offsets already recorded
-                g_rows = g_rows + geo_rows[-1].shape[0]
-                c_rows = c_rows + corr_rows[-1].shape[0]
-            self.geo_store = torch.cat(geo_rows) if num_levels > 1 else geo_rows[0]
-            self.corr_store = torch.cat(corr_rows) if num_levels > 1 else corr_rows[0]
-            # per (pixel, sampling): the store offset of its row block; samplings alternate
-            # geometry / correlation, level by level. Built from device ops and shapes only (no
-            # host-to-device copies, so CUDA-graph capture works; traced shapes stay symbolic).
-            pix = torch.arange(n, device=device)
-            starts = []
-            for level in range(num_levels):
-                starts.append(geo_off[level] + pix * (geo_len[level] + 2))
-                starts.append(corr_off[level] + pix * (corr_len[level] + 2))
-            self.row_start = torch.stack(starts, dim=1).unsqueeze(-1)                # (N, 2L, 1) long
-            j = torch.arange(2 * num_levels, device=device)
-            self.is_corr = (j % 2 == 1).view(1, -1)
-            self.scale = torch.exp2(-torch.div(j, 2, rounding_mode="floor").float()).view(1, -1)
-            full = self.is_corr.float() * (corr_len[0] - geo_len[0]) + geo_len[0]
-            lengths = torch.floor(full * self.scale)                                  # D_l or W2_l
-            self.upper = (lengths + 1.0).unsqueeze(-1)                                # last padded index
-            self.clamp_hi = lengths + (radius + 2.0)
-            self.taps = torch.arange(2 * radius + 2, device=device, dtype=torch.float32)
-            self.coords = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w).expand(b, h, w)
-            self.coords = self.coords.reshape(n, 1)
+        self.tables = build_lookup_tables(left, right, geo_volume, num_levels, radius)
 
     def __call__(self, disp: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
-        """Sample the pyramids around ``disp`` (B, 1, H, W); returns (B, C_out, H, W) fp32.
-
-        The result is channels_last in memory (free); ``channels_last=False`` returns a
-        contiguous NCHW copy for models that run in the default layout.
-        """
-        b, h, w = self.shape
-        n = b * h * w
-        r, c, levels = self.radius, self.channels, self.num_levels
-        with torch.autocast(disp.device.type, enabled=False):
-            d = disp.float().reshape(n, 1)
-            # centres: geometry at d / 2^l, correlation at (x - d) / 2^l  -> (N, 2L)
-            centre = torch.where(self.is_corr, self.coords - d, d) * self.scale
-            # a non-finite disparity (a diverged run) samples zeros instead of indexing out of range,
-            # which would kill the process (a CUDA device assert) before the NaN guard can report it
-            centre = torch.nan_to_num(centre, nan=-(r + 2.0), posinf=1e9, neginf=-1e9)
-            centre = torch.minimum(centre.clamp(min=-(r + 2.0)), self.clamp_hi)     # far out: all zeros
-            base = torch.floor(centre)
-            frac = (centre - base).unsqueeze(-1)                                    # (N, 2L, 1)
-            pos = (base.unsqueeze(-1) + (1.0 - r)) + self.taps                      # +1: leading zero pad
-            pos = torch.minimum(pos.clamp(min=0.0), self.upper).long()
-            index = self.row_start + pos                                            # (N, 2L, 2r+2)
-            geo_idx = index[:, 0::2].reshape(-1)
-            corr_idx = index[:, 1::2].reshape(-1)
-            gv = self.geo_store.index_select(0, geo_idx).view(n, levels, 2 * r + 2, c).float()
-            cv = self.corr_store.index_select(0, corr_idx).view(n, levels, 2 * r + 2)
-            gf, cf = frac[:, 0::2].unsqueeze(-1), frac[:, 1::2]
-            geo = gv[:, :, :-1] * (1.0 - gf) + gv[:, :, 1:] * gf                    # (N, L, 2r+1, C)
-            corr = cv[:, :, :-1] * (1.0 - cf) + cv[:, :, 1:] * cf                   # (N, L, 2r+1)
-            geo = geo.transpose(2, 3).reshape(n, levels, c * (2 * r + 1))
-            feat = torch.cat([geo, corr], dim=2).reshape(b, h, w, -1).permute(0, 3, 1, 2)
-            return feat if channels_last else feat.contiguous()
+        """Sample around ``disp`` (B, 1, H, W): see :func:`sample_lookup`."""
+        return sample_lookup(self.tables, disp, channels_last=channels_last)

@@ -43,7 +43,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt
-from skillbank.runtime.networks.cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
+from skillbank.runtime.networks.cost_volume import (
+    LookupTables,
+    build_concat_volume,
+    build_gwc_volume,
+    build_lookup_tables,
+    sample_lookup,
+)
 from skillbank.runtime.networks.edgenext import FFSFeature
 from skillbank.runtime.networks.hourglass import FFSHourGlass
 from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
@@ -126,6 +132,10 @@ class FastFoundationStereo(nn.Module):
         self.clamp_output = True
         self.channels_last = False
         self._compiled: dict[str, Any] = {}   # compile_regions(): region name -> compiled callable
+        # zero channels appended to the GRU context input and to the lookup features by
+        # :func:`channel_padding.pad_channels_` (0: the network as built)
+        self.context_pad = 0
+        self.lookup_pad = 0
 
         hidden_dims = list(_get(cfg, "hidden_dims", [128]))
         gru_hidden = int(_get(cfg, "gru_hidden", hidden_dims[0]))
@@ -194,7 +204,7 @@ class FastFoundationStereo(nn.Module):
         return self
 
     def _upsample(self, disp: torch.Tensor, mask: torch.Tensor, stem_2x: torch.Tensor) -> torch.Tensor:
-        logits = self.spx_gru(self.spx_2_gru(mask, stem_2x))
+        logits = self.spx_gru(self.spx_2_gru(mask, stem_2x))[:, :9]       # a padded head computes more
         with torch.autocast(disp.device.type, enabled=False):
             weights = F.softmax(logits.float(), dim=1)
             return convex_upsample(disp.float(), weights)
@@ -248,7 +258,7 @@ class FastFoundationStereo(nn.Module):
 
     def compile_regions(self, **compile_kwargs: Any) -> FastFoundationStereo:
         """``torch.compile`` the two regions of the forward: the encoder (features, cost volume,
-        hourglass, context; once per pair) and one refinement iteration (lookup, update, upsampling;
+        hourglass, context, lookup tables; once per pair) and one refinement iteration (lookup, update, upsampling;
         ``iters`` times with the same shapes, so it compiles once). Each compiles in seconds, where
         the whole unrolled forward (and its backward, 22 iterations in training) takes minutes.
         Keyword arguments go to ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``);
@@ -266,7 +276,7 @@ class FastFoundationStereo(nn.Module):
         return self._compiled.get(name) or getattr(self, f"_{name}")
 
     def _encode(self, left: torch.Tensor, right: torch.Tensor):
-        """Features, cost volume, hourglass, soft-argmin and context of a padded batch."""
+        """Features, cost volume, hourglass, soft-argmin, context and the lookup tables of a padded batch."""
         b = left.shape[0]
         num_disp = self.max_disparity // 4
         images = torch.cat([left, right], dim=0)
@@ -289,7 +299,7 @@ class FastFoundationStereo(nn.Module):
         volume = self.corr_feature_att[2](volume, feat_left[0])
         volume = self.cost_agg(volume, feat_left)
 
-        logits = self.classifier(volume).squeeze(1)
+        logits = self.classifier(volume)[:, 0]                        # a padded classifier computes more
         with torch.autocast(left.device.type, enabled=False):
             prob = F.softmax(logits.float(), dim=1)
             levels = torch.arange(num_disp, device=prob.device, dtype=prob.dtype).view(1, num_disp, 1, 1)
@@ -300,14 +310,20 @@ class FastFoundationStereo(nn.Module):
         inp = torch.relu(inp)
         inp = self.cam(inp) * inp
         att = self.sam(inp)
-        return feat_left[0], feat_right, volume, stem_2x, init_disp, net, inp, att
+        if self.context_pad:
+            inp = F.pad(inp, (0, 0, 0, 0, 0, self.context_pad))
+        # the lookup reads the volume's real channels (a channel-padded volume carries zeros after them)
+        tables = build_lookup_tables(feat_left[0], feat_right, volume[:, :self.volume_dim], self.corr_levels,
+                                     self.corr_radius)
+        return tables, stem_2x, init_disp, net, inp, att
 
-    def _iteration(self, lookup: GeoEncodingLookup, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
+    def _iteration(self, tables: LookupTables, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
                    att: torch.Tensor, stem_2x: torch.Tensor, upsample: bool):
         """One refinement step from the (detached) disparity; the full-resolution result if ``upsample``."""
         wdtype = self.proj_cmb.weight.dtype
         disp = disp.detach()
-        corr = lookup(disp, channels_last=self.channels_last).to(wdtype)
+        corr = sample_lookup(tables, disp, channels_last=self.channels_last, pad_channels=self.lookup_pad)
+        corr = corr.to(wdtype)
         net, mask, delta = self.update_block(net, inp, corr, disp.to(wdtype), att)
         disp = disp + delta.float()
         return disp, net, self._upsample(disp, mask, stem_2x) if upsample else None
@@ -317,13 +333,12 @@ class FastFoundationStereo(nn.Module):
         # casts); inputs and the fp32 lookup are then cast to that dtype. A no-op in fp32/autocast.
         wdtype = self.proj_cmb.weight.dtype
         left, right = left.to(wdtype), right.to(wdtype)
-        feat_left, feat_right, volume, stem_2x, init_disp, net, inp, att = self._region("encode")(left, right)
-        lookup = GeoEncodingLookup(feat_left, feat_right, volume, self.corr_levels, self.corr_radius)
+        tables, stem_2x, init_disp, net, inp, att = self._region("encode")(left, right)
         iteration = self._region("iteration")
         disp = init_disp
         preds: list[torch.Tensor] = []
         for i in range(iters):
-            disp, net, up = iteration(lookup, disp, net, inp, att, stem_2x, not test_mode or i == iters - 1)
+            disp, net, up = iteration(tables, disp, net, inp, att, stem_2x, not test_mode or i == iters - 1)
             if not test_mode:
                 preds.append(up)
         if test_mode:

@@ -113,7 +113,7 @@ class DispHead(nn.Module):
             nn.Conv2d(hidden, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        return self.conv(x)[:, :1]           # a channel-padded head computes zero extra outputs
 
 
 class SelectiveUpdateBlock(nn.Module):
