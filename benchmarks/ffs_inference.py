@@ -26,9 +26,13 @@ import torch
 from cuda_timing import time_cuda
 
 
-def build(channels_last: bool, weights: torch.dtype | None = None, fold_bn: bool = False) -> torch.nn.Module:
-    """bp2 FFS with random weights and randomised BatchNorm statistics (so folding is not a no-op)."""
+def build(channels_last: bool, weights: torch.dtype | None = None, fold_bn: bool = False,
+          pad: str = "") -> torch.nn.Module:
+    """bp2 FFS with random weights and randomised BatchNorm statistics (so folding is not a no-op);
+    ``pad``: "pad" zero-pads the pruned widths to multiples of 8, "padh" the prediction heads too
+    (:func:`channel_padding.pad_channels_`)."""
     from skillbank.runtime.networks.blocks import fold_batchnorm_
+    from skillbank.runtime.networks.channel_padding import pad_channels_
     from skillbank.runtime.networks.factory import build_network
     from skillbank.specs import ModelConfig
 
@@ -41,6 +45,8 @@ def build(channels_last: bool, weights: torch.dtype | None = None, fold_bn: bool
     model = model.cuda().eval()
     if fold_bn:
         fold_batchnorm_(model)
+    if pad:
+        pad_channels_(model, heads=pad == "padh")
     if weights is not None:
         model.to(weights)
     if channels_last and hasattr(model, "to_channels_last"):
@@ -54,8 +60,8 @@ def autocast_ctx(dtype: torch.dtype | None) -> Any:
 
 def run_variant(name: str, left, right, iters: int, dtype, channels_last: bool, graph: bool,  # noqa: ANN001
                 runs: int, warmup: int, compile_mode: str | None = None, weights: torch.dtype | None = None,
-                fold_bn: bool = False) -> tuple[dict[str, Any], torch.Tensor]:
-    model = build(channels_last, weights, fold_bn)
+                fold_bn: bool = False, pad: str = "") -> tuple[dict[str, Any], torch.Tensor]:
+    model = build(channels_last, weights, fold_bn, pad)
     if weights is not None:
         left, right = left.to(weights), right.to(weights)
     if compile_mode and compile_mode.startswith("regions-"):
@@ -106,11 +112,11 @@ def run_variant(name: str, left, right, iters: int, dtype, channels_last: bool, 
 
 
 def profile_variant(left, right, iters: int, dtype, channels_last: bool,  # noqa: ANN001
-                    compiled_fp16: bool = False) -> dict[str, Any]:
+                    compiled_fp16: bool = False, pad: str = "") -> dict[str, Any]:
     from torch.profiler import ProfilerActivity, profile
 
     if compiled_fp16:   # the best path's kernels: compiled regions, fp16 weights, folded BN (no graph)
-        model = build(True, torch.float16, True).compile_regions()
+        model = build(True, torch.float16, True, pad).compile_regions()
         left, right, dtype = left.half(), right.half(), None
     else:
         model = build(channels_last)
@@ -123,7 +129,7 @@ def profile_variant(left, right, iters: int, dtype, channels_last: bool,  # noqa
             torch.cuda.synchronize()
     events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
     total_us = sum(e.device_time for e in events) if events and hasattr(events[0], "device_time") else None
-    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=25)
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=45)
     return {"kernel_launches": len(events), "kernel_time_ms": total_us / 1e3 if total_us else None, "top": table}
 
 
@@ -135,11 +141,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("ffs_inference.json"))
-    parser.add_argument("--compile", default="", help="torch.compile variants to time, 'mode:weights' comma list, "
-                        "e.g. default:bf16,max-autotune-no-cudagraphs:fp16 (slow to build); a mode "
-                        "'regions-MODE' compiles the two regions (model.compile_regions(mode=MODE))")
+    parser.add_argument("--compile", default="", help="torch.compile variants to time, 'mode:weights[:pad|padh]' "
+                        "comma list, e.g. default:bf16,max-autotune-no-cudagraphs:fp16:pad (slow to build); a mode "
+                        "'regions-MODE' compiles the two regions (model.compile_regions(mode=MODE)); 'pad' "
+                        "zero-pads the pruned widths to multiples of 8, 'padh' the prediction heads too")
     parser.add_argument("--profile-compiled", action="store_true",
                         help="profile the compiled-regions fp16 path instead of eager bf16 channels_last")
+    parser.add_argument("--profile-pad", default="", choices=["", "pad", "padh"],
+                        help="with --profile-compiled: channel-padded ('pad') or with the heads ('padh')")
     parser.add_argument("--tf32-islands", action="store_true", help="TF32 for the fp32 parts of compiled variants")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--profile-out", type=Path, default=None)
@@ -168,6 +177,9 @@ def main() -> None:
         ("cuda_graph_bf16_weights_cl", None, True, True, "fp32", bf16, False),
         ("cuda_graph_bf16_weights_cl_foldbn", None, True, True, "fp32", bf16, True),
         ("cuda_graph_fp32_cl_foldbn_tf32", None, True, True, "tf32", None, True),
+        ("cuda_graph_fp16_weights_cl_foldbn", None, True, True, "fp32", torch.float16, True),
+        ("cuda_graph_fp16_weights_cl_foldbn_pad8", None, True, True, "fp32", torch.float16, True, "pad"),
+        ("cuda_graph_fp16_weights_cl_foldbn_pad8h", None, True, True, "fp32", torch.float16, True, "padh"),
     ]
     if args.variants != "all":
         keep = set(args.variants.split(","))
@@ -175,12 +187,12 @@ def main() -> None:
     results = []
     reference = None
     for name, dtype, cl, graph, math, *rest in variants:
-        weights, fold_bn = (rest + [None, False])[:2]
+        weights, fold_bn, pad = list(rest) + [None, False, ""][len(rest):]
         torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
         torch.backends.cudnn.allow_tf32 = math == "tf32"
         try:
             res, out = run_variant(name, left, right, args.iters, dtype, cl, graph, args.runs, args.warmup,
-                                   weights=weights, fold_bn=fold_bn)
+                                   weights=weights, fold_bn=fold_bn, pad=pad)
         except Exception as exc:  # a failed variant is reported, the rest still run
             results.append({"variant": name, "error": f"{type(exc).__name__}: {exc}"[:500]})
             print(f"{name:32s} FAILED {exc}")
@@ -198,12 +210,14 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = False
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
     for spec in (args.compile.split(",") if args.compile else []):
-        mode, _, weights_name = spec.partition(":")
-        name = f"compile_{mode}_cuda_graph_{weights_name}_weights_cl_foldbn"
+        mode, weights_name, *flags = spec.split(":")
+        pad = flags[0] if flags else ""
+        name = f"compile_{mode}_cuda_graph_{weights_name}_weights_cl_foldbn" + {"": "", "pad": "_pad8",
+                                                                              "padh": "_pad8h"}[pad]
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32_islands
         try:
             res, out = run_variant(name, left, right, args.iters, None, True, True, args.runs, args.warmup,
-                                   compile_mode=mode, weights=dtypes[weights_name], fold_bn=True)
+                                   compile_mode=mode, weights=dtypes[weights_name], fold_bn=True, pad=pad)
             res["max_abs_diff_vs_fp32_px"] = float((out - reference).abs().max())
             res["mean_abs_diff_vs_fp32_px"] = float((out - reference).abs().mean())
             res["tf32_for_fp32_islands"] = args.tf32_islands
@@ -215,7 +229,7 @@ def main() -> None:
         args.out.write_text(json.dumps({"partial": True, "results": results}, indent=2))  # survives a timeout
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     prof = {} if args.no_profile else profile_variant(left, right, args.iters, torch.bfloat16, True,
-                                                      compiled_fp16=args.profile_compiled)
+                                                      compiled_fp16=args.profile_compiled, pad=args.profile_pad)
     if args.profile_out and prof:
         args.profile_out.write_text(prof["top"])
     report = {
