@@ -1,7 +1,8 @@
 """What evaluate and inference share: a ready network on a device, batched prediction, output names.
 
 * :func:`prepare_model`: build the spec's network, load ``<action>.checkpoint`` (a file, or a train
-  results folder: its newest epoch/step checkpoint), eval mode, on the chosen device.
+  results folder: its newest epoch/step checkpoint), eval mode, on the chosen device; then the
+  fast path the section asks for (``optimize``, ``precision``, ``compile``).
 * :func:`predict_batch`: stereo -> disparity (B,1,H,W) with ``model.valid_iters`` iterations; mono ->
   depth / inverse depth (B,1,H,W); fp32, no autograd.
 * :func:`unique_output_names`: file stems from input paths without collisions: the file's stem, and
@@ -34,7 +35,22 @@ def prepare_model(spec: Any, action: str) -> tuple[torch.nn.Module, torch.device
     report = load_weights(model, path, f"{action}.checkpoint")
     device = eval_device(section.num_gpus, list(section.gpu_ids))
     model.to(device).eval()
-    return model, device, report
+    return _fast_path(model, section, action), device, report
+
+
+def _fast_path(model: torch.nn.Module, section: Any, action: str) -> torch.nn.Module:
+    """``<action>.optimize`` / ``precision`` / ``compile``: :func:`networks.fast_inference.optimize_for_inference`."""
+    if not (section.optimize or section.compile or section.precision != "fp32"):
+        return model
+    from ..networks.fast_inference import optimize_for_inference
+
+    try:
+        return optimize_for_inference(model, optimize=section.optimize, precision=section.precision,
+                                      compile=section.compile)
+    except ValueError as exc:
+        set_keys = [k for k in ("optimize", "compile") if getattr(section, k)] + ["precision"]
+        key = "precision" if str(exc).startswith("precision") else set_keys[0]
+        raise ConfigurationError(f"{action}.{key}: {exc}") from None
 
 
 def prepare_run(spec: Any, action: str, split: str) -> tuple[Any, Any, Any, torch.device]:

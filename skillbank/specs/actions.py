@@ -23,6 +23,18 @@ class EvaluateConfig(SpecSection):
     input_width: int | None = spec_field(None, "Evaluate at this width. Unset = native size.", ge=32)
     num_gpus: int = spec_field(1, "GPUs (0 = CPU).", ge=0, le=64)
     gpu_ids: list[int] = spec_field(default_factory=lambda: [0], description="GPU indices.")
+    optimize: bool = spec_field(
+        False, "FastFoundationStereo fast path: BatchNorm folded, pruned widths zero-padded to multiples of 8, "
+        "channels_last on GPUs. Exact up to rounding."
+    )
+    precision: Literal["fp32", "fp16", "bf16"] = spec_field(
+        "fp32", "Network weights and activations (FastFoundationStereo; fp16/bf16 need a GPU). The correlation, "
+        "lookup and upsampling stay fp32.", options=["fp32", "fp16", "bf16"]
+    )
+    compile: bool = spec_field(
+        False, "torch.compile the encoder and one refinement iteration (FastFoundationStereo). Compiles once per "
+        "input size: set input_height/input_width for many pairs of mixed sizes."
+    )
 
     @model_validator(mode="after")
     def _check_hw(self) -> EvaluateConfig:

@@ -85,3 +85,52 @@ def test_inference_one_png_per_pair_names_without_collisions(tmp_path, synthetic
     raw = read_pfm(out / "teddy_im0.pfm")
     assert colour.shape == source.shape and raw.shape == source.shape[:2]  # back at the file's size
     assert np.isfinite(raw).all() and raw.min() >= 0
+
+
+def _evaluate(tmp_path: Path, annotation: Path, checkpoint: Path, name: str, **fast) -> tuple[int, dict]:
+    spec = write_spec(tmp_path / f"{name}.yaml", {
+        "results_dir": str(tmp_path / name),
+        "model": tiny_ffs_model(),
+        "dataset": {"test_dataset": split(annotation, train=False)},
+        "evaluate": {"checkpoint": str(checkpoint), "num_gpus": 0, **fast},
+    })
+    code = run_action("evaluate", str(spec), [])
+    return code, read_status(tmp_path / name / "evaluate")[-1]
+
+
+def test_evaluate_fast_path_gives_the_same_metrics(tmp_path, synthetic_pairs, tiny_checkpoint):
+    """evaluate.optimize (BN folded, widths padded: the tiny GRU input 17 -> 24, lookup 162 -> 168,
+    the heads widened) must not change what the network predicts."""
+    code, plain = _evaluate(tmp_path, synthetic_pairs, tiny_checkpoint, "plain")
+    assert code == 0
+    code, fast = _evaluate(tmp_path, synthetic_pairs, tiny_checkpoint, "fast", optimize=True)
+    assert code == 0 and fast["status"] == "SUCCESS"
+    for key in ("val/epe", "val/bp1", "val/d1", "val/rmse"):
+        assert fast["kpi"][key] == pytest.approx(plain["kpi"][key], rel=1e-4, abs=1e-4), key
+
+
+def test_half_precision_on_a_cpu_is_a_spec_error_naming_the_key(tmp_path, synthetic_pairs, tiny_checkpoint):
+    code, final = _evaluate(tmp_path, synthetic_pairs, tiny_checkpoint, "half", precision="fp16")
+    assert code != 0 and final["status"] == "FAILURE"
+    assert "evaluate.precision" in final["message"] and "GPU" in final["message"]
+
+
+def test_inference_compile_switch_compiles_the_two_regions(tmp_path, synthetic_pairs, tiny_checkpoint, monkeypatch):
+    from skillbank.runtime.networks.ffs import FastFoundationStereo
+
+    calls = []
+
+    def fake_compile_regions(self, **kwargs):  # noqa: ANN001, ANN202 - records the call, runs eager
+        calls.append(kwargs)
+        return self
+
+    monkeypatch.setattr(FastFoundationStereo, "compile_regions", fake_compile_regions)
+    spec = write_spec(tmp_path / "spec.yaml", {
+        "results_dir": str(tmp_path / "results"),
+        "model": tiny_ffs_model(),
+        "dataset": {"infer_dataset": split(synthetic_pairs, train=False)},
+        "inference": {"checkpoint": str(tiny_checkpoint), "num_gpus": 0, "compile": True, "optimize": True},
+    })
+    assert run_action("inference", str(spec), []) == 0
+    assert calls == [{}]
+    assert read_status(tmp_path / "results" / "inference")[-1]["kpi"]["images"] == 4
