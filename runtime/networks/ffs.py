@@ -24,6 +24,8 @@ Fast paths (all exact up to rounding, all covered by tests):
   soft-argmin and the upsampling weights stay fp32 either way.
 - ``model.to_channels_last()``: 2D weights channels_last, 3D weights channels_last_3d.
 - ``blocks.fold_batchnorm_(model.eval())``: BatchNorm folded into convs (inference only).
+- ``channel_padding.pad_channels_(model.eval())``: the pruned widths zero-padded to multiples of 8
+  (inference only); :func:`fast_inference.optimize_for_inference` applies all of these.
 - The forward has no host syncs and no data-dependent Python branches: TorchDynamo captures it
   as one graph (``torch.compile(fullgraph=True)``) and it can be captured in a CUDA graph
   (training: :mod:`runtime.training.graphed`).
