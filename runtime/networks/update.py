@@ -31,7 +31,10 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         avg = self.fc(x.mean(dim=(2, 3), keepdim=True))
-        mx = self.fc(x.amax(dim=(2, 3), keepdim=True))
+        # max pooling (upstream's AdaptiveMaxPool2d; argmax-routed gradient), not amax: amax's backward
+        # divides by the count of elements equal to the saved max, and Inductor counts against an
+        # unrounded fp32 recomputation of a bf16 ``x``: count 0, NaN gradients (also in SpatialAttention)
+        mx = self.fc(F.adaptive_max_pool2d(x, 1))
         return torch.sigmoid(avg + mx)
 
 
@@ -43,7 +46,7 @@ class SpatialAttention(nn.Module):
         self.samconv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)
         return torch.sigmoid(self.samconv(pooled))
 
 
