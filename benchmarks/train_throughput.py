@@ -36,29 +36,34 @@ from typing import Any
 
 import torch
 
-VARIANTS = {
-    # name: (autocast dtype, channels_last, compile regions, CUDA graphs)
-    "fp32": (None, False, False, False),
-    "bf16": (torch.bfloat16, False, False, False),
-    "bf16_cl": (torch.bfloat16, True, False, False),
-    "bf16_graph": (torch.bfloat16, False, False, True),
-    "bf16_cl_graph": (torch.bfloat16, True, False, True),
-    "fp32_cl_graph": (None, True, False, True),
-    "bf16_cl_compile": (torch.bfloat16, True, True, False),
-    "bf16_cl_compile_graph": (torch.bfloat16, True, True, True),
-    "fp32_cl_compile_graph": (None, True, True, True),
-}
+FLAGS = ("cl", "compile", "pad", "graph")
+#: the variants of the committed results; any ``{fp32|bf16}[_flag...]`` name with FLAGS works
+VARIANTS = ("fp32", "bf16", "bf16_cl", "bf16_graph", "bf16_cl_graph", "fp32_cl_graph", "bf16_cl_compile",
+            "bf16_cl_compile_graph", "bf16_cl_pad_graph", "bf16_cl_compile_pad", "bf16_cl_compile_pad_graph")
 
 
-def build_model(channels_last: bool = False, compile_regions: bool = False) -> torch.nn.Module:
+def parse_variant(name: str) -> tuple[torch.dtype | None, set[str]]:
+    """``bf16_cl_compile_pad`` -> (autocast dtype, {"cl", "compile", "pad"})."""
+    precision, *flags = name.split("_")
+    if precision not in ("fp32", "bf16") or not set(flags) <= set(FLAGS):
+        raise ValueError(f"variant {name!r}: expected fp32|bf16 followed by _flags from {FLAGS}")
+    return (torch.bfloat16 if precision == "bf16" else None), set(flags)
+
+
+def build_model(flags: set[str]) -> torch.nn.Module:
+    """bp2 from seed 0; ``pad``: widths zero-padded to multiples of 8 (exact, see channel_padding)."""
+    from skillbank.runtime.networks.channel_padding import pad_channels_
     from skillbank.runtime.networks.factory import build_network
     from skillbank.specs import ModelConfig
 
     torch.manual_seed(0)
-    model = build_network(ModelConfig(model_type="FastFoundationStereo")).cuda().train()
-    if channels_last:
+    model = build_network(ModelConfig(model_type="FastFoundationStereo")).cuda()
+    if "pad" in flags:
+        pad_channels_(model.eval(), training=True)
+    model.train()
+    if "cl" in flags:
         model.to_channels_last()
-    if compile_regions:
+    if "compile" in flags:
         model.compile_regions()
     return model
 
@@ -100,11 +105,12 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from skillbank.runtime.training.schedule import build_optimizer
     from skillbank.specs import OptimConfig
 
-    dtype, channels_last, compile_regions, graph = VARIANTS[name]
+    dtype, flags = parse_variant(name)
+    graph = "graph" in flags
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    model = build_model(channels_last, compile_regions)
+    model = build_model(flags)
     optimizer = build_optimizer(model.parameters(), OptimConfig(lr=1e-5))
     data = make_batch(args.batch, args.height, args.width)
     step = step_fn(model, optimizer, data, args.iters, dtype, graph)
@@ -131,8 +137,9 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "variant": name,
         "autocast": str(dtype).replace("torch.", "") if dtype else "fp32",
-        "channels_last": channels_last,
-        "compile_regions": compile_regions,
+        "channels_last": "cl" in flags,
+        "compile_regions": "compile" in flags,
+        "padded_widths": "pad" in flags,
         "cuda_graph": graph,
         "median_ms_per_step": round(median, 2),
         "p10_ms": round(sorted(times)[len(times) // 10], 2),
@@ -184,8 +191,9 @@ def profile(args: argparse.Namespace, name: str) -> dict[str, Any]:
     from skillbank.runtime.training.schedule import build_optimizer
     from skillbank.specs import OptimConfig
 
-    dtype, channels_last, compile_regions, graph = VARIANTS[name]
-    model = build_model(channels_last, compile_regions)
+    dtype, flags = parse_variant(name)
+    graph = "graph" in flags
+    model = build_model(flags)
     optimizer = build_optimizer(model.parameters(), OptimConfig(lr=1e-5))
     step = step_fn(model, optimizer, make_batch(args.batch, args.height, args.width), args.iters, dtype, graph)
     for _ in range(3):
@@ -236,7 +244,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--variants", default="bf16,bf16_cl_graph,fp32,fp32_cl_graph",
-                        help=f"comma list of {', '.join(VARIANTS)}")
+                        help=f"comma list, e.g. {', '.join(VARIANTS)}")
     parser.add_argument("--profile", default="", help="a variant to profile (2 steps), e.g. bf16_cl_compile")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True

@@ -166,6 +166,47 @@ class EdgeNextConvBlock(nn.Module):
         return torch.addcmul(x, self.gamma.view(1, -1, 1, 1), y.permute(0, 3, 1, 2))   # x + gamma * y
 
 
+def linear_upsample_matrix(size: int, scale: int, device: torch.device | None = None,
+                           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(size * scale, size) matrix of 1-D linear upsampling, ``align_corners=False`` (PyTorch's rule:
+    source ``(i + 0.5) / scale - 0.5`` clamped at 0, the upper neighbour clamped to the last)."""
+    src = ((torch.arange(size * scale, device=device, dtype=torch.float32) + 0.5) / scale - 0.5).clamp(min=0)
+    lo = src.floor().clamp(max=size - 1)
+    frac = src - lo
+    cols = torch.arange(size, device=device, dtype=torch.float32).view(1, size)
+    hi = (lo + 1).clamp(max=size - 1).view(-1, 1)
+    lo = lo.view(-1, 1)
+    frac = frac.view(-1, 1)
+    return ((cols == lo) * (1 - frac) + (cols == hi) * frac).to(dtype)
+
+
+class TrilinearUpsample(nn.Module):
+    """``nn.Upsample(scale_factor=s, mode="trilinear", align_corners=False)`` as three matrix products.
+
+    Separable: W, then H, then D, each a product with a (n * s, n) interpolation matrix (two
+    non-zeros per row). Same values up to rounding; the point is the backward: the interpolation's
+    own backward scatters every output gradient into 8 input cells with atomic adds (5 ms of a
+    training step at 320x736 on an H100/H200 under torch.compile, where the cell count is small
+    and the contention high), while a matrix product's backward is another matrix product.
+    """
+
+    def __init__(self, scale_factor: int) -> None:
+        super().__init__()
+        self.scale_factor = int(scale_factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, d, h, w = x.shape
+        s = self.scale_factor
+        mats = [linear_upsample_matrix(n, s, x.device, x.dtype) for n in (d, h, w)]
+        x = torch.matmul(x, mats[2].t())                                        # (B, C, D, H, sW)
+        x = torch.matmul(mats[1], x)                                            # (B, C, D, sH, sW)
+        x = torch.matmul(mats[0], x.reshape(b, c, d, -1))                       # (B, C, sD, sH * sW)
+        return x.view(b, c, d * s, h * s, w * s)
+
+    def extra_repr(self) -> str:
+        return f"scale_factor={self.scale_factor}"
+
+
 class UpsampleFuse(nn.Module):
     """Upsample 2x with a transposed conv, concatenate a skip tensor, fuse with a conv.
 

@@ -135,20 +135,26 @@ class ChannelWindow(nn.Module):
         return F.pad(y, pad)
 
 
-def pad_channels_(model: nn.Module, multiple: int = 8, *, heads: bool = True) -> nn.Module:
+def pad_channels_(model: nn.Module, multiple: int = 8, *, heads: bool = True, training: bool = False) -> nn.Module:
     """Widen every pruned width of a FastFoundationStereo to a multiple of ``multiple`` (see module doc).
 
     ``heads`` also widens the narrow prediction heads whose outputs the forward slices back (the
     3D classifier's and the disparity head's single output channel, the 9 upsampling logits): the
     extra output channels are computed and dropped, which cuDNN runs faster than 1 or 9 channels.
     Returns the model; a no-op for widths already aligned. Eval mode only.
+
+    ``training=True`` declares that the padded model will be trained: every padded weight then gets
+    an exact zero gradient (its input or its output channel is always 0 and nothing reads the
+    other), so AdamW / SGD leave it at 0 and the padded network trains like the original. Its
+    state_dict has the padded shapes: :func:`unpad_state_dict` gives back the original's.
     """
     from skillbank.runtime.networks.ffs import FastFoundationStereo
 
     if not isinstance(model, FastFoundationStereo):
         raise TypeError(f"pad_channels_ works on FastFoundationStereo, got {type(model).__name__}")
-    if model.training:
-        raise ValueError("pad_channels_ is an inference transform: call model.eval() first")
+    if model.training and not training:
+        raise ValueError("pad_channels_ is an inference transform: call model.eval() first "
+                         "(or pass training=True to train the padded model)")
     if model.context_pad or model.lookup_pad or isinstance(model.cost_agg.post8_to_4.upsample[1], ChannelWindow):
         raise ValueError("the model's channels are already padded")
 

@@ -5,9 +5,9 @@ right-image match of left pixel ``w`` at disparity ``d`` is ``w - d`` (zero when
 
 - :func:`build_gwc_volume`: group-wise correlation (B, G, D, H, W). Features are L2-normalised
   per group (cosine similarity) in fp32 when ``normalize``; built from one batched matmul
-  (all pairs along each row) and one 1-D index_select that picks the ``w - d`` band.
+  (all pairs along each row) and a strided reading of its ``w - d`` diagonal band.
 - :func:`build_concat_volume`: left features repeated over D next to the shifted right
-  features (B, 2C, D, H, W), again with one index_select.
+  features (B, 2C, D, H, W), again a strided reading (of the right rows repeated D times).
 - :class:`GeoEncodingLookup`: the per-iteration lookup of the refinement loop. It keeps
   ``corr_levels`` pyramids of the filtered volume (C channels over D) and of the all-pairs
   cosine correlation (1 channel over W) and samples ``2r+1`` taps around the current
@@ -22,15 +22,6 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-
-
-def _band_index(width: int, max_disp: int, row: int, zero_col: int, device: torch.device) -> torch.Tensor:
-    """Flat index ``[d, w] -> w * row + (w - d)`` (``zero_col`` where ``w < d``), shape (D*W,)."""
-    w = torch.arange(width, device=device).view(1, width)
-    d = torch.arange(max_disp, device=device).view(max_disp, 1)
-    src = w - d
-    col = torch.where(src >= 0, src, torch.full_like(src, zero_col))
-    return (w * row + col).reshape(-1)
 
 
 def build_gwc_volume(left: torch.Tensor, right: torch.Tensor, max_disp: int, num_groups: int,
@@ -51,21 +42,35 @@ def build_gwc_volume(left: torch.Tensor, right: torch.Tensor, max_disp: int, num
         if normalize:
             lf = F.normalize(lf, dim=2)
             rf = F.normalize(rf, dim=2)
-        # all pairs along each image row: (B, G, H, W, W)
-        pairs = torch.matmul(lf.permute(0, 1, 3, 4, 2), rf.permute(0, 1, 3, 2, 4))
-        pairs = F.pad(pairs, (0, 1))                                # a zero column at index W
-        index = _band_index(w, max_disp, w + 1, w, left.device)
-        vol = pairs.reshape(b, num_groups, h, w * (w + 1)).index_select(3, index)
-        return vol.reshape(b, num_groups, h, max_disp, w).permute(0, 1, 3, 2, 4)
+        # all pairs along each image row against the right row shifted by D zero columns:
+        # pairs[..., w, j] = <l_w, r_(j - D)>, (B, G, H, W, W + D)
+        pairs = torch.matmul(lf.permute(0, 1, 3, 4, 2), F.pad(rf.permute(0, 1, 3, 2, 4), (max_disp, 0)))
+        return _diagonal_band(pairs, max_disp).permute(0, 1, 3, 2, 4)
+
+
+def _diagonal_band(pairs: torch.Tensor, max_disp: int) -> torch.Tensor:
+    """``band[..., d, w] = pairs[..., w, w - d + D]`` for ``pairs`` (..., W, W + D): (..., D, W).
+
+    Reading each row with a stride one longer than the row is a diagonal walk: flatten, append
+    W zeros, view as (W, W + D + 1) and entry ``[w, k]`` is ``pairs[w, w + k - 1]``; columns
+    ``k = D - d + 1`` give the band. Pad, reshape and slice only: the backward is their
+    transposes (no scatter with atomics, which a gather-based band needs).
+    """
+    *lead, w, row = pairs.shape
+    flat = F.pad(pairs.reshape(*lead, w * row), (0, w))
+    band = flat.view(*lead, w, row + 1)[..., 1:max_disp + 1]         # [w, D - d]
+    return band.flip(-1).transpose(-1, -2)
 
 
 def build_concat_volume(left: torch.Tensor, right: torch.Tensor, max_disp: int) -> torch.Tensor:
     """Concatenation volume (B, 2C, D, H, W): left features, then right features shifted by d."""
     b, c, h, w = left.shape
-    right = F.pad(right, (0, 1))                                    # zero column at index W
-    index = _band_index(w, max_disp, 0, w, left.device)
-    shifted = right.index_select(3, index).reshape(b, c, h, max_disp, w).permute(0, 1, 3, 2, 4)
-    return torch.cat((left.unsqueeze(2).expand(b, c, max_disp, h, w), shifted), dim=1)
+    # each row D + 1 times over, zero-padded to rp[j] = right[j - D] (D zeros left, one right);
+    # read with a row stride one shorter, row d starts d entries earlier: [d, D + w] = right[w - d]
+    rp = F.pad(right, (max_disp, 1))
+    rows = rp.unsqueeze(3).expand(b, c, h, max_disp, w + max_disp + 1).reshape(b, c, h, -1)
+    shifted = rows[..., :max_disp * (w + max_disp)].view(b, c, h, max_disp, w + max_disp)[..., max_disp:]
+    return torch.cat((left.unsqueeze(2).expand(b, c, max_disp, h, w), shifted.permute(0, 1, 3, 2, 4)), dim=1)
 
 
 def all_pairs_correlation(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:

@@ -134,6 +134,7 @@ class FastFoundationStereo(nn.Module):
         self.clamp_output = True
         self.channels_last = False
         self._compiled: dict[str, Any] = {}   # compile_regions(): region name -> compiled callable
+        self._compiled_training_only = False
         # zero channels appended to the GRU context input and to the lookup features by
         # :func:`channel_padding.pad_channels_` (0: the network as built)
         self.context_pad = 0
@@ -265,16 +266,21 @@ class FastFoundationStereo(nn.Module):
         the whole unrolled forward (and its backward, 22 iterations in training) takes minutes.
         Keyword arguments go to ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``);
         ``fullgraph=True`` and ``dynamic=False`` are the defaults. Undo with ``compile_regions(off=True)``.
+        ``training_only=True`` runs the compiled regions in train mode only: validation images of
+        other sizes then run eagerly instead of compiling once per size (``train.compile``).
         """
         if compile_kwargs.pop("off", False):
             self._compiled = {}
             return self
+        self._compiled_training_only = bool(compile_kwargs.pop("training_only", False))
         kwargs = {"fullgraph": True, "dynamic": False, **compile_kwargs}
         self._compiled = {"encode": torch.compile(self._encode, **kwargs),
                           "iteration": torch.compile(self._iteration, **kwargs)}
         return self
 
     def _region(self, name: str):
+        if self._compiled_training_only and not self.training:
+            return getattr(self, f"_{name}")
         return self._compiled.get(name) or getattr(self, f"_{name}")
 
     def _encode(self, left: torch.Tensor, right: torch.Tensor):

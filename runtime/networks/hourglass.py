@@ -25,7 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import AxialPlanarConv3d, ConvNormAct, FeatureAtt, ResidualBlock
+from skillbank.runtime.networks.blocks import (
+    AxialPlanarConv3d,
+    ConvNormAct,
+    FeatureAtt,
+    ResidualBlock,
+    TrilinearUpsample,
+)
 
 AttentionLayout = Literal["heads", "tokens"]
 
@@ -217,7 +223,7 @@ class FFSHourGlass(nn.Module):
         self.post8_to_4 = UpsampleMerge(
             [_conv3d(c, c, kernel_size=4, padding=0, stride=4, act=False),
              CostVolumeDisparityAttention(c, 4, c * 4, num_layers=1, max_len=max_disparity // 16, layout=layout),
-             nn.Upsample(scale_factor=4, mode="trilinear", align_corners=False)],
+             TrilinearUpsample(4)],
             [_conv3d(c, c), ResidualBlock(c, c, dims=3, norm="batch3d")])
 
     def forward(self, x: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:

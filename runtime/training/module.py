@@ -40,6 +40,17 @@ from .schedule import build_optimizer, build_scheduler
 log = logging.getLogger("depth_net")
 
 
+def compile_unsupported_reason(model: torch.nn.Module, device: torch.device) -> str | None:
+    """Why ``train.compile`` cannot apply here, or ``None`` when it can."""
+    if not hasattr(model, "compile_regions"):
+        return f"{type(model).__name__} has no compiled training path (FastFoundationStereo has)"
+    if device.type != "cuda":
+        # Inductor's CPU backend is slow to build and has corrupted channels-last gradients
+        # (pytorch#191837): CPU runs are for tests and smoke runs, eager is the right tool there
+        return f"the model is on {device.type}; compiled training is for CUDA devices"
+    return None
+
+
 class DepthNetModule(pl.LightningModule):
     """Train/validate the spec's network. ``model`` may be given (e.g. with pretrained weights loaded)."""
 
@@ -62,6 +73,7 @@ class DepthNetModule(pl.LightningModule):
         self.last_val_epoch = -1  # the epoch whose validation produced the current val_* metrics
         self._stereo_loss = stereo_loss_fn(spec.model.train_iters, spec.dataset.max_disparity) if self.stereo else None
         self._graphed = None      # GraphedStereoLoss when train.cuda_graph applies (on_train_start)
+        self._compiled = False    # train.compile applied (on_train_start)
         self._pending_loss: tuple[torch.Tensor, int] | None = None
         if spec.train.channels_last and hasattr(self.model, "to_channels_last"):
             self.model.to_channels_last()
@@ -89,8 +101,17 @@ class DepthNetModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------ speed-ups
     def on_train_start(self) -> None:
-        """Apply ``train.cuda_graph`` now that the device and world size are known."""
+        """Apply ``train.compile`` and ``train.cuda_graph`` now that the device and world size are known."""
         cfg = self.spec.train
+        if cfg.compile and not self._compiled:
+            reason = compile_unsupported_reason(self.model, self.device)
+            if reason:
+                log.warning("train.compile: %s; training eagerly", reason)
+            else:
+                self.model.compile_regions(training_only=True)
+                self._compiled = True
+                log.info("train.compile: the encoder and one refinement iteration compile during the first "
+                         "step (about 2 minutes on an H100)")
         if cfg.cuda_graph and self._graphed is None:
             from .graphed import GraphedStereoLoss, graph_unsupported_reason
 

@@ -78,6 +78,12 @@ class TrainConfig(SpecSection):
         "GPU speed: replay forward + loss and backward as CUDA graphs (one GPU, fixed crop, fp32 or bf16; "
         "other cases run eagerly and say why).",
     )
+    compile: bool = spec_field(
+        False,
+        "GPU speed: torch.compile the FastFoundationStereo encoder and refinement iteration for training "
+        "(the first step compiles for about 2 minutes; validation runs eagerly; other networks and CPU runs "
+        "train eagerly and say why).",
+    )
     log_every_n_steps: int = spec_field(50, "Logging period (steps).", ge=1)
     is_dry_run: bool = spec_field(False, "Run one batch of train and val, then stop (a smoke test).")
     optim: OptimConfig = spec_field(default_factory=OptimConfig, description="Optimiser and schedule.")

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from skillbank.runtime.networks.blocks import TrilinearUpsample
 from skillbank.runtime.networks.cost_volume import (
     GeoEncodingLookup,
     build_concat_volume,
@@ -24,7 +25,7 @@ from skillbank.runtime.networks.upsample import convex_upsample
 def loop_gwc(left, right, max_disp, groups, normalize):
     b, c, h, w = left.shape
     vol = left.new_zeros(b, groups, max_disp, h, w)
-    for d in range(max_disp):
+    for d in range(min(max_disp, w)):
         lf = left[..., d:].reshape(b, groups, c // groups, h, w - d)
         rf = right[..., :w - d].reshape(b, groups, c // groups, h, w - d)
         if normalize:
@@ -38,7 +39,8 @@ def loop_concat(left, right, max_disp):
     vol = left.new_zeros(b, 2 * c, max_disp, h, w)
     for d in range(max_disp):
         vol[:, :c, d] = left
-        vol[:, c:, d, :, d:] = right[..., :w - d]
+        if d < w:
+            vol[:, c:, d, :, d:] = right[..., :w - d]
     return vol
 
 
@@ -79,9 +81,38 @@ def test_gwc_volume_matches_loop(normalize):
     assert torch.all(ours[:, :, 5, :, :5] == 0), "w < d has no match and must be zero"
 
 
+@pytest.mark.parametrize("width", [20, 5])
+def test_gwc_volume_gradients_match_loop(width):
+    """The diagonal-band reading (and its backward) equals the loop, also when D > W."""
+    grads = []
+    for build in (build_gwc_volume, loop_gwc):
+        gen = torch.Generator().manual_seed(2)
+        left = torch.randn(1, 8, 2, width, generator=gen).requires_grad_()
+        right = torch.randn(1, 8, 2, width, generator=gen).requires_grad_()
+        weight = torch.randn(1, 2, 8, 2, width, generator=gen)
+        (build(left, right, 8, 2, True) * weight).sum().backward()
+        grads.append((left.grad, right.grad))
+    torch.testing.assert_close(grads[0], grads[1])
+
+
 def test_gwc_rejects_indivisible_groups():
     with pytest.raises(ValueError, match="divisible by cv_group"):
         build_gwc_volume(torch.randn(1, 10, 2, 8), torch.randn(1, 10, 2, 8), 4, 4)
+
+
+@pytest.mark.parametrize("width", [12, 4])
+def test_concat_volume_gradients_match_loop(width):
+    """The strided reading of the repeated right rows (and its backward) equals the loop, also when D > W."""
+    grads = []
+    for build in (build_concat_volume, loop_concat):
+        gen = torch.Generator().manual_seed(3)
+        left = torch.randn(2, 5, 3, width, generator=gen).requires_grad_()
+        right = torch.randn(2, 5, 3, width, generator=gen).requires_grad_()
+        weight = torch.randn(2, 10, 6, 3, width, generator=gen)
+        out = build(left, right, 6)
+        (out * weight).sum().backward()
+        grads.append((out.detach(), left.grad, right.grad))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-6)
 
 
 def test_concat_volume_matches_loop():
@@ -202,3 +233,15 @@ def test_edgenext_block_matches_its_definition(norm):
     y = block.pwconv2(F.gelu(block.pwconv1(y))) * block.gamma
     torch.testing.assert_close(block(x), x + y.permute(0, 3, 1, 2), atol=1e-6, rtol=1e-5)
     assert torch.all(EdgeNextConvBlock(8).gamma == 1e-6), "EdgeNeXt layer scale starts at 1e-6"
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 3, 4, 6), (1, 2, 1, 1, 2), (1, 3, 12, 5, 12)])
+def test_trilinear_upsample_matches_interpolate(shape):
+    """The matrix-product trilinear x4 (the disparity transformer's upsampling) equals F.interpolate,
+    values and gradients, including the clamped borders and size-1 axes."""
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    ours = TrilinearUpsample(4)(x)
+    ref = F.interpolate(x, scale_factor=4, mode="trilinear", align_corners=False)
+    torch.testing.assert_close(ours, ref)
+    g = torch.randn_like(ref)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(ref, x, g)[0])

@@ -1,7 +1,9 @@
-"""The training speed switches: train.channels_last and train.cuda_graph.
+"""The training speed switches: train.channels_last, train.compile and train.cuda_graph.
 
-CPU: the switches are accepted, a run with them trains to SUCCESS, and CUDA graphs fall back to the
-eager step with the reason logged. GPU (``-m gpu``, skipped without CUDA; run on the device): the
+CPU: the switches are accepted, a run with them trains to SUCCESS, and compile and CUDA graphs fall
+back to the eager step with the reason logged; compiled regions run in train mode only (validation
+images of any size stay eager). GPU: compiled training gives the eager gradients (within run-to-run
+noise). GPU (``-m gpu``, skipped without CUDA; run on the device): the
 graphed loss gives the eager first loss, and the first-step gradients and five steps' losses within
 ten times the run-to-run noise of two eager runs (a last batch of another shape runs eagerly);
 dropout masks follow the per-step seed; ``depth_net train`` with both switches (bf16) succeeds.
@@ -18,6 +20,7 @@ from runtime_helpers import read_status, tiny_ffs_model, write_spec
 from skillbank.runtime.runner import run_action
 from skillbank.runtime.training.graphed import GraphedStereoLoss, graph_unsupported_reason
 from skillbank.runtime.training.loss import stereo_loss_fn
+from skillbank.runtime.training.module import compile_unsupported_reason
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -29,13 +32,33 @@ def test_unsupported_reasons_are_specific():
     assert graph_unsupported_reason(torch.device("cuda", 0), 1, "bf16") is None
 
 
+def test_compile_reasons_are_specific():
+    ffs = _tiny_model("cpu")
+    assert "compiled training is for CUDA" in compile_unsupported_reason(ffs, torch.device("cpu"))
+    assert "Conv2d has no compiled training path" in compile_unsupported_reason(
+        torch.nn.Conv2d(1, 1, 1), torch.device("cuda", 0))
+    assert compile_unsupported_reason(ffs, torch.device("cuda", 0)) is None
+
+
 def test_switches_on_cpu_train_eagerly_and_say_why(tmp_path, tiny_spec, caplog):
-    tiny_spec["train"].update(channels_last=True, cuda_graph=True, num_epochs=1)
+    tiny_spec["train"].update(channels_last=True, cuda_graph=True, compile=True, num_epochs=1)
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
     with caplog.at_level(logging.WARNING, logger="depth_net"):
         assert run_action("train", str(spec), []) == 0
     assert "train.cuda_graph: the model is on cpu" in caplog.text
+    assert "train.compile: the model is on cpu; compiled training is for CUDA devices" in caplog.text
     assert read_status(tmp_path / "results" / "train")[-1]["status"] == "SUCCESS"
+
+
+def test_training_only_regions_are_compiled_in_train_mode_only():
+    """``compile_regions(training_only=True)`` (train.compile): compiled in train mode; validation
+    (eval mode) runs the eager regions, so images of new sizes do not recompile."""
+    model = _tiny_model("cpu").compile_regions(training_only=True, backend="eager")
+    assert model._region("encode") is model._compiled["encode"]
+    model.eval()
+    assert model._region("encode") == model._encode and model._region("iteration") == model._iteration
+    model.compile_regions(backend="eager")                     # evaluate.compile: eval mode too
+    assert model._region("iteration") is model._compiled["iteration"]
 
 
 def _tiny_model(device: str) -> torch.nn.Module:
@@ -58,9 +81,12 @@ def _batches(device: str, n: int, shape=(2, 3, 64, 96)) -> list[tuple[torch.Tens
     return out
 
 
-def _train(model: torch.nn.Module, batches, graphed: bool) -> tuple[list[float], dict[str, torch.Tensor]]:
+def _train(model: torch.nn.Module, batches, graphed: bool, compiled: bool = False
+           ) -> tuple[list[float], dict[str, torch.Tensor]]:
     """Train on ``batches``; returns the losses and the gradients of the first step."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    if compiled:
+        model.compile_regions(training_only=True)
     loss_fn = stereo_loss_fn(3, 64)
     step = GraphedStereoLoss(model, loss_fn) if graphed else (lambda *b: loss_fn(model, *b))
     losses, first_grads = [], {}
@@ -115,6 +141,22 @@ def test_graphed_loss_trains_like_eager():
 
 @pytest.mark.gpu
 @cuda
+def test_compiled_training_gives_the_eager_gradients():
+    """train.compile: the compiled regions (Inductor) train like eager within run-to-run noise."""
+    batches = _batches("cuda", 3)
+    eager, eager_grads = _train(_no_dropout(_tiny_model("cuda")), batches, graphed=False)
+    again, again_grads = _train(_no_dropout(_tiny_model("cuda")), batches, graphed=False)
+    comp, comp_grads = _train(_no_dropout(_tiny_model("cuda")), batches, graphed=True, compiled=True)
+    assert comp_grads.keys() == eager_grads.keys()
+    noise = max(_rel(again_grads[n], eager_grads[n]) for n in eager_grads)
+    worst = max(eager_grads, key=lambda n: _rel(comp_grads[n], eager_grads[n]))
+    assert _rel(comp_grads[worst], eager_grads[worst]) <= max(10 * noise, 1e-3), (worst, noise)
+    for c, e in zip(comp, eager, strict=True):
+        assert abs(c - e) <= 1e-3 * e + 1e-4, (comp, eager, again)
+
+
+@pytest.mark.gpu
+@cuda
 def test_graphed_dropout_follows_the_seed():
     """Replays draw dropout masks from the reseeded CUDA generator: same seed, same loss; other seed,
     other masks; and the first replay matches the eager forward with the same seed."""
@@ -137,7 +179,7 @@ def test_graphed_dropout_follows_the_seed():
 @cuda
 def test_train_with_all_switches_on_one_gpu(tmp_path, tiny_spec):
     tiny_spec["train"].update(num_gpus=1, gpu_ids=[0], precision="bf16", channels_last=True, cuda_graph=True,
-                              num_epochs=2)
+                              compile=True, num_epochs=2)
     tiny_spec["evaluate"]["num_gpus"] = tiny_spec["inference"]["num_gpus"] = 1
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
     assert run_action("train", str(spec), []) == 0

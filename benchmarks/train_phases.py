@@ -1,0 +1,120 @@
+"""Where a compiled FFS training step spends its GPU time: encoder / iterations, forward / backward.
+
+Profiles a ``compile`` variant of :mod:`train_throughput` (no CUDA graph, so every kernel launch has
+a CPU call site) and charges each kernel to the compiled region that launched it: ``CompiledFunction``
+ranges in launch order are the encoder then the ``iters`` refinement iterations; ``CompiledFunction
+Backward`` ranges come in reverse (the iterations, then the encoder). Kernels launched elsewhere are
+the eager rest: the sequence loss and its backward, gradient clipping and AdamW. Per phase: GPU
+milliseconds per step and the top kernels.
+
+    python benchmarks/train_phases.py --out benchmarks/results/train_phases_h100.json \
+        --variant bf16_cl_compile_pad
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from train_throughput import build_model, make_batch, parse_variant, step_fn
+
+FORWARD, BACKWARD = "CompiledFunction", "CompiledFunctionBackward"
+
+
+def _phase_of(index: int, per_step: int, backward: bool) -> str:
+    """The i-th compiled range of a pass (0-based within the profiled steps) -> phase name."""
+    i = index % per_step
+    if backward:
+        return "encoder_backward" if i == per_step - 1 else "iteration_backward"
+    return "encoder_forward" if i == 0 else "iteration_forward"
+
+
+def phases_from_trace(trace: dict[str, Any], iters: int, steps: int) -> dict[str, Any]:
+    events = trace["traceEvents"]
+    kernels = {e["args"]["correlation"]: e for e in events
+               if e.get("cat") == "kernel" and "correlation" in e.get("args", {})}
+    launches = [e for e in events if e.get("cat") in ("cuda_runtime", "cuda_driver")
+                and e.get("args", {}).get("correlation") in kernels]
+    ranges: dict[Any, list[tuple[float, float, str]]] = defaultdict(list)
+    for name, backward in ((FORWARD, False), (BACKWARD, True)):
+        found = sorted((e for e in events if e.get("cat") == "cpu_op" and e.get("name") == name),
+                       key=lambda e: e["ts"])
+        if len(found) != steps * (iters + 1):
+            seen = Counter(e.get("name") for e in events if "Compiled" in str(e.get("name")))
+            raise RuntimeError(f"expected {steps * (iters + 1)} {name} ranges, found {len(found)}; seen {dict(seen)}")
+        for i, e in enumerate(found):
+            ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], _phase_of(i, iters + 1, backward)))
+    starts = {tid: sorted(r) for tid, r in ranges.items()}
+    ms: Counter[str] = Counter()
+    top: dict[str, Counter[str]] = defaultdict(Counter)
+    for launch in launches:
+        phase = "eager_rest"
+        spans = starts.get(launch["tid"], [])
+        k = bisect.bisect_right(spans, (launch["ts"], float("inf"), "")) - 1
+        if k >= 0 and spans[k][0] <= launch["ts"] <= spans[k][1]:
+            phase = spans[k][2]
+        kernel = kernels[launch["args"]["correlation"]]
+        ms[phase] += kernel["dur"] / 1000 / steps
+        top[phase][kernel["name"][:100]] += kernel["dur"] / 1000 / steps
+    total = sum(ms.values())
+    return {
+        "gpu_ms_per_step": round(total, 2),
+        "phases": {p: {"ms_per_step": round(v, 2), "share": round(v / total, 3),
+                       **({"ms_per_iteration": round(v / iters, 3)} if p.startswith("iteration") else {}),
+                       "top_kernels": [{"name": n, "ms_per_step": round(t, 2)} for n, t in top[p].most_common(8)]}
+                   for p, v in ms.most_common()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--variant", default="bf16_cl_compile_pad")
+    parser.add_argument("--height", type=int, default=320)
+    parser.add_argument("--width", type=int, default=736)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=22)
+    parser.add_argument("--steps", type=int, default=2, help="profiled steps (after 3 warm-up steps)")
+    args = parser.parse_args()
+    from torch.profiler import ProfilerActivity, profile
+
+    from skillbank.runtime.training.schedule import build_optimizer
+    from skillbank.specs import OptimConfig
+
+    dtype, flags = parse_variant(args.variant)
+    if "compile" not in flags or "graph" in flags:
+        raise SystemExit("--variant must compile regions and not use CUDA graphs (kernels need a CPU call site)")
+    torch.backends.cudnn.benchmark = True
+    model = build_model(flags)
+    optimizer = build_optimizer(model.parameters(), OptimConfig(lr=1e-5))
+    step = step_fn(model, optimizer, make_batch(args.batch, args.height, args.width), args.iters, dtype)
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(args.steps):
+            step()
+        torch.cuda.synchronize()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        trace = json.loads(path.read_text())
+    report = {"benchmark": __doc__.split("\n")[0], "variant": args.variant,
+              "input": [args.batch, 3, args.height, args.width], "train_iters": args.iters,
+              "device": torch.cuda.get_device_name(), "torch": torch.__version__,
+              "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              **phases_from_trace(trace, args.iters, args.steps)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({p: v["ms_per_step"] for p, v in report["phases"].items()}))
+
+
+if __name__ == "__main__":
+    main()
