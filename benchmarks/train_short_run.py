@@ -13,6 +13,9 @@ Writes one JSON with the before/after kpi, the per-epoch status lines and the en
 
     python benchmarks/train_short_run.py --middlebury .devdata/middlebury --work /tmp/short \
         --out benchmarks/results/train_short_run_h100.json --pairs-per-s 5 --budget-s 150
+    python benchmarks/train_short_run.py --middlebury .devdata/middlebury --work /tmp/short \
+        --out benchmarks/results/train_short_run_fast_h200.json --pairs 512 --pairs-per-s 20 --budget-s 160 \
+        --train-timeout-s 380 train.compile=true train.pad_channels=true train.cuda_graph=true train.channels_last=true
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ def main() -> None:
     p.add_argument("--train-timeout-s", type=float, default=None, help="SIGTERM the train run after this long")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--tiny", action="store_true", help="CPU smoke test with tiny widths")
+    p.add_argument("overrides", nargs="*", help="extra depth_net train overrides, e.g. train.compile=true")
     args = p.parse_args()
 
     import torch
@@ -144,7 +148,8 @@ def main() -> None:
 
     rc_before, eval_before_s = cli("evaluate", spec_path, f"evaluate.checkpoint={init}",
                                    f"evaluate.results_dir={work / 'eval_before'}")
-    rc_train, train_s = cli("train", spec_path, f"train.pretrained_model_path={init}", timeout=args.train_timeout_s)
+    rc_train, train_s = cli("train", spec_path, f"train.pretrained_model_path={init}", *args.overrides,
+                            timeout=args.train_timeout_s)
     rc_after, eval_after_s = cli("evaluate", spec_path, f"evaluate.checkpoint={work / 'results' / 'train'}",
                                  f"evaluate.results_dir={work / 'eval_after'}")
 
@@ -160,6 +165,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "synthetic": {"pairs": args.pairs, "size": args.size, "max_disparity": 80, "render_s": round(render_s, 1)},
+        "train_overrides": args.overrides,
         "train_spec": spec["train"] | {"crop": args.crop, "batch": args.batch, "train_iters": load_spec(spec_path)
                                        .model.train_iters},
         "exit_codes": {"evaluate_before": rc_before, "train": rc_train, "evaluate_after": rc_after},

@@ -20,11 +20,19 @@ through the whole network and the result does not change (up to rounding):
 An inference transform, like :func:`blocks.fold_batchnorm_`: call it on a loaded model in eval
 mode, before casting and ``to_channels_last``. The state_dict changes shape (keep the original for
 checkpoints). EdgeNeXt's LayerNorm-ed features keep their widths.
+
+Training (``train.pad_channels``): ``pad_channels_(model, training=True)`` also keeps the
+checkpoint contract: ``state_dict()`` returns the original names and shapes and
+``load_state_dict`` accepts them (hooks driven by :class:`PaddingMap`, found by padding a copy
+whose entries hold their own index), and :func:`unpad_tensor` / :func:`pad_tensor` convert
+per-parameter tensors such as optimiser moments.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -146,7 +154,7 @@ def pad_channels_(model: nn.Module, multiple: int = 8, *, heads: bool = True, tr
     ``training=True`` declares that the padded model will be trained: every padded weight then gets
     an exact zero gradient (its input or its output channel is always 0 and nothing reads the
     other), so AdamW / SGD leave it at 0 and the padded network trains like the original. Its
-    state_dict has the padded shapes: :func:`unpad_state_dict` gives back the original's.
+    ``state_dict()`` / ``load_state_dict`` keep the original names and shapes (``model.padding_maps``).
     """
     from skillbank.runtime.networks.ffs import FastFoundationStereo
 
@@ -158,6 +166,16 @@ def pad_channels_(model: nn.Module, multiple: int = 8, *, heads: bool = True, tr
     if model.context_pad or model.lookup_pad or isinstance(model.cost_agg.post8_to_4.upsample[1], ChannelWindow):
         raise ValueError("the model's channels are already padded")
 
+    maps = _padding_maps(model, multiple, heads) if training else None
+    _pad(model, multiple, heads)
+    if maps is not None:
+        model.padding_maps = maps
+        model.register_state_dict_post_hook(_original_state_dict)
+        model.register_load_state_dict_pre_hook(_padded_state_dict)
+    return model
+
+
+def _pad(model: nn.Module, multiple: int, heads: bool) -> None:
     def seg(c: int) -> list[tuple[int, int]]:
         return [(c, round_up(c, multiple))]
 
@@ -167,7 +185,72 @@ def pad_channels_(model: nn.Module, multiple: int = 8, *, heads: bool = True, tr
     if heads:
         for conv in (model.classifier[0], model.update_block.disp_head.conv[4], model.spx_gru[0]):
             widen_conv_(conv, outputs=seg(conv.out_channels))
-    return model
+
+
+class PaddingMap(NamedTuple):
+    """Where a tensor of the original network lives in its padded counterpart."""
+
+    original_name: str          # the state_dict key before padding (ChannelWindow adds ``inner.``)
+    original_shape: torch.Size
+    positions: torch.Tensor     # long: flat (row-major) position of every original entry, in order
+
+
+def _padding_maps(model: nn.Module, multiple: int, heads: bool) -> dict[str, PaddingMap]:
+    """Pad a copy whose float entries are ``2, 3, 4, ...`` (padding writes only 0 and 1) and read
+    back where every original entry went: padded state_dict key -> :class:`PaddingMap`."""
+    probe = copy.deepcopy(model).cpu().float()
+    before = {}
+    for name, t in probe.state_dict(keep_vars=True).items():
+        if t.is_floating_point():
+            if t.numel() + 2 > 2 ** 24:
+                raise ValueError(f"{name}: {t.numel()} entries, too many to track exactly in float32")
+            t.data.copy_(torch.arange(2, t.numel() + 2, dtype=torch.float32).view(t.shape))
+            before[name] = t.shape
+    _pad(probe, multiple, heads)
+    maps = {}
+    for name, t in probe.state_dict().items():
+        original = name.replace(".inner.", ".")
+        if not t.is_floating_point() or (name == original and t.shape == before.get(name)):
+            continue
+        if original not in before:
+            raise RuntimeError(f"padded tensor {name} has no original ({original})")
+        flat = t.reshape(-1)
+        positions = torch.nonzero(flat >= 2).squeeze(1)
+        ids = flat[positions].long() - 2
+        order = torch.argsort(ids)
+        if not torch.equal(ids[order], torch.arange(before[original].numel())):
+            raise RuntimeError(f"padding of {original} did not keep every entry exactly once")
+        maps[name] = PaddingMap(original, before[original], positions[order])
+    return maps
+
+
+def unpad_tensor(t: torch.Tensor, m: PaddingMap) -> torch.Tensor:
+    """The original-shape tensor inside padded ``t``."""
+    return t.reshape(-1)[m.positions.to(t.device)].view(m.original_shape)
+
+
+def pad_tensor(original: torch.Tensor, m: PaddingMap, template: torch.Tensor) -> torch.Tensor:
+    """``template`` (padded shape: the padding's fill values) with ``original``'s entries written in."""
+    flat = template.detach().reshape(-1).clone()
+    flat[m.positions.to(flat.device)] = original.reshape(-1).to(flat)
+    return flat.view(template.shape)
+
+
+def _original_state_dict(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    for name, m in module.padding_maps.items():
+        t = state_dict.pop(prefix + name, None)
+        if t is not None:
+            state_dict[prefix + m.original_name] = unpad_tensor(t, m)
+
+
+def _padded_state_dict(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    tensors = dict(module.named_parameters())
+    tensors.update(dict(module.named_buffers()))
+    for name, m in module.padding_maps.items():
+        t = state_dict.get(prefix + m.original_name)
+        if t is not None and t.shape == m.original_shape:
+            state_dict.pop(prefix + m.original_name)
+            state_dict[prefix + name] = pad_tensor(t, m, tensors[name])
 
 
 def _pad_volume(model: nn.Module, seg) -> None:  # noqa: ANN001

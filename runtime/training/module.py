@@ -75,6 +75,8 @@ class DepthNetModule(pl.LightningModule):
         self._graphed = None      # GraphedStereoLoss when train.cuda_graph applies (on_train_start)
         self._compiled = False    # train.compile applied (on_train_start)
         self._pending_loss: tuple[torch.Tensor, int] | None = None
+        if spec.train.pad_channels:
+            self._pad_channels()
         if spec.train.channels_last and hasattr(self.model, "to_channels_last"):
             self.model.to_channels_last()
 
@@ -122,6 +124,54 @@ class DepthNetModule(pl.LightningModule):
                 return
             self._graphed = GraphedStereoLoss(self.model, self._stereo_loss,
                                               autocast_dtype=torch.bfloat16 if cfg.precision == "bf16" else None)
+
+    def _pad_channels(self) -> None:
+        """``train.pad_channels``: train FFS at widths rounded up to multiples of 8 (exact; the
+        checkpoints keep the original names and shapes, see :meth:`on_save_checkpoint`)."""
+        from skillbank.runtime.networks.channel_padding import pad_channels_
+        from skillbank.runtime.networks.ffs import FastFoundationStereo
+
+        if not isinstance(self.model, FastFoundationStereo):
+            log.warning("train.pad_channels: %s has no padded widths (FastFoundationStereo has); training as is",
+                        type(self.model).__name__)
+            return
+        pad_channels_(self.model, training=True)
+
+    def _optimizer_tensor_maps(self) -> list[tuple[int, Any]]:
+        """(optimizer state index, PaddingMap) of every padded trainable parameter (one param group
+        in :func:`schedule.build_optimizer`'s order: the trainable parameters)."""
+        maps = getattr(self.model, "padding_maps", None)
+        if not maps:
+            return []
+        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        return [(i, maps[n]) for i, n in enumerate(names) if n in maps]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A channel-padded run saves optimiser moments at the original shapes too (the weights are
+        unpadded by the model's state_dict hook), so any run can resume from its checkpoints."""
+        from skillbank.runtime.networks.channel_padding import unpad_tensor
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for opt_state in checkpoint.get("optimizer_states", []):
+            for i, m in self._optimizer_tensor_maps():
+                if i in opt_state["state"]:   # a new dict: the packed state shares the live one's
+                    opt_state["state"][i] = {
+                        key: unpad_tensor(v, m) if isinstance(v, torch.Tensor) and v.shape == params[i].shape else v
+                        for key, v in opt_state["state"][i].items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Pad a checkpoint's original-shape optimiser moments for a channel-padded run (the weights
+        are padded by the model's load_state_dict hook)."""
+        from skillbank.runtime.networks.channel_padding import pad_tensor
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for opt_state in checkpoint.get("optimizer_states", []):
+            for i, m in self._optimizer_tensor_maps():
+                if i in opt_state["state"]:
+                    opt_state["state"][i] = {
+                        key: pad_tensor(v, m, torch.zeros_like(params[i]))
+                        if isinstance(v, torch.Tensor) and v.shape == m.original_shape else v
+                        for key, v in opt_state["state"][i].items()}
 
     # ---------------------------------------------------------------------------------------- steps
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:

@@ -78,6 +78,11 @@ class TrainConfig(SpecSection):
         "GPU speed: replay forward + loss and backward as CUDA graphs (one GPU, fixed crop, fp32 or bf16; "
         "other cases run eagerly and say why).",
     )
+    pad_channels: bool = spec_field(
+        False,
+        "GPU speed: train FastFoundationStereo with its pruned widths zero-padded to multiples of 8 "
+        "(exact: same losses and gradients; checkpoints keep TAO's names and shapes).",
+    )
     compile: bool = spec_field(
         False,
         "GPU speed: torch.compile the FastFoundationStereo encoder and refinement iteration for training "

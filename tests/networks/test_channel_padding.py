@@ -155,3 +155,74 @@ def test_lookup_pad_channels_appends_zeros():
     assert plain.shape[1] == 2 * (5 * 5 + 5) and padded.shape[1] == plain.shape[1] + 6
     torch.testing.assert_close(padded[:, :plain.shape[1]], plain)
     assert padded[:, plain.shape[1]:].abs().max() == 0
+
+
+def _padding_entries(t: torch.Tensor, m) -> torch.Tensor:  # noqa: ANN001
+    """The entries of padded ``t`` that are not the original's."""
+    keep = torch.ones(t.numel(), dtype=torch.bool)
+    keep[m.positions] = False
+    return t.reshape(-1)[keep]
+
+
+@pytest.mark.parametrize("base", [BP2, ODD], ids=["bp2", "odd-widths"])
+def test_training_padding_keeps_the_state_dict_contract(base):  # noqa: ANN001
+    """``training=True``: state_dict() gives the original keys, shapes and values; load_state_dict takes
+    them (and leaves the padding's fill in place); unpad_tensor / pad_tensor invert each other."""
+    from skillbank.runtime.networks.channel_padding import pad_tensor, unpad_tensor
+
+    original = _randomised(config(base)).train()
+    reference = {k: v.clone() for k, v in original.state_dict().items()}
+    padded = pad_channels_(copy.deepcopy(original), training=True)
+    assert padded.padding_maps and any(".inner." in name for name in padded.padding_maps)
+    state = padded.state_dict()
+    assert list(state) == list(reference) or set(state) == set(reference)
+    for key, value in reference.items():
+        assert torch.equal(state[key], value), key
+    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in reference.items()}
+    padded.load_state_dict(shifted)
+    for key, value in padded.state_dict().items():
+        assert torch.equal(value, shifted[key]), key
+    tensors = dict(padded.named_parameters())
+    for name, m in padded.padding_maps.items():
+        if name in tensors:
+            t = tensors[name].detach()
+            assert torch.equal(pad_tensor(unpad_tensor(t, m), m, t), t), name
+            assert not _padding_entries(t, m).any(), f"{name}: padding not zero"
+
+
+def test_padded_weights_stay_zero_while_training():
+    """Every padded weight gets an exact zero gradient, so SGD and AdamW (with weight decay) keep it
+    at 0, and the padded network follows the unpadded one's losses (SGD at a small rate: this random
+    network's loss is chaotic at larger steps, where even the thread count changes the third loss by
+    4%; AdamW would turn the rounding noise of the zero-in-theory gradients of conv biases before
+    BatchNorm into full-size steps)."""
+    from skillbank.runtime.training.loss import stereo_loss_fn
+
+    original = _randomised(config(ODD)).train()
+    for m in original.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    left, right = _pair(64, 96)
+    gt, valid = torch.full((1, 1, 64, 96), 3.0), torch.ones(1, 1, 64, 96, dtype=torch.bool)
+    loss_fn = stereo_loss_fn(2, 64)
+
+    def train(model: nn.Module, optimizer: type) -> list[float]:
+        opt = optimizer(model.parameters(), lr=1e-6, weight_decay=0.05)
+        losses = []
+        for _ in range(3):
+            loss = loss_fn(model, left, right, gt, valid)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses.append(float(loss))
+        return losses
+
+    reference = train(copy.deepcopy(original), torch.optim.SGD)
+    for optimizer in (torch.optim.SGD, torch.optim.AdamW):
+        padded = pad_channels_(copy.deepcopy(original), training=True)
+        losses = train(padded, optimizer)
+        if optimizer is torch.optim.SGD:
+            assert losses == pytest.approx(reference, rel=1e-4)
+        for name, param in padded.named_parameters():
+            if name in padded.padding_maps:
+                assert not _padding_entries(param.detach(), padded.padding_maps[name]).any(), (optimizer, name)

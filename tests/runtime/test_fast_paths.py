@@ -142,17 +142,20 @@ def test_graphed_loss_trains_like_eager():
 @pytest.mark.gpu
 @cuda
 def test_compiled_training_gives_the_eager_gradients():
-    """train.compile: the compiled regions (Inductor) train like eager within run-to-run noise."""
-    batches = _batches("cuda", 3)
-    eager, eager_grads = _train(_no_dropout(_tiny_model("cuda")), batches, graphed=False)
-    again, again_grads = _train(_no_dropout(_tiny_model("cuda")), batches, graphed=False)
-    comp, comp_grads = _train(_no_dropout(_tiny_model("cuda")), batches, graphed=True, compiled=True)
+    """train.compile: the compiled regions (Inductor, CUDA-graphed) compute eager's loss and gradients.
+
+    In float64: in fp32 this tiny random network amplifies rounding (TF32 convolutions, InstanceNorm
+    over 2x3 pixels at 1/32), so any change of kernels moves its gradients by percents (two eager runs
+    already differ by 0.1%). In float64 only the network's fp32 islands (correlation, lookup) round,
+    so compiled and eager must agree to 1e-4 over the whole first-step gradient.
+    """
+    batches = [tuple(t.double() if t.is_floating_point() else t for t in b) for b in _batches("cuda", 1)]
+    eager, eager_grads = _train(_no_dropout(_tiny_model("cuda").double()), batches, graphed=False)
+    comp, comp_grads = _train(_no_dropout(_tiny_model("cuda").double()), batches, graphed=True, compiled=True)
     assert comp_grads.keys() == eager_grads.keys()
-    noise = max(_rel(again_grads[n], eager_grads[n]) for n in eager_grads)
-    worst = max(eager_grads, key=lambda n: _rel(comp_grads[n], eager_grads[n]))
-    assert _rel(comp_grads[worst], eager_grads[worst]) <= max(10 * noise, 1e-3), (worst, noise)
-    for c, e in zip(comp, eager, strict=True):
-        assert abs(c - e) <= 1e-3 * e + 1e-4, (comp, eager, again)
+    flat = [torch.cat([g[n].reshape(-1) for n in sorted(eager_grads)]) for g in (comp_grads, eager_grads)]
+    assert _rel(*flat) <= 1e-4
+    assert abs(comp[0] - eager[0]) <= 1e-6 * eager[0], (comp, eager)
 
 
 @pytest.mark.gpu
@@ -186,3 +189,41 @@ def test_train_with_all_switches_on_one_gpu(tmp_path, tiny_spec):
     events = read_status(tmp_path / "results" / "train")
     assert [e["status"] for e in events] == ["STARTED", "RUNNING", "RUNNING", "SUCCESS"]
     assert torch.isfinite(torch.tensor(events[-1]["kpi"]["train_loss"]))
+
+
+def test_padded_training_matches_unpadded_and_keeps_checkpoint_shapes(tmp_path, tiny_spec):
+    """train.pad_channels: the padded run ends at the unpadded run's weights (rounding only), its
+    checkpoints have the unpadded names and shapes (optimiser moments included), and either kind of
+    run resumes from either kind of checkpoint. SGD: AdamW would turn the rounding noise of the
+    (mathematically zero) gradients of conv biases before BatchNorm into full-size steps."""
+    tiny_spec["dataset"].pop("val_dataset")
+    tiny_spec["train"].update(num_epochs=2)
+    tiny_spec["train"]["optim"].update(optimizer="SGD", lr_scheduler="MultiStepLR", lr_steps=[3], warmup_steps=2)
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    plain, padded = tmp_path / "plain", tmp_path / "padded"
+    assert run_action("train", str(spec), [f"train.results_dir={plain}"]) == 0
+    assert run_action("train", str(spec), [f"train.results_dir={padded}", "train.pad_channels=true"]) == 0
+    a = torch.load(plain / "model_epoch_001_step_00004.pth", map_location="cpu", weights_only=False)
+    b = torch.load(padded / "model_epoch_001_step_00004.pth", map_location="cpu", weights_only=False)
+    assert list(a["state_dict"]) == list(b["state_dict"]) or set(a["state_dict"]) == set(b["state_dict"])
+    padded_model = _tiny_model("cpu")
+    from skillbank.runtime.networks.channel_padding import pad_channels_
+
+    pad_channels_(padded_model, training=True)
+    assert padded_model.padding_maps, "the tiny widths must exercise the padding"
+    for key, value in a["state_dict"].items():
+        assert b["state_dict"][key].shape == value.shape, key
+        if value.is_floating_point():
+            torch.testing.assert_close(b["state_dict"][key], value, atol=1e-5, rtol=1e-4)
+    for i, state in a["optimizer_states"][0]["state"].items():
+        for name, moment in state.items():
+            assert b["optimizer_states"][0]["state"][i][name].shape == moment.shape, (i, name)
+    # resume across the switch, both ways
+    assert run_action("train", str(spec), [f"train.results_dir={padded}", "train.num_epochs=3"]) == 0
+    assert run_action("train", str(spec), [f"train.results_dir={plain}", "train.num_epochs=3",
+                                           "train.pad_channels=true"]) == 0
+    for folder in (plain, padded):
+        third = torch.load(folder / "model_epoch_002_step_00006.pth", map_location="cpu", weights_only=False)
+        assert third["global_step"] == 6 and third["state_dict"].keys() == a["state_dict"].keys()
+        for i, state in a["optimizer_states"][0]["state"].items():
+            assert third["optimizer_states"][0]["state"][i]["momentum_buffer"].shape == state["momentum_buffer"].shape
