@@ -6,10 +6,10 @@ batch of ``--batch`` ImageNet-normalised random pairs of ``--height`` x ``--widt
 (:func:`runtime.training.loss.stereo_sequence_loss`), backward, gradient clipping (0.1), AdamW step.
 "fp32" keeps PyTorch's defaults (cuDNN convolutions may use TF32, matmuls do not); "bf16" wraps the
 forward and loss in ``torch.autocast(bfloat16)`` as Lightning's ``bf16-mixed`` does. Suffixes are the
-``train`` spec switches: ``cl`` channels_last, ``compile`` (regions, :meth:`compile_regions`),
-``graph`` cuda_graph (:class:`runtime.training.graphed.GraphedStereoLoss`). The ``compile`` variants are
-kept for reruns: on the H100 (torch 2.11) the compiled regions took over 150 s to build and the
-graphed compiled step hit a device-side index assertion (see the JSON's ``earlier_calls_same_session``).
+``train`` spec switches: ``cl`` channels_last, ``compile`` (regions, :meth:`compile_regions`, as
+``train.compile``), ``pad`` the widths padded to multiples of 8 (``train.pad_channels``), ``graph``
+cuda_graph (:class:`runtime.training.graphed.GraphedStereoLoss`). A compiled variant spends its first
+steps (the warm-up) compiling: about 2 minutes on a fresh machine, seconds from Inductor's cache.
 
 Each variant: ``--warmup`` steps, then the median of ``--steps`` steps timed one by one with CUDA events
 (``pairs_per_s``), then ``--steps`` steps back to back without a host sync (``pipelined_*``, what a
@@ -19,6 +19,8 @@ kernels and ops.
 
     python benchmarks/train_throughput.py --out benchmarks/results/train_throughput_h100.json \
         --variants bf16,bf16_cl_graph,fp32,fp32_cl_graph --profile bf16_cl_graph
+    python benchmarks/train_throughput.py --out /tmp/compiled.json --warmup 3 --steps 10 \
+        --variants bf16_cl_compile_pad_graph,bf16_cl_compile_graph,bf16_cl_graph,fp32_cl_compile_graph
 
 TAO reference (DEPTH_NET_FACTS / issue 7): 3.8 pairs/s (530 ms/step, batch 2), 32 GB, fp32.
 """

@@ -192,10 +192,11 @@ def test_training_padding_keeps_the_state_dict_contract(base):  # noqa: ANN001
 
 def test_padded_weights_stay_zero_while_training():
     """Every padded weight gets an exact zero gradient, so SGD and AdamW (with weight decay) keep it
-    at 0, and the padded network follows the unpadded one's losses (SGD at a small rate: this random
-    network's loss is chaotic at larger steps, where even the thread count changes the third loss by
-    4%; AdamW would turn the rounding noise of the zero-in-theory gradients of conv biases before
-    BatchNorm into full-size steps)."""
+    at 0, and the padded network follows the unpadded one's losses within ten times the spread that a
+    change of thread count causes, or 1e-4 (SGD at a small rate: this random network amplifies
+    rounding, at lr 1e-4 the thread count alone moves the third loss by 4%; AdamW would turn the
+    rounding noise of the zero-in-theory gradients of conv biases before BatchNorm into full-size
+    steps)."""
     from skillbank.runtime.training.loss import stereo_loss_fn
 
     original = _randomised(config(ODD)).train()
@@ -218,11 +219,18 @@ def test_padded_weights_stay_zero_while_training():
         return losses
 
     reference = train(copy.deepcopy(original), torch.optim.SGD)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)   # other kernels, other rounding: the noise floor
+    try:
+        again = train(copy.deepcopy(original), torch.optim.SGD)
+    finally:
+        torch.set_num_threads(threads)
+    noise = max(abs(a - b) / b for a, b in zip(again, reference, strict=True))
     for optimizer in (torch.optim.SGD, torch.optim.AdamW):
         padded = pad_channels_(copy.deepcopy(original), training=True)
         losses = train(padded, optimizer)
         if optimizer is torch.optim.SGD:
-            assert losses == pytest.approx(reference, rel=1e-4)
+            assert losses == pytest.approx(reference, rel=max(10 * noise, 1e-4)), (losses, reference, again)
         for name, param in padded.named_parameters():
             if name in padded.padding_maps:
                 assert not _padding_entries(param.detach(), padded.padding_maps[name]).any(), (optimizer, name)
