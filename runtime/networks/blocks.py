@@ -188,6 +188,8 @@ class TrilinearUpsample(nn.Module):
     own backward scatters every output gradient into 8 input cells with atomic adds (5 ms of a
     training step at 320x736 on an H100/H200 under torch.compile, where the cell count is small
     and the contention high), while a matrix product's backward is another matrix product.
+    Without gradients (eval mode, export, inference) it is ``F.interpolate`` itself: the inference
+    fast path and the ONNX graph (a Resize) stay as measured.
     """
 
     def __init__(self, scale_factor: int) -> None:
@@ -195,8 +197,10 @@ class TrilinearUpsample(nn.Module):
         self.scale_factor = int(scale_factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, d, h, w = x.shape
         s = self.scale_factor
+        if not (self.training and torch.is_grad_enabled()):
+            return F.interpolate(x, scale_factor=s, mode="trilinear", align_corners=False)
+        b, c, d, h, w = x.shape
         mats = [linear_upsample_matrix(n, s, x.device, x.dtype) for n in (d, h, w)]
         x = torch.matmul(x, mats[2].t())                                        # (B, C, D, H, sW)
         x = torch.matmul(mats[1], x)                                            # (B, C, D, sH, sW)

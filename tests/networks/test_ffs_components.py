@@ -81,18 +81,22 @@ def test_gwc_volume_matches_loop(normalize):
     assert torch.all(ours[:, :, 5, :, :5] == 0), "w < d has no match and must be zero"
 
 
+def _outputs_and_grads(build, feature_shape, volume_shape):  # noqa: ANN001
+    """``build(left, right)``, and the gradients of a random weighting of it, on seeded random features."""
+    gen = torch.Generator().manual_seed(2)
+    left = torch.randn(*feature_shape, generator=gen).requires_grad_()
+    right = torch.randn(*feature_shape, generator=gen).requires_grad_()
+    out = build(left, right)
+    (out * torch.randn(*volume_shape, generator=gen)).sum().backward()
+    return out.detach(), left.grad, right.grad
+
+
 @pytest.mark.parametrize("width", [20, 5])
 def test_gwc_volume_gradients_match_loop(width):
     """The diagonal-band reading (and its backward) equals the loop, also when D > W."""
-    grads = []
-    for build in (build_gwc_volume, loop_gwc):
-        gen = torch.Generator().manual_seed(2)
-        left = torch.randn(1, 8, 2, width, generator=gen).requires_grad_()
-        right = torch.randn(1, 8, 2, width, generator=gen).requires_grad_()
-        weight = torch.randn(1, 2, 8, 2, width, generator=gen)
-        (build(left, right, 8, 2, True) * weight).sum().backward()
-        grads.append((left.grad, right.grad))
-    torch.testing.assert_close(grads[0], grads[1])
+    ours, ref = (_outputs_and_grads(lambda l, r, f=f: f(l, r, 8, 2, True), (1, 8, 2, width), (1, 2, 8, 2, width))
+                 for f in (build_gwc_volume, loop_gwc))
+    torch.testing.assert_close(ours, ref)
 
 
 def test_gwc_rejects_indivisible_groups():
@@ -103,16 +107,9 @@ def test_gwc_rejects_indivisible_groups():
 @pytest.mark.parametrize("width", [12, 4])
 def test_concat_volume_gradients_match_loop(width):
     """The strided reading of the repeated right rows (and its backward) equals the loop, also when D > W."""
-    grads = []
-    for build in (build_concat_volume, loop_concat):
-        gen = torch.Generator().manual_seed(3)
-        left = torch.randn(2, 5, 3, width, generator=gen).requires_grad_()
-        right = torch.randn(2, 5, 3, width, generator=gen).requires_grad_()
-        weight = torch.randn(2, 10, 6, 3, width, generator=gen)
-        out = build(left, right, 6)
-        (out * weight).sum().backward()
-        grads.append((out.detach(), left.grad, right.grad))
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-6)
+    ours, ref = (_outputs_and_grads(lambda l, r, f=f: f(l, r, 6), (2, 5, 3, width), (2, 10, 6, 3, width))
+                 for f in (build_concat_volume, loop_concat))
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-6)
 
 
 def test_concat_volume_matches_loop():
@@ -240,8 +237,11 @@ def test_trilinear_upsample_matches_interpolate(shape):
     """The matrix-product trilinear x4 (the disparity transformer's upsampling) equals F.interpolate,
     values and gradients, including the clamped borders and size-1 axes."""
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-    ours = TrilinearUpsample(4)(x)
+    up = TrilinearUpsample(4)
+    ours = up(x)
     ref = F.interpolate(x, scale_factor=4, mode="trilinear", align_corners=False)
     torch.testing.assert_close(ours, ref)
     g = torch.randn_like(ref)
     torch.testing.assert_close(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(ref, x, g)[0])
+    assert ours.grad_fn.name().startswith("View")                   # the matrix products ran
+    torch.testing.assert_close(up.eval()(x), ref)                    # eval mode: F.interpolate itself
