@@ -134,3 +134,19 @@ def test_inference_compile_switch_compiles_the_two_regions(tmp_path, synthetic_p
     assert run_action("inference", str(spec), []) == 0
     assert calls == [{}]
     assert read_status(tmp_path / "results" / "inference")[-1]["kpi"]["images"] == 4
+
+
+@pytest.mark.parametrize(("switches", "key"), [({"optimize": True}, "evaluate.optimize"),
+                                               ({"compile": True}, "inference.compile")])
+def test_fast_path_on_a_network_without_one_names_the_key(switches, key):
+    """The fast-path switches on a network they do not serve (a mono DepthAnything, here any non-FFS
+    module) fail in one configuration line that names the spec key, before any image is read."""
+    from types import SimpleNamespace
+
+    from skillbank.runtime.errors import ConfigurationError
+    from skillbank.runtime.training.predict import _fast_path
+
+    section = SimpleNamespace(**{"optimize": False, "compile": False, "precision": "fp32", **switches})
+    with pytest.raises(ConfigurationError, match=rf"^Configuration error: {key}: the inference fast path is built for "
+                                                 r"FastFoundationStereo, not Conv2d$"):
+        _fast_path(torch.nn.Conv2d(3, 1, 1).eval(), section, key.split(".")[0])
