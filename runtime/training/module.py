@@ -135,6 +135,12 @@ class DepthNetModule(pl.LightningModule):
             log.warning("train.pad_channels: %s has no padded widths (FastFoundationStereo has); training as is",
                         type(self.model).__name__)
             return
+        cfg = self.spec.train
+        if cfg.distributed_strategy == "fsdp" and max(cfg.num_gpus, len(cfg.gpu_ids)) * cfg.num_nodes > 1:
+            # FSDP gathers flattened, name-keyed state: the padding's index-keyed conversions do not apply
+            log.warning("train.pad_channels: not with distributed_strategy fsdp (its sharded checkpoints bypass "
+                        "the padding's conversions); training at the original widths")
+            return
         pad_channels_(self.model, training=True)
 
     def _optimizer_tensor_maps(self) -> list[tuple[int, Any]]:

@@ -50,6 +50,23 @@ def test_switches_on_cpu_train_eagerly_and_say_why(tmp_path, tiny_spec, caplog):
     assert read_status(tmp_path / "results" / "train")[-1]["status"] == "SUCCESS"
 
 
+def test_pad_channels_skips_networks_and_strategies_it_does_not_serve(caplog):
+    """Not FFS, or FFS under multi-GPU FSDP: a warning and the original widths."""
+    from skillbank.runtime.training.module import DepthNetModule
+    from skillbank.specs import load_spec
+
+    fsdp = load_spec(None, data={"model": tiny_ffs_model(), "train": {
+        "pad_channels": True, "distributed_strategy": "fsdp", "num_gpus": 2, "gpu_ids": [0, 1]}})
+    mono = load_spec(None, data={"model": {"model_type": "MetricDepthAnything", "encoder": "vits"},
+                                 "train": {"pad_channels": True}})
+    with caplog.at_level(logging.WARNING, logger="depth_net"):
+        for spec in (fsdp, mono):
+            module = DepthNetModule(spec)
+            assert not getattr(module.model, "padding_maps", None)
+    assert "train.pad_channels: not with distributed_strategy fsdp" in caplog.text
+    assert "has no padded widths (FastFoundationStereo has); training as is" in caplog.text
+
+
 def test_training_only_regions_are_compiled_in_train_mode_only():
     """``compile_regions(training_only=True)`` (train.compile): compiled in train mode; validation
     (eval mode) runs the eager regions, so images of new sizes do not recompile."""
