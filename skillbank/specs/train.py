@@ -81,7 +81,7 @@ class TrainConfig(SpecSection):
     pad_channels: bool = spec_field(
         False,
         "GPU speed: train FastFoundationStereo with its pruned widths zero-padded to multiples of 8 "
-        "(exact: same losses and gradients; checkpoints keep TAO's names and shapes).",
+        "(exact: same losses and gradients; checkpoints keep TAO's names and shapes; not with multi-GPU fsdp).",
     )
     compile: bool = spec_field(
         False,
