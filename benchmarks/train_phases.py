@@ -7,7 +7,7 @@ Backward`` ranges come in reverse (the iterations, then the encoder). Kernels la
 the eager rest: the sequence loss and its backward, gradient clipping and AdamW. Per phase: GPU
 milliseconds per step and the top kernels.
 
-    python benchmarks/train_phases.py --out benchmarks/results/train_phases_h100.json \
+    python benchmarks/train_phases.py --out benchmarks/results/train_phases_h200.json \
         --variant bf16_cl_compile_pad
 """
 

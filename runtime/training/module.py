@@ -143,41 +143,37 @@ class DepthNetModule(pl.LightningModule):
             return
         pad_channels_(self.model, training=True)
 
-    def _optimizer_tensor_maps(self) -> list[tuple[int, Any]]:
-        """(optimizer state index, PaddingMap) of every padded trainable parameter (one param group
-        in :func:`schedule.build_optimizer`'s order: the trainable parameters)."""
+    def _convert_optimizer_states(self, checkpoint: dict[str, Any], to_original: bool) -> None:
+        """Optimiser moments of the padded trainable parameters between the padded shapes (the live
+        optimiser) and the original ones (checkpoints). One param group in
+        :func:`schedule.build_optimizer`'s order: state index ``i`` is the ``i``-th trainable parameter.
+        Each converted state is a new dict: the packed state shares the live optimiser's."""
+        from skillbank.runtime.networks.channel_padding import pad_tensor, unpad_tensor
+
         maps = getattr(self.model, "padding_maps", None)
         if not maps:
-            return []
-        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
-        return [(i, maps[n]) for i, n in enumerate(names) if n in maps]
+            return
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        padded = [(i, maps[n], p) for i, (n, p) in enumerate(trainable) if n in maps]
+        for opt_state in checkpoint.get("optimizer_states", []):
+            for i, m, param in padded:
+                if i not in opt_state["state"]:
+                    continue
+                source_shape = param.shape if to_original else m.original_shape
+                opt_state["state"][i] = {
+                    key: (unpad_tensor(v, m) if to_original else pad_tensor(v, m, torch.zeros_like(param)))
+                    if isinstance(v, torch.Tensor) and v.shape == source_shape else v
+                    for key, v in opt_state["state"][i].items()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A channel-padded run saves optimiser moments at the original shapes too (the weights are
         unpadded by the model's state_dict hook), so any run can resume from its checkpoints."""
-        from skillbank.runtime.networks.channel_padding import unpad_tensor
-
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        for opt_state in checkpoint.get("optimizer_states", []):
-            for i, m in self._optimizer_tensor_maps():
-                if i in opt_state["state"]:   # a new dict: the packed state shares the live one's
-                    opt_state["state"][i] = {
-                        key: unpad_tensor(v, m) if isinstance(v, torch.Tensor) and v.shape == params[i].shape else v
-                        for key, v in opt_state["state"][i].items()}
+        self._convert_optimizer_states(checkpoint, to_original=True)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Pad a checkpoint's original-shape optimiser moments for a channel-padded run (the weights
         are padded by the model's load_state_dict hook)."""
-        from skillbank.runtime.networks.channel_padding import pad_tensor
-
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        for opt_state in checkpoint.get("optimizer_states", []):
-            for i, m in self._optimizer_tensor_maps():
-                if i in opt_state["state"]:
-                    opt_state["state"][i] = {
-                        key: pad_tensor(v, m, torch.zeros_like(params[i]))
-                        if isinstance(v, torch.Tensor) and v.shape == m.original_shape else v
-                        for key, v in opt_state["state"][i].items()}
+        self._convert_optimizer_states(checkpoint, to_original=False)
 
     # ---------------------------------------------------------------------------------------- steps
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:

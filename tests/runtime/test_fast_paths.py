@@ -2,11 +2,12 @@
 
 CPU: the switches are accepted, a run with them trains to SUCCESS, and compile and CUDA graphs fall
 back to the eager step with the reason logged; compiled regions run in train mode only (validation
-images of any size stay eager). GPU: compiled training gives the eager gradients (within run-to-run
-noise). GPU (``-m gpu``, skipped without CUDA; run on the device): the
-graphed loss gives the eager first loss, and the first-step gradients and five steps' losses within
-ten times the run-to-run noise of two eager runs (a last batch of another shape runs eagerly);
-dropout masks follow the per-step seed; ``depth_net train`` with both switches (bf16) succeeds.
+images of any size stay eager); train.pad_channels trains like the unpadded network with TAO-shaped
+checkpoints. GPU (``-m gpu``, skipped without CUDA; run on the device): the graphed loss gives the
+eager first loss, and the first-step gradients and five steps' losses within ten times the run-to-run
+noise of two eager runs (a last batch of another shape runs eagerly); the compiled + graphed step
+gives the eager loss and gradient in float64; dropout masks follow the per-step seed;
+``depth_net train`` with every switch (bf16) succeeds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import torch
 from runtime_helpers import read_status, tiny_ffs_model, write_spec
 
+from skillbank.runtime.networks.channel_padding import pad_channels_
 from skillbank.runtime.runner import run_action
 from skillbank.runtime.training.graphed import GraphedStereoLoss, graph_unsupported_reason
 from skillbank.runtime.training.loss import stereo_loss_fn
@@ -222,11 +224,8 @@ def test_padded_training_matches_unpadded_and_keeps_checkpoint_shapes(tmp_path, 
     assert run_action("train", str(spec), [f"train.results_dir={padded}", "train.pad_channels=true"]) == 0
     a = torch.load(plain / "model_epoch_001_step_00004.pth", map_location="cpu", weights_only=False)
     b = torch.load(padded / "model_epoch_001_step_00004.pth", map_location="cpu", weights_only=False)
-    assert list(a["state_dict"]) == list(b["state_dict"]) or set(a["state_dict"]) == set(b["state_dict"])
-    padded_model = _tiny_model("cpu")
-    from skillbank.runtime.networks.channel_padding import pad_channels_
-
-    pad_channels_(padded_model, training=True)
+    assert set(a["state_dict"]) == set(b["state_dict"])
+    padded_model = pad_channels_(_tiny_model("cpu"), training=True)
     assert padded_model.padding_maps, "the tiny widths must exercise the padding"
     for key, value in a["state_dict"].items():
         assert b["state_dict"][key].shape == value.shape, key
