@@ -243,3 +243,12 @@ def test_padded_training_matches_unpadded_and_keeps_checkpoint_shapes(tmp_path, 
         assert third["global_step"] == 6 and third["state_dict"].keys() == a["state_dict"].keys()
         for i, state in a["optimizer_states"][0]["state"].items():
             assert third["optimizer_states"][0]["state"][i]["momentum_buffer"].shape == state["momentum_buffer"].shape
+
+
+@pytest.mark.parametrize("key", ["compile", "pad_channels"])
+def test_a_bad_switch_value_is_one_line_naming_the_key(key):
+    from skillbank.specs import load_spec
+    from skillbank.specs.errors import SpecError
+
+    with pytest.raises(SpecError, match=rf"^Configuration error: train.{key}: expected true or false, got 'maybe'$"):
+        load_spec(None, data={"model": tiny_ffs_model(), "train": {key: "maybe"}})
