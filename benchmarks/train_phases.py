@@ -36,7 +36,7 @@ def _phase_of(index: int, per_step: int, backward: bool) -> str:
     return "encoder_forward" if i == 0 else "iteration_forward"
 
 
-def phases_from_trace(trace: dict[str, Any], iters: int, steps: int) -> dict[str, Any]:
+def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int = 8) -> dict[str, Any]:
     events = trace["traceEvents"]
     kernels = {e["args"]["correlation"]: e for e in events
                if e.get("cat") == "kernel" and "correlation" in e.get("args", {})}
@@ -53,7 +53,9 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int) -> dict[str
             ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], _phase_of(i, iters + 1, backward)))
     starts = {tid: sorted(r) for tid, r in ranges.items()}
     ms: Counter[str] = Counter()
+    count: Counter[str] = Counter()
     top: dict[str, Counter[str]] = defaultdict(Counter)
+    calls: dict[str, Counter[str]] = defaultdict(Counter)
     for launch in launches:
         phase = "eager_rest"
         spans = starts.get(launch["tid"], [])
@@ -62,13 +64,17 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int) -> dict[str
             phase = spans[k][2]
         kernel = kernels[launch["args"]["correlation"]]
         ms[phase] += kernel["dur"] / 1000 / steps
+        count[phase] += 1
         top[phase][kernel["name"][:100]] += kernel["dur"] / 1000 / steps
+        calls[phase][kernel["name"][:100]] += 1
     total = sum(ms.values())
     return {
         "gpu_ms_per_step": round(total, 2),
         "phases": {p: {"ms_per_step": round(v, 2), "share": round(v / total, 3),
+                       "kernels_per_step": count[p] // steps,
                        **({"ms_per_iteration": round(v / iters, 3)} if p.startswith("iteration") else {}),
-                       "top_kernels": [{"name": n, "ms_per_step": round(t, 2)} for n, t in top[p].most_common(8)]}
+                       "top_kernels": [{"name": n, "ms_per_step": round(t, 2), "calls_per_step": calls[p][n] // steps}
+                                       for n, t in top[p].most_common(top_n)]}
                    for p, v in ms.most_common()},
     }
 
@@ -82,6 +88,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--iters", type=int, default=22)
     parser.add_argument("--steps", type=int, default=2, help="profiled steps (after 3 warm-up steps)")
+    parser.add_argument("--top", type=int, default=8, help="kernels listed per phase")
     args = parser.parse_args()
     from torch.profiler import ProfilerActivity, profile
 
@@ -110,7 +117,7 @@ def main() -> None:
               "input": [args.batch, 3, args.height, args.width], "train_iters": args.iters,
               "device": torch.cuda.get_device_name(), "torch": torch.__version__,
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              **phases_from_trace(trace, args.iters, args.steps)}
+              **phases_from_trace(trace, args.iters, args.steps, args.top)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({p: v["ms_per_step"] for p, v in report["phases"].items()}))

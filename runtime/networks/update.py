@@ -64,7 +64,9 @@ class MotionEncoder(nn.Module):
 
     def forward(self, disp: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
         cor = F.relu(self.convc2(F.relu(self.convc1(corr))))
-        dis = F.relu(self.convd2(F.relu(self.convd1(disp))))
+        extra = self.convd1.in_channels - disp.shape[1]     # zero channels of a channel-padded network
+        dis = F.pad(disp, (0, 0, 0, 0, 0, extra)) if extra else disp
+        dis = F.relu(self.convd2(F.relu(self.convd1(dis))))
         out = F.relu(self.conv(torch.cat([cor, dis], dim=1)))
         return torch.cat([out, disp], dim=1)
 
@@ -80,8 +82,11 @@ class RaftConvGRU(nn.Module):
         self.convq = nn.Conv2d(q_channels, hidden, kernel_size, padding=pad)
 
     def forward(self, h: torch.Tensor, x: torch.Tensor, hx: torch.Tensor) -> torch.Tensor:
-        z = torch.sigmoid(self.convz(hx))
-        r = torch.sigmoid(self.convr(hx))
+        # z and r read the same input: one convolution with both filter banks (one kernel and one
+        # weight-gradient kernel instead of two each; the parameters stay separate, as TAO names them)
+        zr = F.conv2d(hx, torch.cat([self.convz.weight, self.convr.weight]),
+                      torch.cat([self.convz.bias, self.convr.bias]), padding=self.convz.padding)
+        z, r = torch.sigmoid(zr).split(self.convz.out_channels, dim=1)
         q = torch.tanh(self.convq(torch.cat([r * h, x], dim=1)))
         return torch.lerp(h, q, z)                     # (1 - z) * h + z * q in one kernel
 

@@ -92,8 +92,10 @@ def test_aligned_widths_stay_as_they_are():
     pad_channels_(model, heads=False)
     after = {k: v.shape for k, v in model.state_dict().items()}
     changed = {k for k in before if after[k] != before[k]}
-    assert changed == {"update_block.encoder.convc1.weight"}      # the lookup's 162 channels -> 168
+    # the lookup's 162 channels -> 168 and the disparity's 1 -> 8: inputs, not widths of the network
+    assert changed == {"update_block.encoder.convc1.weight", "update_block.encoder.convd1.weight"}
     assert after["update_block.encoder.convc1.weight"][1] == 168
+    assert after["update_block.encoder.convd1.weight"][1] == 8
     assert model.context_pad == 0 and model.lookup_pad == 6
 
 

@@ -213,24 +213,34 @@ def test_train_with_all_switches_on_one_gpu(tmp_path, tiny_spec):
 def test_padded_training_matches_unpadded_and_keeps_checkpoint_shapes(tmp_path, tiny_spec):
     """train.pad_channels: the padded run ends at the unpadded run's weights (rounding only), its
     checkpoints have the unpadded names and shapes (optimiser moments included), and either kind of
-    run resumes from either kind of checkpoint. SGD: AdamW would turn the rounding noise of the
+    run resumes from either kind of checkpoint. The tolerance is ten times the difference a third,
+    unpadded run makes with another thread count (its rounding noise, amplified by four steps of a
+    tiny random network: ~1e-4 on some BatchNorm statistics). SGD: AdamW would turn the rounding noise of the
     (mathematically zero) gradients of conv biases before BatchNorm into full-size steps."""
     tiny_spec["dataset"].pop("val_dataset")
     tiny_spec["train"].update(num_epochs=2)
     tiny_spec["train"]["optim"].update(optimizer="SGD", lr_scheduler="MultiStepLR", lr_steps=[3], warmup_steps=2)
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
-    plain, padded = tmp_path / "plain", tmp_path / "padded"
+    plain, padded, noise = tmp_path / "plain", tmp_path / "padded", tmp_path / "noise"
     assert run_action("train", str(spec), [f"train.results_dir={plain}"]) == 0
     assert run_action("train", str(spec), [f"train.results_dir={padded}", "train.pad_channels=true"]) == 0
-    a = torch.load(plain / "model_epoch_001_step_00004.pth", map_location="cpu", weights_only=False)
-    b = torch.load(padded / "model_epoch_001_step_00004.pth", map_location="cpu", weights_only=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)      # other reduction orders: the run's rounding noise
+    try:
+        assert run_action("train", str(spec), [f"train.results_dir={noise}"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    a, b, c = (torch.load(d / "model_epoch_001_step_00004.pth", map_location="cpu", weights_only=False)
+               for d in (plain, padded, noise))
     assert set(a["state_dict"]) == set(b["state_dict"])
     padded_model = pad_channels_(_tiny_model("cpu"), training=True)
     assert padded_model.padding_maps, "the tiny widths must exercise the padding"
     for key, value in a["state_dict"].items():
         assert b["state_dict"][key].shape == value.shape, key
         if value.is_floating_point():
-            torch.testing.assert_close(b["state_dict"][key], value, atol=1e-5, rtol=1e-4)
+            floor = (c["state_dict"][key] - value).abs().max().item()
+            diff = (b["state_dict"][key] - value).abs().max().item()
+            assert diff <= 10 * floor + 1e-5, (key, diff, floor)
     for i, state in a["optimizer_states"][0]["state"].items():
         for name, moment in state.items():
             assert b["optimizer_states"][0]["state"][i][name].shape == moment.shape, (i, name)
