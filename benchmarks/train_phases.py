@@ -2,8 +2,8 @@
 
 Profiles a ``compile`` variant of :mod:`train_throughput` (no CUDA graph, so every kernel launch has
 a CPU call site) and charges each kernel to the compiled region that launched it: ``CompiledFunction``
-ranges in launch order are the encoder then the ``iters`` refinement iterations; ``CompiledFunction
-Backward`` ranges come in reverse (the iterations, then the encoder). Kernels launched elsewhere are
+ranges in launch order are the encoder, the ``iters`` refinement iterations and the batched upsampling;
+``CompiledFunctionBackward`` ranges come in reverse. Kernels launched elsewhere are
 the eager rest: the sequence loss and its backward, gradient clipping and AdamW. Per phase: GPU
 milliseconds per step and the top kernels.
 
@@ -29,11 +29,13 @@ FORWARD, BACKWARD = "CompiledFunction", "CompiledFunctionBackward"
 
 
 def _phase_of(index: int, per_step: int, backward: bool) -> str:
-    """The i-th compiled range of a pass (0-based within the profiled steps) -> phase name."""
+    """The i-th compiled range of a pass (0-based within the profiled steps) -> phase name.
+    Forward order: encoder, the iterations, the batched upsampling; the backward reverses it."""
     i = index % per_step
     if backward:
-        return "encoder_backward" if i == per_step - 1 else "iteration_backward"
-    return "encoder_forward" if i == 0 else "iteration_forward"
+        i = per_step - 1 - i
+    phase = "encoder" if i == 0 else "upsampling" if i == per_step - 1 else "iteration"
+    return f"{phase}_{'backward' if backward else 'forward'}"
 
 
 def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int = 8) -> dict[str, Any]:
@@ -46,11 +48,11 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int 
     for name, backward in ((FORWARD, False), (BACKWARD, True)):
         found = sorted((e for e in events if e.get("cat") == "cpu_op" and e.get("name") == name),
                        key=lambda e: e["ts"])
-        if len(found) != steps * (iters + 1):
+        if len(found) != steps * (iters + 2):
             seen = Counter(e.get("name") for e in events if "Compiled" in str(e.get("name")))
-            raise RuntimeError(f"expected {steps * (iters + 1)} {name} ranges, found {len(found)}; seen {dict(seen)}")
+            raise RuntimeError(f"expected {steps * (iters + 2)} {name} ranges, found {len(found)}; seen {dict(seen)}")
         for i, e in enumerate(found):
-            ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], _phase_of(i, iters + 1, backward)))
+            ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], _phase_of(i, iters + 2, backward)))
     starts = {tid: sorted(r) for tid, r in ranges.items()}
     ms: Counter[str] = Counter()
     count: Counter[str] = Counter()

@@ -236,10 +236,27 @@ class UpsampleFuse(nn.Module):
             raise ValueError(f"unknown fuse {fuse!r}; expected 'residual' or 'conv'")
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``skip`` has ``x``'s batch, or a batch that ``x``'s batch repeats (``K * B`` over ``B``:
+        the skip is shared, as the FFS upsampling head's image stem is by all its iterations)."""
         x = self.conv1(x)
         if x.shape[-2:] != skip.shape[-2:]:
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear")
-        return self.conv2(torch.cat((x, skip), dim=1))
+        if x.shape[0] == skip.shape[0]:
+            return self.conv2(torch.cat((x, skip), dim=1))
+        return self._fuse_shared_skip(x, skip)
+
+    def _fuse_shared_skip(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``conv2(cat(x, skip repeated))`` with the skip's share of the convolution computed once:
+        the fuse is linear before its activation, so it splits into an ``x`` part and a skip part."""
+        fuse = self.conv2
+        if not isinstance(fuse, ConvNormAct) or fuse.norm is not None:
+            raise ValueError("a shared skip needs the norm-free conv fuse (fuse='conv', norm=None)")
+        conv, c = fuse.conv, x.shape[1]
+        own = F.conv2d(x, conv.weight[:, :c], None, conv.stride, conv.padding)
+        shared = F.conv2d(skip, conv.weight[:, c:], None, conv.stride, conv.padding)
+        repeats = x.shape[0] // skip.shape[0]
+        out = (own.unflatten(0, (repeats, skip.shape[0])) + shared).flatten(0, 1)
+        return F.leaky_relu(out, LEAKY_SLOPE) if fuse.act else out
 
 
 def _fold_into_conv(conv: nn.Module, bn: nn.Module) -> None:

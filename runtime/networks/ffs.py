@@ -13,7 +13,8 @@ Pipeline (bp2 widths; every width comes from the spec's ``model`` section):
    (ReLU, channel attention); a spatial attention map blends the selective GRU.
 5. Refinement, ``iters`` times at 1/4: detach the disparity, sample the filtered volume and
    the all-pairs correlation around it (:class:`GeoEncodingLookup`), update (:mod:`update`).
-6. Learned 4x convex upsampling of every prediction (:mod:`upsample`).
+6. Learned 4x convex upsampling of every prediction (:mod:`upsample`), all iterations' in one
+   batch after the loop (nothing in it feeds back; test mode upsamples the last one only).
 
 Input: ImageNet-normalised (B, 3, H, W) float images, any H and W (replicate-padded, centred,
 to a multiple of 32 inside and cropped back). See :meth:`FastFoundationStereo.forward`.
@@ -29,8 +30,9 @@ Fast paths (all exact up to rounding, all covered by tests):
 - The forward has no host syncs and no data-dependent Python branches: TorchDynamo captures it
   as one graph (``torch.compile(fullgraph=True)``) and it can be captured in a CUDA graph
   (training: :mod:`runtime.training.graphed`).
-- ``model.compile_regions()``: ``torch.compile`` of the encoder and of one refinement iteration
-  (compiled once, reused ``iters`` times) instead of the whole unrolled forward.
+- ``model.compile_regions()``: ``torch.compile`` of the encoder, of one refinement iteration
+  (compiled once, reused ``iters`` times) and of the batched upsampling, instead of the whole
+  unrolled forward.
   ONNX export (opset 17, legacy exporter) works with dynamic batch and H/W (multiples of 32).
 """
 
@@ -207,6 +209,8 @@ class FastFoundationStereo(nn.Module):
         return self
 
     def _upsample(self, disp: torch.Tensor, mask: torch.Tensor, stem_2x: torch.Tensor) -> torch.Tensor:
+        """Full-resolution disparity of ``K`` iterations at once: ``disp`` (K*B, 1, h, w) and ``mask``
+        (K*B, C, h, w), iteration-major, over the batch's ``stem_2x`` (B, ...), shared by all K."""
         logits = self.spx_gru(self.spx_2_gru(mask, stem_2x))[:, :9]       # a padded head computes more
         with torch.autocast(disp.device.type, enabled=False):
             weights = F.softmax(logits.float(), dim=1)
@@ -260,10 +264,11 @@ class FastFoundationStereo(nn.Module):
         return unpad_quarter(init_disp, pads, h, w), [unpad(p, pads) for p in preds]
 
     def compile_regions(self, **compile_kwargs: Any) -> FastFoundationStereo:
-        """``torch.compile`` the two regions of the forward: the encoder (features, cost volume,
-        hourglass, context, lookup tables; once per pair) and one refinement iteration (lookup, update, upsampling;
-        ``iters`` times with the same shapes, so it compiles once). Each compiles in seconds, where
-        the whole unrolled forward (and its backward, 22 iterations in training) takes minutes.
+        """``torch.compile`` the three regions of the forward: the encoder (features, cost volume,
+        hourglass, context, lookup tables; once per pair), one refinement iteration (lookup, update;
+        ``iters`` times with the same shapes, so it compiles once) and the upsampling of every
+        iteration's prediction in one batch. Each compiles in seconds, where the whole unrolled
+        forward (and its backward, 22 iterations in training) takes minutes.
         Keyword arguments go to ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``);
         ``fullgraph=True`` and ``dynamic=False`` are the defaults. Undo with ``compile_regions(off=True)``.
         ``training_only=True`` runs the compiled regions in train mode only: validation images of
@@ -274,8 +279,8 @@ class FastFoundationStereo(nn.Module):
             return self
         self._compiled_training_only = bool(compile_kwargs.pop("training_only", False))
         kwargs = {"fullgraph": True, "dynamic": False, **compile_kwargs}
-        self._compiled = {"encode": torch.compile(self._encode, **kwargs),
-                          "iteration": torch.compile(self._iteration, **kwargs)}
+        self._compiled = {name: torch.compile(getattr(self, f"_{name}"), **kwargs)
+                          for name in ("encode", "iteration", "upsample")}
         return self
 
     def _region(self, name: str):
@@ -326,15 +331,14 @@ class FastFoundationStereo(nn.Module):
         return tables, stem_2x, init_disp, net, inp, att
 
     def _iteration(self, tables: LookupTables, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
-                   att: torch.Tensor, stem_2x: torch.Tensor, upsample: bool):
-        """One refinement step from the (detached) disparity; the full-resolution result if ``upsample``."""
+                   att: torch.Tensor):
+        """One refinement step from the (detached) disparity: new disparity, hidden state, mask features."""
         wdtype = self.proj_cmb.weight.dtype
         disp = disp.detach()
         corr = sample_lookup(tables, disp, channels_last=self.channels_last, pad_channels=self.lookup_pad)
         corr = corr.to(wdtype)
         net, mask, delta = self.update_block(net, inp, corr, disp.to(wdtype), att)
-        disp = disp + delta.float()
-        return disp, net, self._upsample(disp, mask, stem_2x) if upsample else None
+        return disp + delta.float(), net, mask
 
     def _forward_padded(self, left: torch.Tensor, right: torch.Tensor, iters: int, test_mode: bool):
         # weights may be stored in bf16/fp16 (``model.to(torch.bfloat16)``: no per-forward weight
@@ -344,11 +348,16 @@ class FastFoundationStereo(nn.Module):
         tables, stem_2x, init_disp, net, inp, att = self._region("encode")(left, right)
         iteration = self._region("iteration")
         disp = init_disp
-        preds: list[torch.Tensor] = []
+        disps: list[torch.Tensor] = []
+        masks: list[torch.Tensor] = []
         for i in range(iters):
-            disp, net, up = iteration(tables, disp, net, inp, att, stem_2x, not test_mode or i == iters - 1)
-            if not test_mode:
-                preds.append(up)
+            disp, net, mask = iteration(tables, disp, net, inp, att)
+            if not test_mode or i == iters - 1:
+                disps.append(disp)
+                masks.append(mask)
+        # the upsampling feeds nothing back into the loop: every iteration's runs as one batch
+        # (larger kernels, one weight gradient instead of ``iters``)
+        up = self._region("upsample")(torch.cat(disps), torch.cat(masks), stem_2x)
         if test_mode:
             return up.clamp(min=0) if self.clamp_output else up
-        return init_disp, preds
+        return init_disp, list(up.split(left.shape[0]))

@@ -132,6 +132,26 @@ def test_lookup_matches_grid_sample_including_borders():
     torch.testing.assert_close(ours, ref, atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("depth", [16, 13])
+def test_lookup_gradients_match_grid_sample(depth):
+    """The gathers' backward (index_add into the row stores) equals grid_sample's, for the volume and
+    both feature maps; an odd D drops the pooled tail as avg_pool does."""
+    def grads(fn):  # noqa: ANN001
+        gen = torch.Generator().manual_seed(3)
+        left = torch.randn(2, 12, 2, 24, generator=gen).requires_grad_()
+        right = torch.randn(2, 12, 2, 24, generator=gen).requires_grad_()
+        geo = torch.randn(2, 3, depth, 2, 24, generator=gen).requires_grad_()
+        disp = torch.rand(2, 1, 2, 24, generator=gen) * 30 - 6
+        out = fn(left, right, geo, disp)
+        (out * torch.randn(out.shape, generator=gen)).sum().backward()
+        return out.detach(), geo.grad, left.grad, right.grad
+
+    ours = grads(lambda lf, rt, g, d: GeoEncodingLookup(lf, rt, g, 2, 4)(d))
+    ref = grads(lambda lf, rt, g, d: grid_sample_lookup(lf, rt, g, 2, 4, d))
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, atol=5e-5, rtol=1e-4)
+
+
 def test_lookup_far_outside_reads_zeros():
     geo = torch.randn(1, 2, 8, 1, 4)
     lookup = GeoEncodingLookup(torch.randn(1, 4, 1, 4), torch.randn(1, 4, 1, 4), geo, 1, 2)
@@ -159,6 +179,36 @@ def test_convex_upsample_matches_unfold_nearest():
     unf = F.unfold(disp * 4, 3, padding=1).reshape(2, 9, 5, 7)
     ref = (F.interpolate(unf, (20, 28), mode="nearest") * weights).sum(1, keepdim=True)
     torch.testing.assert_close(convex_upsample(disp, weights), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_upsampling_of_several_iterations_at_once_equals_one_by_one():
+    """FFS upsamples every iteration's prediction in one batch over the shared image stem (its fuse
+    conv split into a per-iteration and a shared part): outputs and gradients equal one call per
+    iteration with the stem concatenated each time."""
+    from ffs_configs import TINY, config
+
+    from skillbank.runtime.networks.factory import build_network
+
+    torch.manual_seed(0)
+    model = build_network(config(TINY)).train()
+    k, b, h, w = 3, 2, 4, 6
+    channels = model.spx_2_gru.conv1.conv.in_channels
+    disp, mask = torch.rand(k * b, 1, h, w) * 5, torch.randn(k * b, channels, h, w)
+    stem = torch.randn(b, model.stem_2[1].out_channels, 2 * h, 2 * w)
+    seed = torch.randn(k * b, 1, 4 * h, 4 * w)
+
+    def run(batched: bool):  # noqa: ANN202
+        model.zero_grad(set_to_none=True)
+        s, m = stem.clone().requires_grad_(), mask.clone().requires_grad_()
+        if batched:
+            out = model._upsample(disp, m, s)
+        else:
+            out = torch.cat([model._upsample(disp[i * b:(i + 1) * b], m[i * b:(i + 1) * b], s) for i in range(k)])
+        (out * seed).sum().backward()
+        return [out.detach(), s.grad, m.grad, *(p.grad for p in model.spx_2_gru.parameters())]
+
+    for got, want in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
 def _mha_inputs(layout):
