@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Same-machine A/B of the FFS training step across commits (or any source snapshots).
+#
+#   bash benchmarks/ab_commits.sh prepare 32672d1 HEAD     # here: git archive each into .devdata/<name>
+#   bash benchmarks/ab_commits.sh run 32672d1 HEAD          # on the GPU (device tool: carry .whl and .devdata)
+#
+# `run` installs each snapshot in turn (editable, offline) and times it with its own
+# benchmarks/train_throughput.py (variant $V, default bf16_cl_compile_pad_graph; each compiles for 1-3
+# minutes on a fresh machine, limited to $TO seconds), writing $OUT/<name>.json; then, while fewer than
+# $PHASES_BEFORE seconds have passed, benchmarks/train_phases.py of the last one ($OUT/phases_<name>.json).
+set -u
+mode=$1; shift
+if [ "$mode" = prepare ]; then
+  for rev in "$@"; do
+    rm -rf ".devdata/$rev" && mkdir -p ".devdata/$rev" && git archive "$rev" | tar -x -C ".devdata/$rev"
+  done
+  exit 0
+fi
+[ "$mode" = run ] || { echo "usage: ab_commits.sh prepare|run NAME..." >&2; exit 2; }
+source benchmarks/device_setup.sh >/dev/null 2>&1
+nvidia-smi --query-gpu=name --format=csv,noheader
+for snap in "$@"; do
+  (cd ".devdata/$snap" && ln -sfn ../../.whl .whl \
+   && python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null \
+   && timeout "${TO:-230}" python3 benchmarks/train_throughput.py --out "$OUT/$snap.json" --warmup 3 --steps 10 \
+        --variants "${V:-bf16_cl_compile_pad_graph}") 2>&1 | grep '^{\|Error\|error' | tail -4
+  echo "$snap done at $SECONDS s"
+done
+if [ "$SECONDS" -lt "${PHASES_BEFORE:-470}" ]; then
+  (cd ".devdata/$snap" && timeout 100 python3 benchmarks/train_phases.py --out "$OUT/phases_$snap.json" \
+     --variant bf16_cl_compile_pad --top 40 2>&1 | tail -1)
+fi
+true
