@@ -81,24 +81,16 @@ class StepLambdaLR(torch.optim.lr_scheduler.LambdaLR):
         return state
 
 
-def _fusable(params: list[torch.nn.Parameter]) -> bool:
-    """Whether PyTorch's fused AdamW can take ``params``: floating-point CUDA tensors of one device,
-    none of them a tensor subclass (FSDP2's DTensor)."""
-    devices = {p.device for p in params}
-    return (len(devices) == 1 and next(iter(devices)).type == "cuda"
-            and all(p.is_floating_point() and type(p.data) is torch.Tensor for p in params))
-
-
 def build_optimizer(params: Iterable[torch.nn.Parameter], optim_cfg) -> torch.optim.Optimizer:
     """AdamW (beta1 = ``momentum``) or SGD (momentum, weight decay) over the trainable parameters."""
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("train: the network has no trainable parameters")
     if optim_cfg.optimizer == "AdamW":
-        # one fused kernel per step for parameters that all live on one GPU as plain tensors (DDP
-        # replicas included); the multi-tensor ("foreach") default elsewhere: CPU, FSDP's DTensors
+        # not ``fused=True``: Lightning refuses to clip the gradients of an optimiser that unscales
+        # them itself (bf16-mixed / 16-mixed with train.clip_grad_norm); the foreach default it is
         return torch.optim.AdamW(params, lr=optim_cfg.lr, betas=(optim_cfg.momentum, 0.999),
-                                 weight_decay=optim_cfg.weight_decay, fused=_fusable(params) or None)
+                                 weight_decay=optim_cfg.weight_decay)
     if optim_cfg.optimizer == "SGD":
         return torch.optim.SGD(params, lr=optim_cfg.lr, momentum=optim_cfg.momentum,
                                weight_decay=optim_cfg.weight_decay)
