@@ -159,3 +159,26 @@ def test_unique_output_names():
     paths = ["/d/teddy/im0.png", "/d/cones/im0.png", "/d/x/left/0001.png", "/e/x/left/0002.png"]
     assert unique_output_names(paths) == ["teddy_im0", "cones_im0", "0001", "0002"]
     assert unique_output_names(["/a/im0.png", "/a/im0.png"]) == ["im0_00000", "im0_00001"]
+
+
+@pytest.mark.parametrize("optimizer", ["AdamW", "SGD"])
+def test_optimizers_let_lightning_clip_mixed_precision_gradients(optimizer, monkeypatch):
+    """Lightning's bf16-mixed / 16-mixed clipping refuses an optimiser that unscales gradients itself
+    (PyTorch's ``fused=True`` AdamW/SGD): ``depth_net train`` clips by default, so ours is never built
+    fused, on any device (the constructor's arguments are recorded: CUDA parameters cannot be faked)."""
+    from lightning.fabric.plugins.precision.amp import _optimizer_handles_unscaling
+
+    from skillbank.runtime.training.schedule import build_optimizer
+
+    seen = {}
+    cls = getattr(torch.optim, optimizer)
+
+    class Recording(cls):
+        def __init__(self, params, **kwargs):  # noqa: ANN001
+            seen.update(kwargs)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, optimizer, Recording)
+    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), OptimConfig(optimizer=optimizer))
+    assert isinstance(opt, Recording) and not seen.get("fused")
+    assert not _optimizer_handles_unscaling(opt)
