@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("ffs_inference.json"))
     parser.add_argument("--compile", default="", help="torch.compile variants to time, 'mode:weights[:pad|padh]' "
                         "comma list, e.g. default:bf16,max-autotune-no-cudagraphs:fp16:pad (slow to build); a mode "
-                        "'regions-MODE' compiles the two regions (model.compile_regions(mode=MODE)); 'pad' "
+                        "'regions-MODE' compiles the regions (model.compile_regions(mode=MODE)); 'pad' "
                         "zero-pads the pruned widths to multiples of 8, 'padh' the prediction heads too")
     parser.add_argument("--profile-compiled", action="store_true",
                         help="profile the compiled-regions fp16 path instead of eager bf16 channels_last")

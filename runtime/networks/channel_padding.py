@@ -296,8 +296,8 @@ def _pad_update(model: nn.Module, seg, multiple: int) -> Segments:  # noqa: ANN0
     _widen_unit_(model.cnet.conv04[0], None, hidden)                         # GRU hidden init (tanh)
     widen_conv_(enc.convc1, inputs=[(lookup, lookup + lookup_pad)], outputs=c1)
     widen_conv_(enc.convc2, inputs=c1, outputs=c2)
-    # the 1-channel disparity input too: cuDNN has no tensor-core kernel for one input channel
-    # (``conv2d_c1_k1_nhwc`` and its weight gradient, slower than 8 channels); the encoder pads the input
+    # the 1-channel disparity input too (8 channels keep the 7x7 conv on cuDNN's aligned channels-last
+    # kernels; not timed alone); the motion encoder pads its input to match
     widen_conv_(enc.convd1, inputs=seg(enc.convd1.in_channels), outputs=d1)
     widen_conv_(enc.convd2, inputs=d1, outputs=d2)
     widen_conv_(enc.conv, inputs=[*c2, *d2])            # its output sits in the GRU input next to the context

@@ -6,7 +6,7 @@ images of any size stay eager); train.pad_channels trains like the unpadded netw
 checkpoints. GPU (``-m gpu``, skipped without CUDA; run on the device): the graphed loss gives the
 eager first loss, and the first-step gradients and five steps' losses within ten times the run-to-run
 noise of two eager runs (a last batch of another shape runs eagerly); the compiled + graphed step
-gives the eager loss and gradient in float64; dropout masks follow the per-step seed;
+gives the eager loss and (per compiled region) gradient in float64; dropout masks follow the per-step seed;
 ``depth_net train`` with every switch (bf16) succeeds.
 """
 
