@@ -56,7 +56,10 @@ class ConvNormAct(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
+        return self.finish(self.conv(x))
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """Norm and activation of a convolution's output (the conv may have run split in parts)."""
         if self.norm is not None:
             x = self.norm(x)
         if self.act:
@@ -255,8 +258,7 @@ class UpsampleFuse(nn.Module):
         own = F.conv2d(x, conv.weight[:, :c], None, conv.stride, conv.padding)
         shared = F.conv2d(skip, conv.weight[:, c:], None, conv.stride, conv.padding)
         repeats = x.shape[0] // skip.shape[0]
-        out = (own.unflatten(0, (repeats, skip.shape[0])) + shared).flatten(0, 1)
-        return F.leaky_relu(out, LEAKY_SLOPE) if fuse.act else out
+        return fuse.finish((own.unflatten(0, (repeats, skip.shape[0])) + shared).flatten(0, 1))
 
 
 def _fold_into_conv(conv: nn.Module, bn: nn.Module) -> None:

@@ -129,7 +129,11 @@ class DispHead(nn.Module):
             nn.Conv2d(hidden, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)[:, :1]           # a channel-padded head computes zero extra outputs
+        return self.after_opening(self.conv[1](self.conv[0](x)))
+
+    def after_opening(self, y: torch.Tensor) -> torch.Tensor:
+        """The head after its opening 3x3 conv + ReLU (which may have run fused with another conv)."""
+        return self.conv[2:](y)[:, :1]       # a channel-padded head computes zero extra outputs
 
 
 class SelectiveUpdateBlock(nn.Module):
@@ -154,6 +158,4 @@ class SelectiveUpdateBlock(nn.Module):
         mask_conv, head_conv = self.mask[0], self.disp_head.conv[0]
         mask, head = F.relu(fused_conv(net, [mask_conv, head_conv])).split(
             [mask_conv.out_channels, head_conv.out_channels], dim=1)
-        mask = 0.25 * self.mask[3](self.mask[2](mask))
-        delta = self.disp_head.conv[2:](head)[:, :1]        # a channel-padded head computes zero extra outputs
-        return net, mask, delta
+        return net, 0.25 * self.mask[2:](mask), self.disp_head.after_opening(head)

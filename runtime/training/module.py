@@ -112,8 +112,8 @@ class DepthNetModule(pl.LightningModule):
             else:
                 self.model.compile_regions(training_only=True)
                 self._compiled = True
-                log.info("train.compile: the encoder and one refinement iteration compile during the first "
-                         "step (about 2 minutes on an H100)")
+                log.info("train.compile: the encoder, one refinement iteration and the upsampling compile "
+                         "during the first step (about 2-3 minutes on an H100/H200)")
         if cfg.cuda_graph and self._graphed is None:
             from .graphed import GraphedStereoLoss, graph_unsupported_reason
 
