@@ -3,7 +3,8 @@
 Profiles a ``compile`` variant of :mod:`train_throughput` (no CUDA graph, so every kernel launch has
 a CPU call site) and charges each kernel to the compiled region that launched it: ``CompiledFunction``
 ranges in launch order are the encoder, the ``iters`` refinement iterations and the batched upsampling;
-``CompiledFunctionBackward`` ranges come in reverse. Kernels launched elsewhere are
+``CompiledFunctionBackward`` ranges come in reverse; the training lookups' ``_Lookup`` /
+``_LookupBackward`` ranges (between them) are their own phases. Kernels launched elsewhere are
 the eager rest: the sequence loss and its backward, gradient clipping and AdamW. Per phase: GPU
 milliseconds per step and the top kernels.
 
@@ -53,6 +54,11 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int 
             raise RuntimeError(f"expected {steps * (iters + 2)} {name} ranges, found {len(found)}; seen {dict(seen)}")
         for i, e in enumerate(found):
             ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], _phase_of(i, iters + 2, backward)))
+    # a training forward's lookups run between the compiled ranges (runtime/networks/training_lookup.py)
+    for name, phase in (("_Lookup", "lookup_forward"), ("_LookupBackward", "lookup_backward")):
+        for e in events:
+            if e.get("cat") == "cpu_op" and e.get("name") == name:
+                ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], phase))
     starts = {tid: sorted(r) for tid, r in ranges.items()}
     ms: Counter[str] = Counter()
     count: Counter[str] = Counter()

@@ -151,19 +151,19 @@ def build_lookup_tables(left: torch.Tensor, right: torch.Tensor, geo_volume: tor
             taps=torch.arange(2 * radius + 2, device=device, dtype=torch.float32), coords=coords.reshape(n, 1))
 
 
-def sample_lookup(tables: LookupTables, disp: torch.Tensor, *, channels_last: bool = True,
-                  pad_channels: int = 0) -> torch.Tensor:
-    """Sample the pyramids of ``tables`` around ``disp`` (B, 1, H, W); returns (B, C_out, H, W) fp32.
+class LookupRows(NamedTuple):
+    """Where one iteration's lookup reads (:func:`lookup_rows`): store rows and blend fractions."""
 
-    The result is channels_last in memory (free); ``channels_last=False`` returns a contiguous
-    NCHW copy for models that run in the default layout. ``pad_channels`` zero channels are
-    appended (channel-padded networks, :mod:`channel_padding`).
-    """
-    b, _, h, w = disp.shape
-    n = b * h * w
-    levels = tables.row_start.shape[1] // 2
+    geo_idx: torch.Tensor       # (N * L * (2r+2),) long: geometry store rows, (pixel, level, tap)-major
+    corr_idx: torch.Tensor      # (N * L * (2r+2),) long: correlation store entries, same order
+    geo_frac: torch.Tensor      # (N, L, 1, 1) fp32: the taps' shared fractional part, geometry
+    corr_frac: torch.Tensor     # (N, L, 1) fp32: the same, correlation
+
+
+def lookup_rows(tables: LookupTables, disp: torch.Tensor) -> LookupRows:
+    """The store rows and blend fractions of the taps around ``disp`` (B, 1, H, W)."""
+    n = disp.numel()
     r = (tables.taps.shape[0] - 2) // 2
-    c = tables.geo_store.shape[1]
     with torch.autocast(disp.device.type, enabled=False):
         d = disp.float().reshape(n, 1)
         # centres: geometry at d / 2^l, correlation at (x - d) / 2^l  -> (N, 2L)
@@ -177,19 +177,69 @@ def sample_lookup(tables: LookupTables, disp: torch.Tensor, *, channels_last: bo
         pos = (base.unsqueeze(-1) + (1.0 - r)) + tables.taps                    # +1: leading zero pad
         pos = torch.minimum(pos.clamp(min=0.0), tables.upper).long()
         index = tables.row_start + pos                                          # (N, 2L, 2r+2)
-        geo_idx = index[:, 0::2].reshape(-1)
-        corr_idx = index[:, 1::2].reshape(-1)
-        gv = tables.geo_store.index_select(0, geo_idx).view(n, levels, 2 * r + 2, c).float()
-        cv = tables.corr_store.index_select(0, corr_idx).view(n, levels, 2 * r + 2)
-        gf, cf = frac[:, 0::2].unsqueeze(-1), frac[:, 1::2]
+        return LookupRows(geo_idx=index[:, 0::2].reshape(-1), corr_idx=index[:, 1::2].reshape(-1),
+                          geo_frac=frac[:, 0::2].unsqueeze(-1), corr_frac=frac[:, 1::2])
+
+
+def sample_lookup(tables: LookupTables, disp: torch.Tensor, *, channels_last: bool = True,
+                  pad_channels: int = 0, rows: LookupRows | None = None) -> torch.Tensor:
+    """Sample the pyramids of ``tables`` around ``disp`` (B, 1, H, W); returns (B, C_out, H, W) fp32.
+
+    The result is channels_last in memory (free); ``channels_last=False`` returns a contiguous
+    NCHW copy for models that run in the default layout. ``pad_channels`` zero channels are
+    appended (channel-padded networks, :mod:`channel_padding`). ``rows``: the
+    :func:`lookup_rows` of ``disp`` when the caller has them already.
+    """
+    b, _, h, w = disp.shape
+    n = b * h * w
+    if rows is None:
+        rows = lookup_rows(tables, disp)
+    levels = rows.geo_frac.shape[1]
+    taps = tables.taps.shape[0]
+    c = tables.geo_store.shape[1]
+    with torch.autocast(disp.device.type, enabled=False):
+        gv = tables.geo_store.index_select(0, rows.geo_idx).view(n, levels, taps, c).float()
+        cv = tables.corr_store.index_select(0, rows.corr_idx).view(n, levels, taps)
+        gf, cf = rows.geo_frac, rows.corr_frac
         geo = gv[:, :, :-1] * (1.0 - gf) + gv[:, :, 1:] * gf                    # (N, L, 2r+1, C)
         corr = cv[:, :, :-1] * (1.0 - cf) + cv[:, :, 1:] * cf                   # (N, L, 2r+1)
-        geo = geo.transpose(2, 3).reshape(n, levels, c * (2 * r + 1))
+        geo = geo.transpose(2, 3).reshape(n, levels, c * (taps - 1))
         feat = torch.cat([geo, corr], dim=2).reshape(n, -1)
         if pad_channels:
             feat = torch.cat([feat, feat.new_zeros(n, pad_channels)], dim=1)
         feat = feat.reshape(b, h, w, -1).permute(0, 3, 1, 2)
         return feat if channels_last else feat.contiguous()
+
+
+def add_lookup_grad_(grad_feat: torch.Tensor, rows: LookupRows, geo_grad: torch.Tensor,
+                     corr_grad: torch.Tensor) -> None:
+    """Add the adjoint of :func:`sample_lookup` at ``rows`` for ``grad_feat`` (the gradient of
+    its (B, C_out, H, W) result) into ``geo_grad`` (the geometry store's shape) and ``corr_grad``
+    (the correlation store's), in place.
+
+    A gather's adjoint touches only the rows it read. Within one lookup every store row is read
+    by at most one (pixel, level, tap), except the zero pad rows that clamped taps share, so the
+    rows are read, added to and written back without atomics; a pad row's value is then
+    arbitrary, and nothing reads it (the pads are not part of the volume). Blends in fp32, one
+    rounding into the buffers' dtype.
+    """
+    n = rows.geo_frac.shape[0]
+    levels = rows.geo_frac.shape[1]
+    taps = rows.geo_idx.shape[0] // (n * levels)
+    c = geo_grad.shape[1]
+    with torch.autocast(grad_feat.device.type, enabled=False):
+        g = grad_feat.permute(0, 2, 3, 1).reshape(n, -1)[:, :levels * (c + 1) * (taps - 1)].float()
+        g = g.view(n, levels, (c + 1) * (taps - 1))
+        g_geo = g[:, :, :c * (taps - 1)].reshape(n, levels, c, taps - 1).transpose(2, 3)   # (N, L, 2r+1, C)
+        g_corr = g[:, :, c * (taps - 1):]                                                   # (N, L, 2r+1)
+        gf, cf = rows.geo_frac, rows.corr_frac
+        # tap k blends entries k (weight 1 - f) and k + 1 (weight f): entry j gets both neighbours' share
+        geo_rows = F.pad(g_geo * (1.0 - gf), (0, 0, 0, 1)) + F.pad(g_geo * gf, (0, 0, 1, 0))
+        corr_rows = F.pad(g_corr * (1.0 - cf), (0, 1)) + F.pad(g_corr * cf, (1, 0))
+        geo_new = geo_grad.index_select(0, rows.geo_idx).float() + geo_rows.reshape(-1, c)
+        corr_new = corr_grad.index_select(0, rows.corr_idx).float() + corr_rows.reshape(-1)
+        geo_grad.index_put_((rows.geo_idx,), geo_new.to(geo_grad.dtype))
+        corr_grad.index_put_((rows.corr_idx,), corr_new.to(corr_grad.dtype))
 
 
 class GeoEncodingLookup:

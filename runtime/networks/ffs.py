@@ -33,12 +33,15 @@ Fast paths (all exact up to rounding, all covered by tests):
 - ``model.compile_regions()``: ``torch.compile`` of the encoder, of one refinement iteration
   (compiled once, reused ``iters`` times) and of the batched upsampling, instead of the whole
   unrolled forward.
+- Training: the refinement lookups' gradients accumulate in one buffer per forward, zeroed once,
+  instead of one tables-sized gradient per iteration (:mod:`training_lookup`).
   ONNX export (opset 17, legacy exporter) works with dynamic batch and H/W (multiples of 32).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,17 +49,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skillbank.runtime.networks import lookup_kernels
 from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt
 from skillbank.runtime.networks.cost_volume import (
     LookupTables,
+    add_lookup_grad_,
     build_concat_volume,
     build_gwc_volume,
     build_lookup_tables,
+    lookup_rows,
     sample_lookup,
 )
 from skillbank.runtime.networks.edgenext import FFSFeature
 from skillbank.runtime.networks.hourglass import FFSHourGlass
 from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
+from skillbank.runtime.networks.training_lookup import AccumulatingLookup, gather_lookup
 from skillbank.runtime.networks.update import ChannelAttention, SelectiveUpdateBlock, SpatialAttention
 from skillbank.runtime.networks.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
 
@@ -65,6 +72,11 @@ from skillbank.runtime.networks.upsample import build_spx_2_gru, build_spx_gru, 
 VIT_FEATURE_DIM = {"vits": 32, "vitb": 64, "vitl": 128, "vitg": 192}
 CONCAT_CHANNELS = 24
 PAD_MULTIPLE = 32
+#: what :meth:`FastFoundationStereo.compile_regions` compiles (each on first use): the encoder, one
+#: refinement iteration (inference), its update alone with the lookup's gather and gradient
+#: scatter (training, :mod:`training_lookup`; on a GPU the lookup's rows only, the rest is
+#: :mod:`lookup_kernels`) and the batched upsampling
+REGIONS = ("encode", "iteration", "update", "lookup_rows", "gather_lookup", "add_lookup_grad", "upsample")
 
 
 class ConfigError(ValueError):
@@ -264,10 +276,12 @@ class FastFoundationStereo(nn.Module):
         return unpad_quarter(init_disp, pads, h, w), [unpad(p, pads) for p in preds]
 
     def compile_regions(self, **compile_kwargs: Any) -> FastFoundationStereo:
-        """``torch.compile`` the three regions of the forward: the encoder (features, cost volume,
-        hourglass, context, lookup tables; once per pair), one refinement iteration (lookup, update;
-        ``iters`` times with the same shapes, so it compiles once) and the upsampling of every
-        iteration's prediction in one batch. Each compiles in seconds, where the whole unrolled
+        """``torch.compile`` the regions of the forward (:data:`REGIONS`, each on first use): the encoder
+        (features, cost volume, hourglass, context, lookup tables; once per pair), one refinement
+        iteration (lookup, update; ``iters`` times with the same shapes, so it compiles once) and the
+        upsampling of every iteration's prediction in one batch. A training forward runs the
+        iteration as three: the lookup's gather, the update, and in the backward the lookup's
+        gradient scatter (:mod:`training_lookup`). Each compiles in seconds, where the whole unrolled
         forward (and its backward, 22 iterations in training) takes minutes.
         Keyword arguments go to ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``);
         ``fullgraph=True`` and ``dynamic=False`` are the defaults. Undo with ``compile_regions(off=True)``.
@@ -280,7 +294,7 @@ class FastFoundationStereo(nn.Module):
         self._compiled_training_only = bool(compile_kwargs.pop("training_only", False))
         kwargs = {"fullgraph": True, "dynamic": False, **compile_kwargs}
         self._compiled = {name: torch.compile(getattr(self, f"_{name}"), **kwargs)
-                          for name in ("encode", "iteration", "upsample")}
+                          for name in REGIONS}
         return self
 
     def _region(self, name: str):
@@ -333,12 +347,42 @@ class FastFoundationStereo(nn.Module):
     def _iteration(self, tables: LookupTables, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
                    att: torch.Tensor):
         """One refinement step from the (detached) disparity: new disparity, hidden state, mask features."""
-        wdtype = self.proj_cmb.weight.dtype
         disp = disp.detach()
         corr = sample_lookup(tables, disp, channels_last=self.channels_last, pad_channels=self.lookup_pad)
-        corr = corr.to(wdtype)
-        net, mask, delta = self.update_block(net, inp, corr, disp.to(wdtype), att)
+        return self._update(corr.to(self.proj_cmb.weight.dtype), disp, net, inp, att)
+
+    def _update(self, corr: torch.Tensor, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
+                att: torch.Tensor):
+        """The update of :meth:`_iteration` from its lookup features ``corr`` (training's
+        :class:`AccumulatingLookup` samples them outside the compiled region)."""
+        net, mask, delta = self.update_block(net, inp, corr, disp.to(self.proj_cmb.weight.dtype), att)
         return disp + delta.float(), net, mask
+
+    def _training_iteration(self, tables: LookupTables, inp: torch.Tensor, att: torch.Tensor):
+        """``iteration(disp, net)`` for a forward that trains the tables: the lookups' gradients
+        accumulate in one buffer (:mod:`training_lookup`) instead of one tables-sized gradient each."""
+        if lookup_kernels.usable(inp):       # Triton kernels for the gather and the scatter
+            forward_fn = functools.partial(lookup_kernels.gather_lookup, rows_fn=self._region("lookup_rows"))
+            grad_fn = lookup_kernels.add_lookup_grad_
+        else:
+            forward_fn, grad_fn = self._region("gather_lookup"), self._region("add_lookup_grad")
+        lookup = AccumulatingLookup(tables, channels_last=self.channels_last, pad_channels=self.lookup_pad,
+                                    forward_fn=forward_fn, grad_fn=grad_fn)
+        update = self._region("update")
+        device_type = inp.device.type
+        # the dtype the update's first conv computes in (autocast casts the features to it anyway)
+        dtype = (torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type)
+                 else self.proj_cmb.weight.dtype)
+
+        def iteration(disp: torch.Tensor, net: torch.Tensor):
+            disp = disp.detach()
+            return update(lookup(disp, dtype), disp, net, inp, att)
+
+        return iteration
+
+    _gather_lookup = staticmethod(gather_lookup)
+    _lookup_rows = staticmethod(lookup_rows)
+    _add_lookup_grad = staticmethod(add_lookup_grad_)
 
     def _forward_padded(self, left: torch.Tensor, right: torch.Tensor, iters: int, test_mode: bool):
         # weights may be stored in bf16/fp16 (``model.to(torch.bfloat16)``: no per-forward weight
@@ -346,12 +390,19 @@ class FastFoundationStereo(nn.Module):
         wdtype = self.proj_cmb.weight.dtype
         left, right = left.to(wdtype), right.to(wdtype)
         tables, stem_2x, init_disp, net, inp, att = self._region("encode")(left, right)
-        iteration = self._region("iteration")
+        if AccumulatingLookup.needed(tables):
+            iteration = self._training_iteration(tables, inp, att)
+        else:
+            region = self._region("iteration")
+
+            def iteration(disp: torch.Tensor, net: torch.Tensor):
+                return region(tables, disp, net, inp, att)
+
         disp = init_disp
         disps: list[torch.Tensor] = []
         masks: list[torch.Tensor] = []
         for i in range(iters):
-            disp, net, mask = iteration(tables, disp, net, inp, att)
+            disp, net, mask = iteration(disp, net)
             if not test_mode or i == iters - 1:
                 disps.append(disp)
                 masks.append(mask)
