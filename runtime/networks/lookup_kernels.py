@@ -16,28 +16,17 @@ where Triton imports and the tensors are on a GPU, or on the CPU under ``TRITON_
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from skillbank.runtime.networks.cost_volume import LookupRows, LookupTables, lookup_rows
+from skillbank.runtime.networks.triton_support import usable
 
 __all__ = ["add_lookup_grad_", "gather_lookup", "usable"]
 
 BLOCK_N = 8          # pixels per program
-
-
-def usable(t: torch.Tensor) -> bool:
-    """Whether the kernels can run on ``t``'s device."""
-    if not (t.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"):
-        return False
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @functools.cache
