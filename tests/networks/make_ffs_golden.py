@@ -57,5 +57,5 @@ def golden_model() -> torch.nn.Module:
 if __name__ == "__main__":
     torch.use_deterministic_algorithms(True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(golden_run(golden_model()), OUT)
+    torch.save({**golden_run(golden_model()), "torch_version": torch.__version__.split("+")[0]}, OUT)
     print(f"wrote {OUT}")

@@ -5,6 +5,11 @@ gradient norms and projections, and its test-mode output, written by ``make_ffs_
 network of commit 32672d1 (separate gate convolutions, per-iteration upsampling). Each rewrite since
 (fused gate and head convolutions, batched upsampling with a shared stem) must keep them up to fp32
 rounding: a swapped filter bank, a lost ReLU or a misplaced bias moves them by far more.
+
+The reference holds for the torch it was written with (``torch_version`` in the file, the CPU build
+the CI installs): on the GPU machine's torch 2.11 CPU build the outputs differ by up to 60 % at every
+commit checked (e4ff0fe, b992dc0: the same numbers), so the seeded weights or dropout masks, or this
+tiny random network's amplification of kernel rounding, differ there. Other torch versions skip.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ GOLDEN = Path(__file__).parent / "data" / "ffs_tiny_golden.pt"
 
 @pytest.fixture(scope="module")
 def runs() -> tuple[dict, dict]:
-    return torch.load(GOLDEN, weights_only=False), golden_run(golden_model())
+    want = torch.load(GOLDEN, weights_only=False)
+    made_with = want["torch_version"]
+    if torch.__version__.split("+")[0].rsplit(".", 1)[0] != made_with.rsplit(".", 1)[0]:
+        pytest.skip(f"the reference was written with torch {made_with}; this is {torch.__version__}")
+    return want, golden_run(golden_model())
 
 
 @pytest.mark.parametrize("key", ["init", "preds", "test"])
