@@ -178,7 +178,8 @@ def lookup_rows(tables: LookupTables, disp: torch.Tensor) -> LookupRows:
         pos = torch.minimum(pos.clamp(min=0.0), tables.upper).long()
         index = tables.row_start + pos                                          # (N, 2L, 2r+2)
         return LookupRows(geo_idx=index[:, 0::2].reshape(-1), corr_idx=index[:, 1::2].reshape(-1),
-                          geo_frac=frac[:, 0::2].unsqueeze(-1), corr_frac=frac[:, 1::2])
+                          # contiguous: the Triton kernels read them as (N, L) without a copy
+                          geo_frac=frac[:, 0::2].contiguous().unsqueeze(-1), corr_frac=frac[:, 1::2].contiguous())
 
 
 def sample_lookup(tables: LookupTables, disp: torch.Tensor, *, channels_last: bool = True,

@@ -115,6 +115,13 @@ def _shape(rows: LookupRows, channels: int) -> tuple[int, int, int, dict[str, in
     return n, levels, taps, meta
 
 
+def _row_args(rows: LookupRows, n: int, levels: int) -> tuple[torch.Tensor, ...]:
+    """The kernels' row arguments: both index vectors and both fractions as (N, L) (views of
+    :func:`cost_volume.lookup_rows`'s contiguous fractions; a copy only for other layouts)."""
+    return (rows.geo_idx, rows.corr_idx, rows.geo_frac.reshape(n, levels).contiguous(),
+            rows.corr_frac.reshape(n, levels).contiguous())
+
+
 def gather_lookup(tables: LookupTables, disp: torch.Tensor, channels_last: bool, pad_channels: int,
                   out_dtype: torch.dtype, rows_fn: Callable[..., LookupRows] = lookup_rows,
                   ) -> tuple[torch.Tensor, LookupRows]:
@@ -129,8 +136,7 @@ def gather_lookup(tables: LookupTables, disp: torch.Tensor, channels_last: bool,
         out[:, real:].zero_()
     gather, _ = _kernels()
     grid = ((n + BLOCK_N - 1) // BLOCK_N, levels)
-    gather[grid](tables.geo_store.contiguous(), tables.corr_store.contiguous(), rows.geo_idx, rows.corr_idx,
-                 rows.geo_frac.reshape(n, levels).contiguous(), rows.corr_frac.reshape(n, levels).contiguous(),
+    gather[grid](tables.geo_store.contiguous(), tables.corr_store.contiguous(), *_row_args(rows, n, levels),
                  out, n, out.stride(0), **meta)
     b, _, h, w = disp.shape
     feat = out.view(b, h, w, -1).permute(0, 3, 1, 2)
@@ -146,5 +152,4 @@ def add_lookup_grad_(grad_feat: torch.Tensor, rows: LookupRows, geo_grad: torch.
         g = g.contiguous()
     _, scatter = _kernels()
     grid = ((n + BLOCK_N - 1) // BLOCK_N, levels)
-    scatter[grid](g, g.stride(0), rows.geo_idx, rows.corr_idx, rows.geo_frac.reshape(n, levels).contiguous(),
-                  rows.corr_frac.reshape(n, levels).contiguous(), geo_grad, corr_grad, n, **meta)
+    scatter[grid](g, g.stride(0), *_row_args(rows, n, levels), geo_grad, corr_grad, n, **meta)
