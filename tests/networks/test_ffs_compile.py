@@ -13,6 +13,7 @@ import pytest
 import torch
 from ffs_configs import TINY, config
 
+from skillbank.runtime.networks import lookup_kernels
 from skillbank.runtime.networks.factory import build_network
 
 torch_dynamo = pytest.importorskip("torch._dynamo")
@@ -48,8 +49,11 @@ def test_compiled_regions_match_eager_and_compile_once():
     model.compile_regions(backend="aot_eager")
     run()
     init, preds, grads = run()                     # second call: no new graphs
-    # encoder, gather, update, gradient scatter, upsampling: 22 iterations reuse theirs
-    assert counters["stats"]["unique_graphs"] == 5, dict(counters["stats"])
+    # encoder, gather, update, gradient scatter, upsampling: 22 iterations reuse theirs; where the
+    # lookup's Triton kernels run (here only under TRITON_INTERPRET=1) the gather's rows are compiled
+    # and the gather and scatter are the kernels
+    expected = 4 if lookup_kernels.usable(left) else 5
+    assert counters["stats"]["unique_graphs"] == expected, dict(counters["stats"])
     assert not counters["recompiles"], dict(counters["recompiles"])
     assert len(preds) == 4
     torch.testing.assert_close(init, ref_init, rtol=1e-4, atol=1e-4)
