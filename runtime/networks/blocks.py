@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skillbank.runtime.networks.layer_ops import PLAIN, LayerOps
+
 ConvKind = Literal["conv2d", "conv3d", "deconv2d", "deconv3d"]
 NormKind = Literal["batch2d", "batch3d", "instance2d", "instance3d"]
 
@@ -161,11 +163,11 @@ class EdgeNextConvBlock(nn.Module):
         self.pwconv2 = nn.Linear(hidden, dim)
         self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.dwconv(x).permute(0, 2, 3, 1)
+    def forward(self, x: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
+        y = ops.conv(x, [self.dwconv]).permute(0, 2, 3, 1)
         if self.norm is not None:
             y = self.norm(y)
-        y = self.pwconv2(F.gelu(self.pwconv1(y)))
+        y = ops.linear(F.gelu(ops.linear(y, self.pwconv1)), self.pwconv2)
         return torch.addcmul(x, self.gamma.view(1, -1, 1, 1), y.permute(0, 3, 1, 2))   # x + gamma * y
 
 

@@ -60,8 +60,10 @@ from skillbank.runtime.networks.cost_volume import (
     lookup_rows,
     sample_lookup,
 )
+from skillbank.runtime.networks.deferred_weight_grads import DeferredWeightGrads
 from skillbank.runtime.networks.edgenext import FFSFeature
 from skillbank.runtime.networks.hourglass import FFSHourGlass
+from skillbank.runtime.networks.layer_ops import PLAIN, TappedOps
 from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
 from skillbank.runtime.networks.training_lookup import AccumulatingLookup, gather_lookup
 from skillbank.runtime.networks.update import ChannelAttention, SelectiveUpdateBlock, SpatialAttention
@@ -77,6 +79,10 @@ PAD_MULTIPLE = 32
 #: scatter (training, :mod:`training_lookup`; on a GPU the lookup's rows only, the rest is
 #: :mod:`lookup_kernels`) and the batched upsampling
 REGIONS = ("encode", "iteration", "update", "lookup_rows", "gather_lookup", "add_lookup_grad", "upsample")
+
+
+def _batch_hw(x: torch.Tensor) -> tuple[int, int, int]:
+    return x.shape[0], x.shape[-2], x.shape[-1]
 
 
 class ConfigError(ValueError):
@@ -113,6 +119,8 @@ class FastFoundationStereo(nn.Module):
     Attributes a caller may change after construction:
         clamp_output: clamp the test-mode disparity at 0 (default ``True``). TAO returns the raw
             value; set ``False`` for bit-level comparisons with it.
+        deferred_weight_grads: compute the refinement update's weight gradients outside the
+            iterations' backward (:mod:`deferred_weight_grads`): ``None`` (default) on CUDA only.
     """
 
     def __init__(self, cfg: Any) -> None:
@@ -146,6 +154,9 @@ class FastFoundationStereo(nn.Module):
         self.mixed_precision = bool(_get(cfg, "mixed_precision", False))
         layout = _get(cfg, "disparity_attention_layout", "heads")
         self.clamp_output = True
+        # compute the update block's weight gradients outside the compiled iteration's backward
+        # (:mod:`deferred_weight_grads`); None: on CUDA only
+        self.deferred_weight_grads: bool | None = None
         self.channels_last = False
         self._compiled: dict[str, Any] = {}   # compile_regions(): region name -> compiled callable
         self._compiled_training_only = False
@@ -352,15 +363,21 @@ class FastFoundationStereo(nn.Module):
         return self._update(corr.to(self.proj_cmb.weight.dtype), disp, net, inp, att)
 
     def _update(self, corr: torch.Tensor, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
-                att: torch.Tensor):
+                att: torch.Tensor, taps: dict[str, torch.Tensor] | None = None):
         """The update of :meth:`_iteration` from its lookup features ``corr`` (training's
-        :class:`AccumulatingLookup` samples them outside the compiled region)."""
-        net, mask, delta = self.update_block(net, inp, corr, disp.to(self.proj_cmb.weight.dtype), att)
-        return disp + delta.float(), net, mask
+        :class:`AccumulatingLookup` samples them outside the compiled region). With ``taps``
+        (:mod:`deferred_weight_grads`) the layers run tapped, and what they read comes back too."""
+        ops = PLAIN if taps is None else TappedOps(taps)
+        net, mask, delta = self.update_block(net, inp, corr, disp.to(self.proj_cmb.weight.dtype), att, ops)
+        if taps is None:
+            return disp + delta.float(), net, mask
+        return disp + delta.float(), net, mask, ops.inputs
 
-    def _training_iteration(self, tables: LookupTables, inp: torch.Tensor, att: torch.Tensor):
+    def _training_iteration(self, tables: LookupTables, inp: torch.Tensor, att: torch.Tensor,
+                            weights: DeferredWeightGrads | None):
         """``iteration(disp, net)`` for a forward that trains the tables: the lookups' gradients
-        accumulate in one buffer (:mod:`training_lookup`) instead of one tables-sized gradient each."""
+        accumulate in one buffer (:mod:`training_lookup`) instead of one tables-sized gradient each;
+        with ``weights``, the update's weight gradients are computed outside the compiled backward."""
         if lookup_kernels.usable(inp):       # Triton kernels for the gather and the scatter
             forward_fn = functools.partial(lookup_kernels.gather_lookup, rows_fn=self._region("lookup_rows"))
             grad_fn = lookup_kernels.add_lookup_grad_
@@ -376,9 +393,25 @@ class FastFoundationStereo(nn.Module):
 
         def iteration(disp: torch.Tensor, net: torch.Tensor):
             disp = disp.detach()
-            return update(lookup(disp, dtype), disp, net, inp, att)
+            if weights is None:
+                return update(lookup(disp, dtype), disp, net, inp, att)
+            *out, read = update(lookup(disp, dtype), disp, net, inp, att, weights.taps(*_batch_hw(net)))
+            weights.record(read)
+            return out
 
         return iteration
+
+    def _deferred_weight_grads(self, device: torch.device) -> DeferredWeightGrads | None:
+        """The update's deferred weight gradients for a training forward, or ``None``
+        (``deferred_weight_grads``: ``None`` defers on CUDA only)."""
+        enabled = self.deferred_weight_grads
+        if enabled is None:
+            enabled = device.type == "cuda"
+        if not enabled or not DeferredWeightGrads.needed(self.update_block):
+            return None
+        dtype = (torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type)
+                 else self.proj_cmb.weight.dtype)
+        return DeferredWeightGrads(self.update_block, dtype)
 
     _gather_lookup = staticmethod(gather_lookup)
     _lookup_rows = staticmethod(lookup_rows)
@@ -389,9 +422,12 @@ class FastFoundationStereo(nn.Module):
         # casts); inputs and the fp32 lookup are then cast to that dtype. A no-op in fp32/autocast.
         wdtype = self.proj_cmb.weight.dtype
         left, right = left.to(wdtype), right.to(wdtype)
+        # before the encoder: its sink's backward (the summed weight gradients) then runs after the
+        # encoder's, so the weight gradients' side stream overlaps that too
+        weights = self._deferred_weight_grads(left.device)
         tables, stem_2x, init_disp, net, inp, att = self._region("encode")(left, right)
         if AccumulatingLookup.needed(tables):
-            iteration = self._training_iteration(tables, inp, att)
+            iteration = self._training_iteration(tables, inp, att, weights)
         else:
             region = self._region("iteration")
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skillbank.runtime.networks.blocks import EdgeNextConvBlock
+from skillbank.runtime.networks.layer_ops import PLAIN, LayerOps, tag_layers
 
 
 class ChannelAttention(nn.Module):
@@ -62,12 +63,12 @@ class MotionEncoder(nn.Module):
         self.convd2 = nn.Conv2d(d1, d2, 3, padding=1)
         self.conv = nn.Conv2d(c2 + d2, out_channels, 3, padding=1)
 
-    def forward(self, disp: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
-        cor = F.relu(self.convc2(F.relu(self.convc1(corr))))
+    def forward(self, disp: torch.Tensor, corr: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
+        cor = F.relu(ops.conv(F.relu(ops.conv(corr, [self.convc1])), [self.convc2]))
         extra = self.convd1.in_channels - disp.shape[1]     # zero channels of a channel-padded network
         dis = F.pad(disp, (0, 0, 0, 0, 0, extra)) if extra else disp
-        dis = F.relu(self.convd2(F.relu(self.convd1(dis))))
-        out = F.relu(self.conv(torch.cat([cor, dis], dim=1)))
+        dis = F.relu(ops.conv(F.relu(ops.conv(dis, [self.convd1])), [self.convd2]))
+        out = F.relu(ops.conv(torch.cat([cor, dis], dim=1), [self.conv]))
         return torch.cat([out, disp], dim=1)
 
 
@@ -81,21 +82,11 @@ class RaftConvGRU(nn.Module):
         self.convr = nn.Conv2d(hx_channels, hidden, kernel_size, padding=pad)
         self.convq = nn.Conv2d(q_channels, hidden, kernel_size, padding=pad)
 
-    def forward(self, h: torch.Tensor, x: torch.Tensor, hx: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, x: torch.Tensor, hx: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
         # z and r read the same input: one convolution with both filter banks
-        z, r = torch.sigmoid(fused_conv(hx, [self.convz, self.convr])).split(self.convz.out_channels, dim=1)
-        q = torch.tanh(self.convq(torch.cat([r * h, x], dim=1)))
+        z, r = torch.sigmoid(ops.conv(hx, [self.convz, self.convr])).split(self.convz.out_channels, dim=1)
+        q = torch.tanh(ops.conv(torch.cat([r * h, x], dim=1), [self.convq]))
         return torch.lerp(h, q, z)                     # (1 - z) * h + z * q in one kernel
-
-
-def fused_conv(x: torch.Tensor, convs: list[nn.Conv2d]) -> torch.Tensor:
-    """``cat([conv(x) for conv in convs], dim=1)`` as one convolution (same kernel, stride 1, padding
-    and bias presence): one forward, one input-gradient and one weight-gradient kernel instead of one
-    each per conv. The parameters stay separate, under TAO's names."""
-    first = convs[0]
-    weight = torch.cat([c.weight for c in convs])
-    bias = torch.cat([c.bias for c in convs]) if first.bias is not None else None
-    return F.conv2d(x, weight, bias, padding=first.padding)
 
 
 class SelectiveConvGRU(nn.Module):
@@ -109,12 +100,12 @@ class SelectiveConvGRU(nn.Module):
         self.small_gru = RaftConvGRU(hidden, g1, g0 + hidden, 1)
         self.large_gru = RaftConvGRU(hidden, g1, g0 + hidden, 3)
 
-    def forward(self, att: torch.Tensor, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv0(x)
-        hx = self.conv1(torch.cat([x, h], dim=1))
+    def forward(self, att: torch.Tensor, h: torch.Tensor, x: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
+        x = F.relu(ops.conv(x, [self.conv0[0]]))
+        hx = F.relu(ops.conv(torch.cat([x, h], dim=1), [self.conv1[0]]))
         # att * small + (1 - att) * large (their gates are not fused across the two GRUs: a 1x1
         # kernel zero-padded to 3x3 would cost 9 times its multiply-adds, ~20 % of the iteration's)
-        return torch.lerp(self.large_gru(h, x, hx), self.small_gru(h, x, hx), att)
+        return torch.lerp(self.large_gru(h, x, hx, ops), self.small_gru(h, x, hx, ops), att)
 
 
 class DispHead(nn.Module):
@@ -128,12 +119,13 @@ class DispHead(nn.Module):
             EdgeNextConvBlock(hidden, kernel_size=7, hidden=pwconv1_widths[1], norm=False),
             nn.Conv2d(hidden, 1, 3, padding=1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.after_opening(self.conv[1](self.conv[0](x)))
+    def forward(self, x: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
+        return self.after_opening(F.relu(ops.conv(x, [self.conv[0]])), ops)
 
-    def after_opening(self, y: torch.Tensor) -> torch.Tensor:
+    def after_opening(self, y: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
         """The head after its opening 3x3 conv + ReLU (which may have run fused with another conv)."""
-        return self.conv[2:](y)[:, :1]       # a channel-padded head computes zero extra outputs
+        y = self.conv[3](self.conv[2](y, ops), ops)
+        return ops.conv(y, [self.conv[4]])[:, :1]       # a channel-padded head computes zero extra outputs
 
 
 class SelectiveUpdateBlock(nn.Module):
@@ -149,13 +141,16 @@ class SelectiveUpdateBlock(nn.Module):
         self.mask = nn.Sequential(
             nn.Conv2d(hidden, mask_widths[0], 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(mask_widths[0], mask_widths[1], 3, padding=1), nn.ReLU(inplace=True))
+        tag_layers(self)
 
     def forward(self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor, disp: torch.Tensor,
-                att: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        motion = torch.cat([inp, self.encoder(disp, corr)], dim=1)
-        net = self.gru04(att, net, motion)
+                att: torch.Tensor, ops: LayerOps = PLAIN) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``ops``: :data:`PLAIN`, or a :class:`~layer_ops.TappedOps` (deferred weight gradients)."""
+        motion = torch.cat([inp, self.encoder(disp, corr, ops)], dim=1)
+        net = self.gru04(att, net, motion, ops)
         # the mask head and the disparity head open with a 3x3 conv + ReLU on ``net``: one conv
         mask_conv, head_conv = self.mask[0], self.disp_head.conv[0]
-        mask, head = F.relu(fused_conv(net, [mask_conv, head_conv])).split(
+        mask, head = F.relu(ops.conv(net, [mask_conv, head_conv])).split(
             [mask_conv.out_channels, head_conv.out_channels], dim=1)
-        return net, 0.25 * self.mask[2:](mask), self.disp_head.after_opening(head)
+        mask = F.relu(ops.conv(mask, [self.mask[2]]))
+        return net, 0.25 * mask, self.disp_head.after_opening(head, ops)

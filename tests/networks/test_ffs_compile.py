@@ -29,11 +29,13 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_compiled_regions_match_eager_and_compile_once():
+@pytest.mark.parametrize("deferred", [False, True], ids=["weight_grads_in_region", "deferred_weight_grads"])
+def test_compiled_regions_match_eager_and_compile_once(deferred):
     from torch._dynamo.utils import counters
 
     torch.manual_seed(0)
     model = build_network(config(TINY)).train()
+    model.deferred_weight_grads = deferred
     left, right = _pair()
 
     def run() -> tuple[torch.Tensor, list[torch.Tensor], dict[str, torch.Tensor]]:

@@ -188,6 +188,29 @@ def test_compiled_training_gives_the_eager_gradients(regions, tolerance):
 
 @pytest.mark.gpu
 @cuda
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled_graphed"])
+def test_deferred_weight_grads_on_the_gpu_give_autograds(compiled):
+    """On CUDA the update's weight gradients run on a side stream (runtime/networks/deferred_weight_grads.py),
+    eagerly and inside the compiled, CUDA-graphed step: float64, the refinement regions compiled, the
+    first step's gradients equal those autograd computes inside the iterations (1e-8) and the losses of
+    three steps agree."""
+    batches = [tuple(t.double() if t.is_floating_point() else t for t in b) for b in _batches("cuda", 3)]
+    reference = _no_dropout(_tiny_model("cuda").double())
+    reference.deferred_weight_grads = False
+    ref, ref_grads = _train(reference, batches, graphed=False)
+    torch._dynamo.reset()
+    model = _no_dropout(_tiny_model("cuda").double())
+    assert model.deferred_weight_grads is None            # automatic: on, on CUDA
+    keep = {"update", "lookup_rows", "gather_lookup", "add_lookup_grad", "upsample"}
+    got, got_grads = _train(model, batches, graphed=compiled, compiled=compiled, keep=keep)
+    assert got_grads.keys() == ref_grads.keys()
+    flat = [torch.cat([g[n].reshape(-1) for n in sorted(ref_grads)]) for g in (got_grads, ref_grads)]
+    assert _rel(*flat) <= 1e-8, _rel(*flat)
+    assert got == pytest.approx(ref, rel=1e-6), (got, ref)
+
+
+@pytest.mark.gpu
+@cuda
 def test_graphed_dropout_follows_the_seed():
     """Replays draw dropout masks from the reseeded CUDA generator: same seed, same loss; other seed,
     other masks; and the first replay matches the eager forward with the same seed."""

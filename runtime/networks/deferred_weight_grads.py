@@ -1,0 +1,246 @@
+"""The refinement update's weight gradients, computed outside the compiled iteration's backward.
+
+A training forward runs the update block ``iters`` times with the same weights. Left to autograd,
+each iteration's backward computes every layer's weight gradient (bp2: 23 small GEMMs over
+B*H*W pixels at 1/4 resolution, with cuDNN workspace initialisations and split-K reductions) in
+between the input gradients that carry the backward to the previous iteration, and autograd then
+adds the ``iters`` results of each parameter one by one (1,074 small adds per step). The input
+gradients form a serial chain of small kernels that leaves much of the GPU idle; the weight
+gradients depend on nothing downstream.
+
+:class:`DeferredWeightGrads` takes them off that chain. Inside the update (:class:`~layer_ops.TappedOps`)
+every tapped layer computes with detached parameters (the compiled backward then computes no weight
+gradient for it), adds a zero tap to its output and returns its input. The tap's gradient, which
+the compiled backward returns, is the layer's output gradient. Once an iteration's backward has
+run, its taps' node computes the weight and bias gradients of all layers from those (input, output
+gradient) pairs: on CUDA on a side stream, so they overlap the backward of the iterations before it
+and the encoder's. A sink node whose inputs are the parameters and whose output (a token) every
+taps node takes runs after the last of them: it waits for the side stream, sums each parameter's
+``iters`` gradients in one reduction and returns them as the parameters' gradients, through autograd
+(DDP's hooks, gradient clipping and the CUDA-graphed step see them as before).
+
+Forward values are unchanged; gradients equal autograd's up to the summation order. One backward
+per forward (a ``retain_graph`` second backward raises).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+from torch.autograd import Function
+
+from skillbank.runtime.networks.layer_ops import Layer, tapped_layers
+
+__all__ = ["DeferredWeightGrads", "weight_grads"]
+
+#: a layer whose input has this many channels or more gets its weight gradient per iteration (bp2:
+#: the motion encoder's 1x1 convolution of the 528 lookup channels, whose concatenation over the
+#: iterations would cost more than the batched product saves); the others once per batch
+WIDE_INPUT = 256
+#: iterations per batched product, started on the side stream once that many iterations' backwards
+#: have run (the rest with the last one's, overlapping the encoder's backward; 0: all at once). 11 of
+#: bp2's 22 ran as fast as 22 (70.1 vs 70.2 ms on an H200) with 1 GB less memory held for it
+BATCH_ITERATIONS = 11
+
+_SIDE_STREAMS: dict[int, torch.cuda.Stream] = {}
+
+
+def _side_stream(device: torch.device) -> torch.cuda.Stream:
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _SIDE_STREAMS:
+        _SIDE_STREAMS[index] = torch.cuda.Stream(device=index)
+    return _SIDE_STREAMS[index]
+
+
+def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor) -> list[torch.Tensor]:
+    """``[weight gradient, bias gradient]`` (no bias gradient without a bias) of ``layer`` that
+    read ``x`` and whose output got the gradient ``dy``; in ``dy``'s dtype (``x`` is cast to it, as
+    autocast cast it for the forward)."""
+    x = x.to(dy.dtype)
+    has_bias = layer.bias is not None
+    if isinstance(layer, nn.Linear):
+        dy2 = dy.reshape(-1, dy.shape[-1])
+        grads = [dy2.t() @ x.reshape(-1, x.shape[-1])]
+        return grads + [dy2.sum(0)] if has_bias else grads
+    weight = layer.weight.detach()
+    if weight.dtype != dy.dtype:       # the kernel reads only its shape, dtype and memory format
+        weight = torch.empty_like(weight, dtype=dy.dtype)
+    _, gw, gb = torch.ops.aten.convolution_backward(
+        dy, x, weight, [weight.shape[0]] if has_bias else None, list(layer.stride), list(layer.padding),
+        list(layer.dilation), False, [0, 0], layer.groups, [False, True, has_bias])
+    return [gw, gb] if has_bias else [gw]
+
+
+class _State:
+    def __init__(self, layers: dict[str, Layer], dtype: torch.dtype, device: torch.device) -> None:
+        self.layers = layers
+        self.dtype = dtype
+        self.zero = torch.zeros((), dtype=dtype, device=device)
+        self.side = _side_stream(device) if device.type == "cuda" else None
+        self.inputs: list[dict[str, torch.Tensor] | None] = []
+        self.grads: dict[str, list[list[torch.Tensor]]] = {key: [] for key in layers}
+        self.keep: list[Any] = []        # tensors the side stream reads, alive until it is joined
+        self.pending: list[tuple[dict[str, torch.Tensor], tuple[torch.Tensor | None, ...]]] = []
+        self.done = 0
+        # per layer: one product over the iterations' concatenated inputs and output gradients, or
+        # one per iteration where the input is too wide to be worth concatenating
+        self.batched_keys = {key for key, layer in layers.items() if _in_features(layer) < WIDE_INPUT}
+        self.finished = False
+
+    def shapes(self, batch: int, height: int, width: int) -> list[tuple[int, ...]]:
+        return [(batch, layer.out_channels, height, width) if isinstance(layer, nn.Conv2d)
+                else (batch, height, width, layer.out_features) for layer in self.layers.values()]
+
+    def iteration_backward(self, index: int, grads: tuple[torch.Tensor | None, ...]) -> None:
+        inputs = self.inputs[index]
+        if inputs is None:
+            raise RuntimeError("the update block's weight gradients of this iteration were already taken: a "
+                               "training forward of the refinement loop supports one backward (no retain_graph)")
+        self.inputs[index] = None
+        self.done += 1
+        self.pending.append((inputs, grads))
+        # the batched products start with the last iteration's backward (or every BATCH_ITERATIONS)
+        flush = self.done == len(self.inputs) or len(self.pending) == BATCH_ITERATIONS
+        with self._on_side_stream():
+            self._weight_grads(inputs, grads)
+            if flush and self.batched_keys:
+                self._batched_weight_grads(self.pending)
+        if flush or not self.batched_keys:     # alive until the side stream is joined
+            self.keep.append(self.pending)
+            self.pending = []
+
+    def _on_side_stream(self):  # noqa: ANN202
+        if self.side is None:
+            return contextlib.nullcontext()
+        self.side.wait_stream(torch.cuda.current_stream(self.side.device))
+        return torch.cuda.stream(self.side)
+
+    def _batched_weight_grads(self, pending: list[tuple[dict[str, torch.Tensor], tuple[torch.Tensor | None, ...]]]
+                              ) -> None:
+        cats: dict[tuple[Any, ...], torch.Tensor] = {}
+        for j, (key, layer) in enumerate(self.layers.items()):
+            if key not in self.batched_keys:
+                continue
+            pairs = [(inputs[key], grads[j]) for inputs, grads in pending if grads[j] is not None and key in inputs]
+            if not pairs:
+                continue
+            # layers that read the same tensor (the GRUs' gates) share its concatenation
+            ids = tuple((x.data_ptr(), x.shape, x.stride()) for x, _ in pairs)
+            if ids not in cats:
+                cats[ids] = torch.cat([x for x, _ in pairs])
+            self.grads[key].append(weight_grads(layer, cats[ids], torch.cat([dy for _, dy in pairs])))
+
+    def _weight_grads(self, inputs: dict[str, torch.Tensor], grads: tuple[torch.Tensor | None, ...]) -> None:
+        for (key, layer), dy in zip(self.layers.items(), grads, strict=True):
+            if key in self.batched_keys:
+                continue
+            if dy is not None and key in inputs:     # (a layer fused with a frozen one runs plainly)
+                self.grads[key].append(weight_grads(layer, inputs[key], dy))
+
+    def finish(self) -> list[torch.Tensor | None]:
+        """Every parameter's summed gradient, in :meth:`DeferredWeightGrads.params` order."""
+        if self.finished:
+            raise RuntimeError("the update block's weight gradients were already handed out: a training forward "
+                               "of the refinement loop supports one backward (no retain_graph)")
+        self.finished = True
+        out: list[torch.Tensor | None] = []
+        stream = torch.cuda.stream(self.side) if self.side is not None else contextlib.nullcontext()
+        with stream:
+            for key, layer in self.layers.items():
+                per_iteration = self.grads[key]
+                for i, param in enumerate(_params(layer)):
+                    if not per_iteration:
+                        out.append(None)
+                        continue
+                    if len(per_iteration) == 1:
+                        out.append(per_iteration[0][i].to(param.dtype))
+                        continue
+                    stacked = torch.stack([g[i] for g in per_iteration])
+                    # summed in fp32 at least (bf16 per-iteration gradients), as autograd adds them
+                    total = stacked.sum(0, dtype=torch.promote_types(stacked.dtype, torch.float32))
+                    out.append(total.to(param.dtype))
+        if self.side is not None:
+            torch.cuda.current_stream(self.side.device).wait_stream(self.side)
+        self.grads.clear()
+        self.keep.clear()
+        return out
+
+
+def _in_features(layer: Layer) -> int:
+    return layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels
+
+
+def _params(layer: Layer) -> list[torch.Tensor]:
+    return [layer.weight] + ([layer.bias] if layer.bias is not None else [])
+
+
+class _Sink(Function):
+    """Parameters -> token; its backward (after every iteration's taps) returns their gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, state: _State, *params: torch.Tensor) -> torch.Tensor:
+        ctx.state = state
+        return state.zero.new_zeros((), dtype=torch.float32)
+
+    @staticmethod
+    def backward(ctx: Any, grad_token: torch.Tensor) -> tuple[Any, ...]:
+        return (None, *ctx.state.finish())
+
+
+class _Taps(Function):
+    """Token -> one zero tap per layer for one iteration; its backward takes the taps' gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, state: _State, token: torch.Tensor, batch: int, height: int,
+                width: int) -> tuple[torch.Tensor, ...]:
+        ctx.state = state
+        ctx.set_materialize_grads(False)     # an unused tap's gradient stays None
+        ctx.index = len(state.inputs)
+        state.inputs.append(None)
+        return tuple(state.zero.expand(shape) for shape in state.shapes(batch, height, width))
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[Any, ...]:
+        ctx.state.iteration_backward(ctx.index, grads)
+        return None, torch.zeros((), dtype=torch.float32, device=ctx.state.zero.device), None, None, None
+
+
+class DeferredWeightGrads:
+    """The tapped layers of one training forward (see the module docstring).
+
+    Create it before the forward's first iteration (ideally before the encoder: its sink then runs
+    after the encoder's backward, which the side stream's work overlaps); per iteration, pass
+    :meth:`taps` into the update (:class:`~layer_ops.TappedOps`) and :meth:`record` what it read.
+
+    Args:
+        block: the update block (its layers tagged by :func:`~layer_ops.tag_layers`).
+        dtype: the dtype the block's layers compute in (the autocast dtype under autocast).
+    """
+
+    def __init__(self, block: nn.Module, dtype: torch.dtype) -> None:
+        layers = tapped_layers(block)
+        device = next(iter(layers.values())).weight.device if layers else torch.device("cpu")
+        self.state = _State(layers, dtype, device)
+        self.params = [p for layer in layers.values() for p in _params(layer)]
+        self.token = _Sink.apply(self.state, *self.params)
+
+    def taps(self, batch: int, height: int, width: int) -> dict[str, torch.Tensor]:
+        """Zero taps (``grad_key`` -> zeros of the layer's output shape, stride 0) for one iteration."""
+        if not self.state.layers:
+            return {}
+        zeros = _Taps.apply(self.state, self.token, batch, height, width)
+        return dict(zip(self.state.layers, zeros, strict=True))
+
+    def record(self, inputs: dict[str, torch.Tensor]) -> None:
+        """What the iteration that got the latest :meth:`taps` read, per ``grad_key``."""
+        self.state.inputs[-1] = {key: x.detach() for key, x in inputs.items()}
+
+    @staticmethod
+    def needed(block: nn.Module) -> bool:
+        """Whether a forward trains ``block``'s weights here (not under no_grad, nor while TorchDynamo
+        or the TorchScript tracer records the forward)."""
+        return (torch.is_grad_enabled() and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+                and any(p.requires_grad for p in block.parameters()))

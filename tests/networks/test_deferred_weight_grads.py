@@ -1,0 +1,146 @@
+"""Deferred weight gradients: the refinement update's layers run tapped, their weight gradients are
+computed per iteration outside the iteration's backward and summed by a sink node.
+
+The network's outputs must not change and every parameter must get autograd's gradient (float64
+here; the network's fp32 islands round the same way in both runs); frozen layers run plainly; the
+forward without gradients or with the update frozen does not tap; a second backward
+through the same forward raises instead of doubling the gradients. (GPU, side stream, compiled and
+CUDA-graphed: ``tests/runtime/test_fast_paths.py -m gpu``.)
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from ffs_configs import TINY, config
+from torch import nn
+
+from skillbank.runtime.networks import deferred_weight_grads
+from skillbank.runtime.networks.deferred_weight_grads import DeferredWeightGrads, weight_grads
+from skillbank.runtime.networks.factory import build_network
+from skillbank.runtime.networks.layer_ops import PLAIN, TappedOps, tapped_layers
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    return build_network(config(TINY)).double().train()
+
+
+def _pair() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    left = torch.randn(2, 3, 64, 96, generator=g, dtype=torch.float64)
+    return left, torch.roll(left, -4, dims=3) + 0.1 * torch.randn(2, 3, 64, 96, generator=g, dtype=torch.float64)
+
+
+def _run(model: nn.Module, deferred: bool, iters: int = 3):
+    model = copy.deepcopy(model)
+    model.deferred_weight_grads = deferred
+    torch.manual_seed(5)                           # the disparity transformer's dropout
+    init, preds = model(*_pair(), iters=iters)
+    loss = init.mean() + sum((i + 1) * p.abs().mean() for i, p in enumerate(preds))
+    loss.backward()
+    return model, loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize(("wide_input", "batch_iterations"), [(256, 0), (1, 0), (256, 2), (16, 2)],
+                         ids=["batched", "per_iteration", "batches_of_2", "mixed"])
+def test_gradients_equal_autograds(model, monkeypatch, wide_input, batch_iterations):
+    """Every layer batched over all iterations (the tiny network has no wide input), every layer per
+    iteration, batches of two of the three iterations, and a mix."""
+    monkeypatch.setattr(deferred_weight_grads, "WIDE_INPUT", wide_input)
+    monkeypatch.setattr(deferred_weight_grads, "BATCH_ITERATIONS", batch_iterations)
+    _, ref_loss, ref = _run(model, deferred=False)
+    tapped, loss, got = _run(model, deferred=True)
+    assert loss == ref_loss
+    assert got.keys() == ref.keys() and len(ref) > 100
+    assert len(tapped_layers(tapped.update_block)) == 23           # every conv and linear of the update
+    for name, grad in got.items():
+        torch.testing.assert_close(grad, ref[name], rtol=1e-6, atol=1e-9 * ref[name].abs().max().item(), msg=name)
+    assert all(ref[n].abs().sum() > 0 for n in ref if n.startswith("update_block") and n.endswith("weight"))
+
+
+def test_frozen_layers_run_plainly_and_the_rest_still_match(model):
+    frozen = copy.deepcopy(model)
+    frozen.update_block.encoder.convc1.requires_grad_(False)
+    frozen.update_block.gru04.small_gru.convr.requires_grad_(False)   # one half of a fused pair
+    _, _, ref = _run(frozen, deferred=False)
+    tapped, _, got = _run(frozen, deferred=True)
+    assert "update_block.encoder.convc1.weight" not in got
+    assert "update_block.gru04.small_gru.convz.weight" in got
+    assert got.keys() == ref.keys()
+    for name, grad in got.items():
+        torch.testing.assert_close(grad, ref[name], rtol=1e-6, atol=1e-9 * ref[name].abs().max().item(), msg=name)
+
+
+def test_a_second_backward_raises(model):
+    tapped = copy.deepcopy(model)
+    tapped.deferred_weight_grads = True
+    init, preds = tapped(*_pair(), iters=2)
+    loss = sum(p.mean() for p in preds)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward"):
+        loss.backward()
+
+
+def test_forwards_that_do_not_train_do_not_tap(model, monkeypatch):
+    created = []
+    original = DeferredWeightGrads.__init__
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        created.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeferredWeightGrads, "__init__", spy)
+    net = copy.deepcopy(model)
+    net.deferred_weight_grads = True
+    with torch.no_grad():
+        net(*_pair(), iters=2)
+    net.update_block.requires_grad_(False)           # the update frozen (e.g. fine-tuning the encoder only)
+    net(*_pair(), iters=2)
+    assert not created
+    net.update_block.requires_grad_(True)
+    net.train()
+    net.deferred_weight_grads = None                # automatic: CUDA only
+    net(*_pair(), iters=2)
+    assert not created
+    net.deferred_weight_grads = True
+    net(*_pair(), iters=2)
+    assert len(created) == 1
+
+
+@pytest.mark.parametrize("kind", ["conv3x3", "fused_pair", "depthwise", "linear"])
+def test_tapped_layer_values_and_gradients(kind):
+    """One layer, tapped by hand: same output; the tap's gradient and the recorded input give
+    autograd's weight and bias gradients; the input gradient still flows through the layer."""
+    torch.manual_seed(0)
+    if kind == "linear":
+        layers = [nn.Linear(6, 10).double()]
+        x = torch.randn(2, 5, 7, 6, dtype=torch.float64, requires_grad=True)
+        shape = (2, 5, 7, 10)
+    else:
+        groups = 6 if kind == "depthwise" else 1
+        layers = [nn.Conv2d(6, 6 if groups > 1 else 4, 3 if kind != "depthwise" else 7,
+                            padding=1 if kind != "depthwise" else 3, groups=groups).double()
+                  for _ in range(2 if kind == "fused_pair" else 1)]
+        x = torch.randn(2, 6, 5, 7, dtype=torch.float64, requires_grad=True)
+        shape = (2, sum(c.out_channels for c in layers), 5, 7)
+    for i, layer in enumerate(layers):
+        layer.grad_key = f"l{i}"
+    apply = (lambda ops: ops.linear(x, layers[0])) if kind == "linear" else (lambda ops: ops.conv(x, layers))
+    ref = apply(PLAIN)
+    dy = torch.randn(shape, dtype=torch.float64)
+    ref_grads = torch.autograd.grad(ref, [x] + [p for m in layers for p in m.parameters()], dy)
+    zeros = {f"l{i}": torch.zeros((), dtype=torch.float64).expand(
+        shape[:1] + (m.out_channels,) + shape[2:] if kind != "linear" else shape).requires_grad_()
+        for i, m in enumerate(layers)}
+    ops = TappedOps(zeros)
+    out = apply(ops)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    got_x, *taps = torch.autograd.grad(out, [x, *zeros.values()], dy)
+    torch.testing.assert_close(got_x, ref_grads[0])
+    got = [g for i, m in enumerate(layers) for g in weight_grads(m, ops.inputs[f"l{i}"], taps[i])]
+    for g, r in zip(got, ref_grads[1:], strict=True):
+        torch.testing.assert_close(g, r)
