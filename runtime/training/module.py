@@ -270,9 +270,25 @@ class DepthNetModule(pl.LightningModule):
             log.debug("rank %d weights checksum %.17g", self.trainer.global_rank, total)
 
     # ------------------------------------------------------------------------------------ optimiser
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Lightning's mixed-precision plugin refuses to clip for an optimiser that may unscale the
+        gradients inside its step (the fused ones). Ours never does: it is fused only where no
+        GradScaler runs (:meth:`_fused_optimizer`), so its gradients are clipped here, by norm
+        (``train.clip_grad_norm``), as the plugin would."""
+        if gradient_clip_val and getattr(optimizer, "_step_supports_amp_scaling", False):
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def _fused_optimizer(self) -> bool:
+        """The fused optimiser on a GPU, unless fp16's GradScaler scales the gradients."""
+        return self.device.type == "cuda" and self.spec.train.precision != "fp16"
+
     def configure_optimizers(self):
         optim_cfg = self.spec.train.optim
-        optimizer = build_optimizer(self.model.parameters(), optim_cfg)
+        optimizer = build_optimizer(self.model.parameters(), optim_cfg, fused=self._fused_optimizer())
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = build_scheduler(optimizer, optim_cfg, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

@@ -161,11 +161,12 @@ def test_unique_output_names():
     assert unique_output_names(["/a/im0.png", "/a/im0.png"]) == ["im0_00000", "im0_00001"]
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("optimizer", ["AdamW", "SGD"])
-def test_optimizers_let_lightning_clip_mixed_precision_gradients(optimizer, monkeypatch):
-    """Lightning's bf16-mixed / 16-mixed clipping refuses an optimiser that unscales gradients itself
-    (PyTorch's ``fused=True`` AdamW/SGD): ``depth_net train`` clips by default, so ours is never built
-    fused, on any device (the constructor's arguments are recorded: CUDA parameters cannot be faked)."""
+def test_optimizers_are_fused_only_on_request(optimizer, fused, monkeypatch):
+    """The multi-tensor default, or PyTorch's fused step when asked (the constructor's arguments are
+    recorded: CUDA parameters cannot be faked); a fused one is what Lightning refuses to clip, so
+    :class:`DepthNetModule` clips for it (``test_train.py``)."""
     from lightning.fabric.plugins.precision.amp import _optimizer_handles_unscaling
 
     from skillbank.runtime.training.schedule import build_optimizer
@@ -179,6 +180,6 @@ def test_optimizers_let_lightning_clip_mixed_precision_gradients(optimizer, monk
             super().__init__(params, **kwargs)
 
     monkeypatch.setattr(torch.optim, optimizer, Recording)
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), OptimConfig(optimizer=optimizer))
-    assert isinstance(opt, Recording) and not seen.get("fused")
-    assert not _optimizer_handles_unscaling(opt)
+    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), OptimConfig(optimizer=optimizer), fused=fused)
+    assert isinstance(opt, Recording) and bool(seen.get("fused")) == fused
+    assert _optimizer_handles_unscaling(opt) == fused

@@ -60,6 +60,29 @@ def test_train_two_epochs_loss_falls_then_resumes_at_the_exact_step(tmp_path, ti
     assert third["lr_schedulers"][0]["last_epoch"] == 6
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_a_fused_optimizer_trains_and_is_clipped(tmp_path, tiny_spec, monkeypatch, precision):
+    """On a GPU the optimiser is fused (fp32, bf16). Lightning's mixed-precision plugin refuses to clip
+    for it; the module clips itself. Forced here on the CPU: the run succeeds and every step clips."""
+    from skillbank.runtime.training.module import DepthNetModule
+
+    monkeypatch.setattr(DepthNetModule, "_fused_optimizer", lambda self: True)
+    clipped = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        clipped.append(max_norm)
+        return real_clip(params, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    tiny_spec["train"].update(num_epochs=1, precision=precision, clip_grad_norm=0.5)
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    assert run_action("train", str(spec), []) == 0
+    assert clipped == [0.5, 0.5]
+    state = _ckpt(tmp_path / "results" / "train" / LATEST_NAME)["optimizer_states"][0]
+    assert state["param_groups"][0]["fused"] is True
+
+
 def test_nan_loss_fails_with_training_error(tmp_path, tiny_spec, monkeypatch):
     import skillbank.runtime.training.loss as loss
 
