@@ -4,9 +4,10 @@ Profiles a ``compile`` variant of :mod:`train_throughput` (no CUDA graph, so eve
 a CPU call site) and charges each kernel to the compiled region that launched it: ``CompiledFunction``
 ranges in launch order are the encoder, the ``iters`` refinement iterations and the batched upsampling;
 ``CompiledFunctionBackward`` ranges come in reverse; the training lookups' ``_Lookup`` /
-``_LookupBackward`` ranges (between them) are their own phases. Kernels launched elsewhere are
-the eager rest: the sequence loss and its backward, gradient clipping and AdamW. Per phase: GPU
-milliseconds per step and the top kernels.
+``_LookupBackward`` ranges (between them) are their own phases, and so are the deferred weight
+gradients launched from ``_TapsBackward`` / ``_SinkBackward`` (on a side stream: their time overlaps).
+Kernels launched elsewhere are the eager rest: the sequence loss and its backward, gradient clipping
+and AdamW. Per phase: GPU milliseconds per step and the top kernels.
 
     python benchmarks/train_phases.py --out benchmarks/results/train_phases_h200.json \
         --variant bf16_cl_compile_pad
@@ -55,7 +56,10 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int 
         for i, e in enumerate(found):
             ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], _phase_of(i, iters + 2, backward)))
     # a training forward's lookups run between the compiled ranges (runtime/networks/training_lookup.py)
-    for name, phase in (("_Lookup", "lookup_forward"), ("_LookupBackward", "lookup_backward")):
+    # and the update's deferred weight gradients (runtime/networks/deferred_weight_grads.py: on a side
+    # stream, so their kernels' durations overlap the backward's)
+    for name, phase in (("_Lookup", "lookup_forward"), ("_LookupBackward", "lookup_backward"),
+                        ("_TapsBackward", "update_weight_grads"), ("_SinkBackward", "update_weight_grads")):
         for e in events:
             if e.get("cat") == "cpu_op" and e.get("name") == name:
                 ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], phase))

@@ -34,7 +34,9 @@ Fast paths (all exact up to rounding, all covered by tests):
   (compiled once, reused ``iters`` times) and of the batched upsampling, instead of the whole
   unrolled forward.
 - Training: the refinement lookups' gradients accumulate in one buffer per forward, zeroed once,
-  instead of one tables-sized gradient per iteration (:mod:`training_lookup`).
+  instead of one tables-sized gradient per iteration (:mod:`training_lookup`); on CUDA the update
+  block's weight gradients are computed outside the iterations' backward, batched over
+  iterations on a side stream (:mod:`deferred_weight_grads`, :mod:`layer_ops`).
   ONNX export (opset 17, legacy exporter) works with dynamic batch and H/W (multiples of 32).
 """
 
