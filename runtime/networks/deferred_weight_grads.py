@@ -11,13 +11,15 @@ gradients depend on nothing downstream.
 :class:`DeferredWeightGrads` takes them off that chain. Inside the update (:class:`~layer_ops.TappedOps`)
 every tapped layer computes with detached parameters (the compiled backward then computes no weight
 gradient for it), adds a zero tap to its output and returns its input. The tap's gradient, which
-the compiled backward returns, is the layer's output gradient. Once an iteration's backward has
-run, its taps' node computes the weight and bias gradients of all layers from those (input, output
-gradient) pairs: on CUDA on a side stream, so they overlap the backward of the iterations before it
-and the encoder's. A sink node whose inputs are the parameters and whose output (a token) every
-taps node takes runs after the last of them: it waits for the side stream, sums each parameter's
-``iters`` gradients in one reduction and returns them as the parameters' gradients, through autograd
-(DDP's hooks, gradient clipping and the CUDA-graphed step see them as before).
+the compiled backward returns, is the layer's output gradient. After every :data:`BATCH_ITERATIONS`
+iterations' backwards, and with the last one's, the taps' node computes those iterations' weight and
+bias gradients at once, one product per layer over their concatenated inputs and output gradients
+(layers with a :data:`WIDE_INPUT` get one per iteration instead); on CUDA on a side stream, so they
+overlap the backward of the earlier iterations and the encoder's. A sink node whose inputs are the
+parameters and whose output (a token) every taps node takes runs after the last of them: it waits for
+the side stream, sums each parameter's partial gradients and returns them as the parameters'
+gradients, through autograd (DDP's hooks, gradient clipping and the CUDA-graphed step see them as
+before).
 
 Forward values are unchanged; gradients equal autograd's up to the summation order. One backward
 per forward (a ``retain_graph`` second backward raises).
@@ -77,7 +79,6 @@ def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor) -> list[torch.
 class _State:
     def __init__(self, layers: dict[str, Layer], dtype: torch.dtype, device: torch.device) -> None:
         self.layers = layers
-        self.dtype = dtype
         self.zero = torch.zeros((), dtype=dtype, device=device)
         self.side = _side_stream(device) if device.type == "cuda" else None
         self.inputs: list[dict[str, torch.Tensor] | None] = []

@@ -79,6 +79,10 @@ class DepthNetModule(pl.LightningModule):
             self._pad_channels()
         if spec.train.channels_last and hasattr(self.model, "to_channels_last"):
             self.model.to_channels_last()
+        if self._multi_gpu_fsdp() and hasattr(self.model, "deferred_weight_grads"):
+            # FSDP reshards the parameters between forward and backward; the deferred weight
+            # gradients (runtime/networks/deferred_weight_grads.py) are not exercised under it
+            self.model.deferred_weight_grads = False
 
     # ------------------------------------------------------------------------------------------ data
     def setup(self, stage: str) -> None:
@@ -125,6 +129,10 @@ class DepthNetModule(pl.LightningModule):
             self._graphed = GraphedStereoLoss(self.model, self._stereo_loss,
                                               autocast_dtype=torch.bfloat16 if cfg.precision == "bf16" else None)
 
+    def _multi_gpu_fsdp(self) -> bool:
+        cfg = self.spec.train
+        return cfg.distributed_strategy == "fsdp" and max(cfg.num_gpus, len(cfg.gpu_ids)) * cfg.num_nodes > 1
+
     def _pad_channels(self) -> None:
         """``train.pad_channels``: train FFS at widths rounded up to multiples of 8 (exact; the
         checkpoints keep the original names and shapes, see :meth:`on_save_checkpoint`)."""
@@ -135,8 +143,7 @@ class DepthNetModule(pl.LightningModule):
             log.warning("train.pad_channels: %s has no padded widths (FastFoundationStereo has); training as is",
                         type(self.model).__name__)
             return
-        cfg = self.spec.train
-        if cfg.distributed_strategy == "fsdp" and max(cfg.num_gpus, len(cfg.gpu_ids)) * cfg.num_nodes > 1:
+        if self._multi_gpu_fsdp():
             # FSDP gathers flattened, name-keyed state: the padding's index-keyed conversions do not apply
             log.warning("train.pad_channels: not with distributed_strategy fsdp (its sharded checkpoints bypass "
                         "the padding's conversions); training at the original widths")

@@ -53,7 +53,8 @@ def test_switches_on_cpu_train_eagerly_and_say_why(tmp_path, tiny_spec, caplog):
 
 
 def test_pad_channels_skips_networks_and_strategies_it_does_not_serve(caplog):
-    """Not FFS, or FFS under multi-GPU FSDP: a warning and the original widths."""
+    """Not FFS, or FFS under multi-GPU FSDP: a warning and the original widths (and under FSDP
+    autograd's own weight gradients, not the deferred ones)."""
     from skillbank.runtime.training.module import DepthNetModule
     from skillbank.specs import load_spec
 
@@ -65,6 +66,8 @@ def test_pad_channels_skips_networks_and_strategies_it_does_not_serve(caplog):
         for spec in (fsdp, mono):
             module = DepthNetModule(spec)
             assert not getattr(module.model, "padding_maps", None)
+            if spec is fsdp:
+                assert module.model.deferred_weight_grads is False
     assert "train.pad_channels: not with distributed_strategy fsdp" in caplog.text
     assert "has no padded widths (FastFoundationStereo has); training as is" in caplog.text
 
