@@ -1,4 +1,5 @@
-"""Timing helper shared by the GPU benchmark scripts: CUDA events around each call, after warm-up."""
+"""Timing helpers shared by the GPU benchmark scripts: CUDA events around each call, after warm-up, and
+CUDA-graph capture."""
 
 from __future__ import annotations
 
@@ -22,3 +23,19 @@ def time_cuda(fn: Callable[[], object], runs: int, warmup: int) -> list[float]:
         end.synchronize()
         times.append(start.elapsed_time(end))
     return times
+
+
+def capture_graph(fn: Callable[[], object], warmup: int = 3) -> tuple[torch.cuda.CUDAGraph, object]:
+    """Run ``fn`` ``warmup`` times on a side stream (cuDNN autotuning, allocator), then capture one
+    call in a CUDA graph: ``(graph, what the captured call returned)`` (its tensors are the graph's
+    static outputs, rewritten by every replay)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph, out

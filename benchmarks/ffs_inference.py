@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cuda_timing import time_cuda
+from cuda_timing import capture_graph, time_cuda
 
 
 def build(channels_last: bool, weights: torch.dtype | None = None, fold_bn: bool = False,
@@ -78,16 +78,7 @@ def run_variant(name: str, left, right, iters: int, dtype, channels_last: bool, 
 
     fn = eager
     if graph:
-        static_out = None
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                eager()
-        torch.cuda.current_stream().wait_stream(stream)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g), torch.inference_mode(), autocast_ctx(dtype):
-            static_out = model(left, right, iters=iters, test_mode=True)
+        g, static_out = capture_graph(eager)
 
         def replay():
             g.replay()

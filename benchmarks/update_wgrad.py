@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from cuda_timing import capture_graph, time_cuda
 from torch.overrides import TorchFunctionMode
 from train_throughput import build_model
 
@@ -136,26 +137,9 @@ def make_fns(layers: list[dict[str, Any]]):
 
 
 def time_graph(fn, repeat: int) -> float:
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    """Median milliseconds of one replay of ``fn`` captured in a CUDA graph."""
+    graph, _ = capture_graph(fn)
+    return statistics.median(time_cuda(graph.replay, repeat, warmup=1))
 
 
 def main() -> None:
