@@ -87,8 +87,10 @@ class _State:
         self.pending: list[tuple[dict[str, torch.Tensor], tuple[torch.Tensor | None, ...]]] = []
         self.done = 0
         # per layer: one product over the iterations' concatenated inputs and output gradients, or
-        # one per iteration where the input is too wide to be worth concatenating
-        self.batched_keys = {key for key, layer in layers.items() if _in_features(layer) < WIDE_INPUT}
+        # one per iteration where the input is too wide to be worth concatenating, and in fp16 (a
+        # loss-scaled fp16 product over many iterations could overflow where autograd's do not)
+        self.batched_keys = {key for key, layer in layers.items()
+                             if _in_features(layer) < WIDE_INPUT and dtype != torch.float16}
         self.finished = False
 
     def shapes(self, batch: int, height: int, width: int) -> list[tuple[int, ...]]:

@@ -144,3 +144,12 @@ def test_tapped_layer_values_and_gradients(kind):
     got = [g for i, m in enumerate(layers) for g in weight_grads(m, ops.inputs[f"l{i}"], taps[i])]
     for g, r in zip(got, ref_grads[1:], strict=True):
         torch.testing.assert_close(g, r)
+
+
+def test_fp16_takes_every_weight_gradient_per_iteration(model):
+    """A loss-scaled fp16 product over many iterations could overflow where autograd's per-iteration
+    ones do not: in fp16 nothing is batched; in bf16 and fp32 all but the wide inputs are."""
+    block = model.update_block
+    assert not DeferredWeightGrads(block, torch.float16).state.batched_keys
+    for dtype in (torch.bfloat16, torch.float32):
+        assert DeferredWeightGrads(block, dtype).state.batched_keys == set(tapped_layers(block))
