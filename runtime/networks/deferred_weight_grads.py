@@ -144,7 +144,7 @@ class _State:
                 self.grads[key].append(weight_grads(layer, inputs[key], dy))
 
     def finish(self) -> list[torch.Tensor | None]:
-        """Every parameter's summed gradient, in :meth:`DeferredWeightGrads.params` order."""
+        """Every tapped parameter's summed gradient, layer by layer (weight, then bias)."""
         if self.finished:
             raise RuntimeError("the update block's weight gradients were already handed out: a training forward "
                                "of the refinement loop supports one backward (no retain_graph)")
@@ -227,8 +227,7 @@ class DeferredWeightGrads:
         layers = tapped_layers(block)
         device = next(iter(layers.values())).weight.device if layers else torch.device("cpu")
         self.state = _State(layers, dtype, device)
-        self.params = [p for layer in layers.values() for p in _params(layer)]
-        self.token = _Sink.apply(self.state, *self.params)
+        self.token = _Sink.apply(self.state, *(p for layer in layers.values() for p in _params(layer)))
 
     def taps(self, batch: int, height: int, width: int) -> dict[str, torch.Tensor]:
         """Zero taps (``grad_key`` -> zeros of the layer's output shape, stride 0) for one iteration."""

@@ -388,10 +388,7 @@ class FastFoundationStereo(nn.Module):
         lookup = AccumulatingLookup(tables, channels_last=self.channels_last, pad_channels=self.lookup_pad,
                                     forward_fn=forward_fn, grad_fn=grad_fn)
         update = self._region("update")
-        device_type = inp.device.type
-        # the dtype the update's first conv computes in (autocast casts the features to it anyway)
-        dtype = (torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type)
-                 else self.proj_cmb.weight.dtype)
+        dtype = self._compute_dtype(inp.device)   # (autocast casts the lookup features to it anyway)
 
         def iteration(disp: torch.Tensor, net: torch.Tensor):
             disp = disp.detach()
@@ -411,9 +408,13 @@ class FastFoundationStereo(nn.Module):
             enabled = device.type == "cuda"
         if not enabled or not DeferredWeightGrads.needed(self.update_block):
             return None
-        dtype = (torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type)
-                 else self.proj_cmb.weight.dtype)
-        return DeferredWeightGrads(self.update_block, dtype)
+        return DeferredWeightGrads(self.update_block, self._compute_dtype(device))
+
+    def _compute_dtype(self, device: torch.device) -> torch.dtype:
+        """The dtype the update block's layers compute in: autocast's, else the weights'."""
+        if torch.is_autocast_enabled(device.type):
+            return torch.get_autocast_dtype(device.type)
+        return self.proj_cmb.weight.dtype
 
     _gather_lookup = staticmethod(gather_lookup)
     _lookup_rows = staticmethod(lookup_rows)
