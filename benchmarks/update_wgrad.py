@@ -19,6 +19,7 @@ output gradients, as CUDA graphs (GPU time, no launch overhead):
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -28,8 +29,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from cuda_timing import capture_graph, time_cuda
+from torch import nn
 from torch.overrides import TorchFunctionMode
 from train_throughput import build_model
+
+from skillbank.runtime.networks.deferred_weight_grads import weight_grads
 
 
 class _Capture(TorchFunctionMode):
@@ -54,63 +58,73 @@ class _Capture(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def capture_layers(iters: int) -> list[dict[str, Any]]:
+def capture_layers(iters: int, device: str = "cuda") -> list[dict[str, Any]]:
+    """The update block's weighted layers as they run (a fused convolution as one layer with the
+    concatenated weight), each with ``iters`` random inputs and output gradients of its shapes."""
     model = build_model({"cl", "pad"})
     block = model.update_block
     b, h, w = 2, 80, 184
-    dev = "cuda"
     hidden = block.gru04.small_gru.convz.out_channels
     ctx = block.gru04.conv0[0].in_channels - block.encoder.conv.out_channels - 1
     lookup = block.encoder.convc1.in_channels
     cl = torch.channels_last
-    net = torch.randn(b, hidden, h, w, device=dev, dtype=torch.bfloat16).contiguous(memory_format=cl)
-    inp = torch.randn(b, ctx, h, w, device=dev, dtype=torch.bfloat16).contiguous(memory_format=cl)
-    corr = torch.randn(b, lookup, h, w, device=dev, dtype=torch.bfloat16).contiguous(memory_format=cl)
-    disp = torch.rand(b, 1, h, w, device=dev) * 40
-    att = torch.rand(b, 1, h, w, device=dev, dtype=torch.bfloat16)
+    net = torch.randn(b, hidden, h, w, device=device, dtype=torch.bfloat16).contiguous(memory_format=cl)
+    inp = torch.randn(b, ctx, h, w, device=device, dtype=torch.bfloat16).contiguous(memory_format=cl)
+    corr = torch.randn(b, lookup, h, w, device=device, dtype=torch.bfloat16).contiguous(memory_format=cl)
+    disp = torch.rand(b, 1, h, w, device=device) * 40
+    att = torch.rand(b, 1, h, w, device=device, dtype=torch.bfloat16)
     mode = _Capture()
-    with torch.autocast("cuda", dtype=torch.bfloat16), mode:
+    with torch.autocast(device, dtype=torch.bfloat16), mode:
         block(net, inp, corr, disp, att)
     layers = []
     for c in mode.calls:
+        weight = c["w"].detach()
+        if c["kind"] == "conv":
+            layer = nn.Conv2d(weight.shape[1] * c["groups"], weight.shape[0], tuple(weight.shape[-2:]),
+                              padding=c["padding"], groups=c["groups"], bias=c["b"] is not None)
+        else:
+            layer = nn.Linear(weight.shape[1], weight.shape[0], bias=c["b"] is not None)
+        layer = layer.to(device=device, dtype=torch.bfloat16).requires_grad_(False)
+        layer.weight.copy_(weight)
         x = c["x"].detach().to(torch.bfloat16)
         if c["kind"] == "conv":
             x = x.contiguous(memory_format=cl)
-            weight = c["w"].detach().to(torch.bfloat16)
-            y = F.conv2d(x, weight, None, padding=c["padding"], groups=c["groups"])
+            y = layer(x)
         else:
-            weight = c["w"].detach().to(torch.bfloat16)
             x = x.reshape(-1, x.shape[-1]).contiguous()
-            y = x @ weight.t()
-        g = torch.Generator(device=dev).manual_seed(len(layers))
+            y = layer(x)
+        g = torch.Generator(device=device).manual_seed(len(layers))
         layers.append({
-            **{k: c[k] for k in ("kind", "padding", "groups") if k in c}, "weight": weight,
-            "bias": c["b"] is not None,
-            "xs": [torch.randn(x.shape, device=dev, generator=g, dtype=x.dtype).contiguous(
+            "kind": c["kind"], "layer": layer,
+            "xs": [torch.randn(x.shape, device=device, generator=g, dtype=x.dtype).contiguous(
                 memory_format=cl if x.dim() == 4 else torch.contiguous_format) for _ in range(iters)],
-            "dys": [torch.randn(y.shape, device=dev, generator=g, dtype=y.dtype).contiguous(
+            "dys": [torch.randn(y.shape, device=device, generator=g, dtype=y.dtype).contiguous(
                 memory_format=cl if y.dim() == 4 else torch.contiguous_format) for _ in range(iters)],
         })
     return layers
 
 
 def weight_grad(layer: dict[str, Any], x: torch.Tensor, dy: torch.Tensor):
-    if layer["kind"] == "linear":
-        return dy.t() @ x, (dy.sum(0) if layer["bias"] else None)
-    w = layer["weight"]
-    _, gw, gb = torch.ops.aten.convolution_backward(
-        dy, x, w, [w.shape[0]] if layer["bias"] else None, [1, 1], list(_pair(layer["padding"])), [1, 1],
-        False, [0, 0], layer["groups"], [False, True, layer["bias"]])
-    return gw, gb
+    """(weight gradient, bias gradient or None), as the training computes it (:func:`weight_grads`)."""
+    gw, *gb = weight_grads(layer["layer"], x, dy)
+    return gw, (gb[0] if gb else None)
 
 
-def _pair(p: Any) -> tuple[int, int]:
-    return (p, p) if isinstance(p, int) else tuple(p)
+def batched_errors(layers: list[dict[str, Any]]) -> list[float]:
+    """Per layer: the bf16 weight gradient over the concatenated iterations against the fp32 sum of
+    the per-iteration ones (relative norm)."""
+    errors = []
+    for layer in layers:
+        fp32 = copy.deepcopy(layer["layer"]).float()
+        ref = sum(weight_grads(fp32, x.float(), dy.float())[0] for x, dy in zip(layer["xs"], layer["dys"], strict=True))
+        got = weight_grad(layer, torch.cat(layer["xs"]), torch.cat(layer["dys"]))[0].float()
+        errors.append(((got - ref).norm() / ref.norm()).item())
+    return errors
 
 
 def make_fns(layers: list[dict[str, Any]]):
-    grads = [(torch.zeros(l_["weight"].shape, device="cuda"), torch.zeros(l_["weight"].shape[0], device="cuda"))
-             for l_ in layers]
+    grads = [(torch.zeros(l_["layer"].weight.shape, device=l_["xs"][0].device),
+              torch.zeros(l_["layer"].weight.shape[0], device=l_["xs"][0].device)) for l_ in layers]
 
     def per_iteration():
         for layer, (gw_acc, gb_acc) in zip(layers, grads, strict=True):
@@ -159,28 +173,18 @@ def main() -> None:
     per_layer = []
     for i, layer in enumerate(layers):
         sub, _ = make_fns([layer])
-        row = {"kind": layer["kind"], "weight": list(layer["weight"].shape), "x": list(layer["xs"][0].shape),
-               "groups": layer.get("groups", 1)}
+        row = {"kind": layer["kind"], "weight": list(layer["layer"].weight.shape), "x": list(layer["xs"][0].shape),
+               "groups": getattr(layer["layer"], "groups", 1)}
         for name in ("per_iteration", "batched", "batched_no_cat"):
             row[name + "_ms"] = round(time_graph(sub[name], args.repeat), 4)
         per_layer.append(row)
         print(i, row, flush=True)
-    # the batched gradient equals the per-iteration sum (fp32 reference on layer 0..)
-    check = []
-    for layer in layers:
-        ref = sum(weight_grad(layer, x.float(), dy.float())[0] if layer["kind"] == "linear" else
-                  torch.ops.aten.convolution_backward(
-                      dy.float(), x.float(), layer["weight"].float(), None, [1, 1], list(_pair(layer["padding"])),
-                      [1, 1], False, [0, 0], layer["groups"], [False, True, False])[1]
-                  for x, dy in zip(layer["xs"], layer["dys"], strict=True))
-        got = weight_grad(layer, torch.cat(layer["xs"]), torch.cat(layer["dys"]))[0].float()
-        check.append(((got - ref).norm() / ref.norm()).item())
     report = {"benchmark": __doc__.split("\n")[0], "layers": len(layers), "iters": args.iters,
               "input": "bp2 padded, channels_last, bf16, batch 2 at 80x184 (320x736 crops)",
               "device": torch.cuda.get_device_name(), "torch": torch.__version__,
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "results": results, "per_layer": per_layer,
-              "batched_rel_err_vs_fp32_sum": [round(c, 5) for c in check]}
+              "batched_rel_err_vs_fp32_sum": [round(c, 5) for c in batched_errors(layers)]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
