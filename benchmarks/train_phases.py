@@ -5,7 +5,7 @@ a CPU call site) and charges each kernel to the compiled region that launched it
 ranges in launch order are the encoder, the ``iters`` refinement iterations and the batched upsampling;
 ``CompiledFunctionBackward`` ranges come in reverse; the training lookups' ``_Lookup`` /
 ``_LookupBackward`` ranges (between them) are their own phases, and so are the deferred weight
-gradients launched from ``_TapsBackward`` / ``_SinkBackward`` (on a side stream: their time overlaps).
+gradients launched from ``_TapsBackward`` / ``GradientSinkBackward`` (on a side stream: their time overlaps).
 Kernels launched elsewhere are the eager rest: the sequence loss and its backward, gradient clipping
 and AdamW. Per phase: GPU milliseconds per step and the top kernels.
 
@@ -59,7 +59,7 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int 
     # and the update's deferred weight gradients (runtime/networks/deferred_weight_grads.py: on a side
     # stream, so their kernels' durations overlap the backward's)
     for name, phase in (("_Lookup", "lookup_forward"), ("_LookupBackward", "lookup_backward"),
-                        ("_TapsBackward", "update_weight_grads"), ("_SinkBackward", "update_weight_grads")):
+                        ("_TapsBackward", "update_weight_grads"), ("GradientSinkBackward", "update_weight_grads")):
         for e in events:
             if e.get("cat") == "cpu_op" and e.get("name") == name:
                 ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], phase))

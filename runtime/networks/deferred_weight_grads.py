@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.autograd import Function
 
+from skillbank.runtime.networks.gradient_sink import GradientSink, token_grad
 from skillbank.runtime.networks.layer_ops import Layer, tapped_layers
 
 __all__ = ["DeferredWeightGrads", "weight_grads"]
@@ -143,8 +144,9 @@ class _State:
             if dy is not None and key in inputs:     # (a layer fused with a frozen one runs plainly)
                 self.grads[key].append(weight_grads(layer, inputs[key], dy))
 
-    def finish(self) -> list[torch.Tensor | None]:
-        """Every tapped parameter's summed gradient, layer by layer (weight, then bias)."""
+    def finish(self, needs: tuple[bool, ...] = ()) -> list[torch.Tensor | None]:
+        """Every tapped parameter's summed gradient, layer by layer (weight, then bias): the sink's
+        backward (all of them train: ``needs`` is all true)."""
         if self.finished:
             raise RuntimeError("the update block's weight gradients were already handed out: a training forward "
                                "of the refinement loop supports one backward (no retain_graph)")
@@ -180,19 +182,6 @@ def _params(layer: Layer) -> list[torch.Tensor]:
     return [layer.weight] + ([layer.bias] if layer.bias is not None else [])
 
 
-class _Sink(Function):
-    """Parameters -> token; its backward (after every iteration's taps) returns their gradients."""
-
-    @staticmethod
-    def forward(ctx: Any, state: _State, *params: torch.Tensor) -> torch.Tensor:
-        ctx.state = state
-        return state.zero.new_zeros((), dtype=torch.float32)
-
-    @staticmethod
-    def backward(ctx: Any, grad_token: torch.Tensor) -> tuple[Any, ...]:
-        return (None, *ctx.state.finish())
-
-
 class _Taps(Function):
     """Token -> one zero tap per layer for one iteration; its backward takes the taps' gradients."""
 
@@ -208,7 +197,7 @@ class _Taps(Function):
     @staticmethod
     def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[Any, ...]:
         ctx.state.iteration_backward(ctx.index, grads)
-        return None, torch.zeros((), dtype=torch.float32, device=ctx.state.zero.device), None, None, None
+        return None, token_grad(ctx.state.zero.device), None, None, None
 
 
 class DeferredWeightGrads:
@@ -227,7 +216,8 @@ class DeferredWeightGrads:
         layers = tapped_layers(block)
         device = next(iter(layers.values())).weight.device if layers else torch.device("cpu")
         self.state = _State(layers, dtype, device)
-        self.token = _Sink.apply(self.state, *(p for layer in layers.values() for p in _params(layer)))
+        self.token = GradientSink.apply(self.state.finish, device,
+                                        *(p for layer in layers.values() for p in _params(layer)))
 
     def taps(self, batch: int, height: int, width: int) -> dict[str, torch.Tensor]:
         """Zero taps (``grad_key`` -> zeros of the layer's output shape, stride 0) for one iteration."""

@@ -9,10 +9,10 @@ it (:func:`cost_volume.add_lookup_grad_`: read, add, write back, no atomics), an
 iteration's backward has run, autograd hands the buffer to the tables' producers (the encoder).
 The forward and its values are exactly :func:`cost_volume.sample_lookup`'s.
 
-How the ordering is guaranteed: a sink node (:class:`_TablesGradient`) sits between the tables
-and a scalar token that every lookup takes as input. Autograd runs the sink's backward only after
-all of the token's consumers, i.e. after every lookup's backward; it returns the buffers as the
-tables' gradients. Lookups take the tables and buffers as plain Python attributes, outside
+How the ordering is guaranteed: a sink node (:class:`~gradient_sink.GradientSink`) sits between the
+tables and a scalar token that every lookup takes as input. Autograd runs the sink's backward only
+after all of the token's consumers, i.e. after every lookup's backward; it returns the buffers as
+the tables' gradients. Lookups take the tables and buffers as plain Python attributes, outside
 autograd. One backward per forward: the buffers are not re-zeroed (a ``retain_graph`` second
 backward raises instead of doubling the gradients).
 
@@ -35,6 +35,7 @@ from skillbank.runtime.networks.cost_volume import (
     lookup_rows,
     sample_lookup,
 )
+from skillbank.runtime.networks.gradient_sink import GradientSink, token_grad
 
 __all__ = ["AccumulatingLookup", "gather_lookup"]
 
@@ -59,24 +60,13 @@ class _State:
         self.corr_grad = torch.zeros_like(tables.corr_store, memory_format=torch.contiguous_format)
         self.backwards = 0
 
-
-class _TablesGradient(Function):
-    """Identity on nothing: a token whose backward returns the accumulated buffers as the tables' gradients."""
-
-    @staticmethod
-    def forward(ctx: Any, geo_store: torch.Tensor, corr_store: torch.Tensor, state: _State) -> torch.Tensor:
-        ctx.state = state
-        return geo_store.new_zeros((), dtype=torch.float32)
-
-    @staticmethod
-    def backward(ctx: Any, grad_token: torch.Tensor) -> tuple[Any, ...]:
-        state = ctx.state
-        state.backwards += 1
-        if state.backwards > 1:
+    def hand_out(self, needs: tuple[bool, ...]) -> tuple[torch.Tensor | None, ...]:
+        """The accumulated buffers as the tables' gradients (the sink's backward)."""
+        self.backwards += 1
+        if self.backwards > 1:
             raise RuntimeError("the lookup tables' gradient was already handed out: a training forward of the "
                                "refinement loop supports one backward (no retain_graph)")
-        return (state.geo_grad if ctx.needs_input_grad[0] else None,
-                state.corr_grad if ctx.needs_input_grad[1] else None, None)
+        return (self.geo_grad if needs[0] else None, self.corr_grad if needs[1] else None)
 
 
 class _Lookup(Function):
@@ -92,7 +82,7 @@ class _Lookup(Function):
     def backward(ctx: Any, grad_feat: torch.Tensor) -> tuple[Any, ...]:
         state = ctx.state
         state.grad_fn(grad_feat, LookupRows(*ctx.saved_tensors), state.geo_grad, state.corr_grad)
-        return torch.zeros((), dtype=torch.float32, device=grad_feat.device), None, None, None, None, None
+        return token_grad(grad_feat.device), None, None, None, None, None
 
 
 class AccumulatingLookup:
@@ -111,7 +101,8 @@ class AccumulatingLookup:
         self.state = _State(tables, forward_fn, grad_fn)
         self.channels_last = channels_last
         self.pad_channels = pad_channels
-        self.token = _TablesGradient.apply(tables.geo_store, tables.corr_store, self.state)
+        self.token = GradientSink.apply(self.state.hand_out, tables.geo_store.device, tables.geo_store,
+                                        tables.corr_store)
 
     def __call__(self, disp: torch.Tensor, out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Sample around the (detached) ``disp`` (B, 1, H, W): :func:`sample_lookup`'s result in ``out_dtype``."""
