@@ -233,9 +233,11 @@ class FastFoundationStereo(nn.Module):
         self.channels_last = True
         return self
 
-    def _upsample(self, disp: torch.Tensor, mask: torch.Tensor, stem_2x: torch.Tensor) -> torch.Tensor:
-        """Full-resolution disparity of ``K`` iterations at once: ``disp`` (K*B, 1, h, w) and ``mask``
-        (K*B, C, h, w), iteration-major, over the batch's ``stem_2x`` (B, ...), shared by all K."""
+    def _upsample(self, disp: torch.Tensor, net: torch.Tensor, stem_2x: torch.Tensor) -> torch.Tensor:
+        """Full-resolution disparity of ``K`` iterations at once: ``disp`` (K*B, 1, h, w) and the GRU
+        hidden states ``net`` (K*B, C, h, w), iteration-major, over the batch's ``stem_2x`` (B, ...),
+        shared by all K."""
+        mask = self.update_block.mask_features(net)
         logits = self.spx_gru(self.spx_2_gru(mask, stem_2x))[:, :9]       # a padded head computes more
         with torch.autocast(disp.device.type, enabled=False):
             weights = F.softmax(logits.float(), dim=1)
@@ -359,7 +361,7 @@ class FastFoundationStereo(nn.Module):
 
     def _iteration(self, tables: LookupTables, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
                    att: torch.Tensor):
-        """One refinement step from the (detached) disparity: new disparity, hidden state, mask features."""
+        """One refinement step from the (detached) disparity: new disparity and hidden state."""
         disp = disp.detach()
         corr = sample_lookup(tables, disp, channels_last=self.channels_last, pad_channels=self.lookup_pad)
         return self._update(corr.to(self.proj_cmb.weight.dtype), disp, net, inp, att)
@@ -370,10 +372,10 @@ class FastFoundationStereo(nn.Module):
         :class:`AccumulatingLookup` samples them outside the compiled region). With ``taps``
         (:mod:`deferred_weight_grads`) the layers run tapped, and what they read comes back too."""
         ops = PLAIN if taps is None else TappedOps(taps)
-        net, mask, delta = self.update_block(net, inp, corr, disp.to(self.proj_cmb.weight.dtype), att, ops)
+        net, delta = self.update_block(net, inp, corr, disp.to(self.proj_cmb.weight.dtype), att, ops)
         if taps is None:
-            return disp + delta.float(), net, mask
-        return disp + delta.float(), net, mask, ops.inputs
+            return disp + delta.float(), net
+        return disp + delta.float(), net, ops.inputs
 
     def _training_iteration(self, tables: LookupTables, inp: torch.Tensor, att: torch.Tensor,
                             weights: DeferredWeightGrads | None):
@@ -439,15 +441,15 @@ class FastFoundationStereo(nn.Module):
 
         disp = init_disp
         disps: list[torch.Tensor] = []
-        masks: list[torch.Tensor] = []
+        nets: list[torch.Tensor] = []
         for i in range(iters):
-            disp, net, mask = iteration(disp, net)
+            disp, net = iteration(disp, net)
             if not test_mode or i == iters - 1:
                 disps.append(disp)
-                masks.append(mask)
+                nets.append(net)
         # the upsampling feeds nothing back into the loop: every iteration's runs as one batch
         # (larger kernels, one weight gradient instead of ``iters``)
-        up = self._region("upsample")(torch.cat(disps), torch.cat(masks), stem_2x)
+        up = self._region("upsample")(torch.cat(disps), torch.cat(nets), stem_2x)
         if test_mode:
             return up.clamp(min=0) if self.clamp_output else up
         return init_disp, list(up.split(left.shape[0]))

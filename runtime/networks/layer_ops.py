@@ -89,10 +89,11 @@ def _conv(x: torch.Tensor, conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Te
     return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
-def tag_layers(module: nn.Module) -> None:
-    """Name every Conv2d and Linear under ``module`` (``grad_key``: its name under ``module``)."""
+def tag_layers(module: nn.Module, exclude: tuple[str, ...] = ()) -> None:
+    """Name every Conv2d and Linear under ``module`` (``grad_key``: its name under ``module``), but
+    those under the submodules named in ``exclude`` (they are not applied through :class:`LayerOps`)."""
     for name, layer in module.named_modules():
-        if isinstance(layer, nn.Conv2d | nn.Linear):
+        if isinstance(layer, nn.Conv2d | nn.Linear) and not name.startswith(tuple(f"{e}." for e in exclude)):
             layer.grad_key = name
 
 

@@ -9,6 +9,7 @@ One iteration at 1/4 resolution (bp2 widths in brackets):
                                               attention map: att * small + (1 - att) * large
   delta  = DispHead(h)                        3x3 (36), ReLU, 2 EdgeNeXt blocks (no norm), 3x3 -> 1
   mask   = 0.25 * Mask(h)                     3x3 (32), ReLU, 3x3 (16), ReLU: upsampling features
+                                              (:meth:`SelectiveUpdateBlock.mask_features`, after the loop)
 """
 
 from __future__ import annotations
@@ -141,16 +142,19 @@ class SelectiveUpdateBlock(nn.Module):
         self.mask = nn.Sequential(
             nn.Conv2d(hidden, mask_widths[0], 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(mask_widths[0], mask_widths[1], 3, padding=1), nn.ReLU(inplace=True))
-        tag_layers(self)
+        tag_layers(self, exclude=("mask",))      # the mask head runs after the loop, batched
 
     def forward(self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor, disp: torch.Tensor,
-                att: torch.Tensor, ops: LayerOps = PLAIN) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``ops``: :data:`PLAIN`, or a :class:`~layer_ops.TappedOps` (deferred weight gradients)."""
+                att: torch.Tensor, ops: LayerOps = PLAIN) -> tuple[torch.Tensor, torch.Tensor]:
+        """(new hidden state, disparity delta). ``ops``: :data:`PLAIN`, or a
+        :class:`~layer_ops.TappedOps` (deferred weight gradients). The upsampling features of the new
+        hidden state are :meth:`mask_features`' (nothing in them feeds back into the loop: the network
+        computes them for all iterations at once, after it)."""
         motion = torch.cat([inp, self.encoder(disp, corr, ops)], dim=1)
         net = self.gru04(att, net, motion, ops)
-        # the mask head and the disparity head open with a 3x3 conv + ReLU on ``net``: one conv
-        mask_conv, head_conv = self.mask[0], self.disp_head.conv[0]
-        mask, head = F.relu(ops.conv(net, [mask_conv, head_conv])).split(
-            [mask_conv.out_channels, head_conv.out_channels], dim=1)
-        mask = F.relu(ops.conv(mask, [self.mask[2]]))
-        return net, 0.25 * mask, self.disp_head.after_opening(head, ops)
+        return net, self.disp_head(net, ops)
+
+    def mask_features(self, net: torch.Tensor) -> torch.Tensor:
+        """``0.25 * mask(net)``: the convex-upsampling features of hidden states ``net`` (B, hidden, h, w)
+        (any number of iterations' states concatenated along the batch)."""
+        return 0.25 * self.mask(net)

@@ -183,8 +183,9 @@ def test_convex_upsample_matches_unfold_nearest():
 
 def test_upsampling_of_several_iterations_at_once_equals_one_by_one():
     """FFS upsamples every iteration's prediction in one batch over the shared image stem (its fuse
-    conv split into a per-iteration and a shared part): outputs and gradients equal one call per
-    iteration with the stem concatenated each time."""
+    conv split into a per-iteration and a shared part), the mask head run on all iterations' hidden
+    states at once: outputs and gradients equal one call per iteration with the stem concatenated
+    each time."""
     from ffs_configs import TINY, config
 
     from skillbank.runtime.networks.factory import build_network
@@ -192,7 +193,7 @@ def test_upsampling_of_several_iterations_at_once_equals_one_by_one():
     torch.manual_seed(0)
     model = build_network(config(TINY)).train()
     k, b, h, w = 3, 2, 4, 6
-    channels = model.spx_2_gru.conv1.conv.in_channels
+    channels = model.update_block.mask[0].in_channels          # the GRU hidden states
     disp, mask = torch.rand(k * b, 1, h, w) * 5, torch.randn(k * b, channels, h, w)
     stem = torch.randn(b, model.stem_2[1].out_channels, 2 * h, 2 * w)
     seed = torch.randn(k * b, 1, 4 * h, 4 * w)
