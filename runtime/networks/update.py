@@ -121,10 +121,7 @@ class DispHead(nn.Module):
             nn.Conv2d(hidden, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
-        return self.after_opening(F.relu(ops.conv(x, [self.conv[0]])), ops)
-
-    def after_opening(self, y: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
-        """The head after its opening 3x3 conv + ReLU (which may have run fused with another conv)."""
+        y = F.relu(ops.conv(x, [self.conv[0]]))
         y = self.conv[3](self.conv[2](y, ops), ops)
         return ops.conv(y, [self.conv[4]])[:, :1]       # a channel-padded head computes zero extra outputs
 

@@ -194,19 +194,20 @@ def test_upsampling_of_several_iterations_at_once_equals_one_by_one():
     model = build_network(config(TINY)).train()
     k, b, h, w = 3, 2, 4, 6
     channels = model.update_block.mask[0].in_channels          # the GRU hidden states
-    disp, mask = torch.rand(k * b, 1, h, w) * 5, torch.randn(k * b, channels, h, w)
+    disp, net = torch.rand(k * b, 1, h, w) * 5, torch.randn(k * b, channels, h, w)
     stem = torch.randn(b, model.stem_2[1].out_channels, 2 * h, 2 * w)
     seed = torch.randn(k * b, 1, 4 * h, 4 * w)
 
     def run(batched: bool):  # noqa: ANN202
         model.zero_grad(set_to_none=True)
-        s, m = stem.clone().requires_grad_(), mask.clone().requires_grad_()
+        s, n = stem.clone().requires_grad_(), net.clone().requires_grad_()
         if batched:
-            out = model._upsample(disp, m, s)
+            out = model._upsample(disp, n, s)
         else:
-            out = torch.cat([model._upsample(disp[i * b:(i + 1) * b], m[i * b:(i + 1) * b], s) for i in range(k)])
+            out = torch.cat([model._upsample(disp[i * b:(i + 1) * b], n[i * b:(i + 1) * b], s) for i in range(k)])
         (out * seed).sum().backward()
-        return [out.detach(), s.grad, m.grad, *(p.grad for p in model.spx_2_gru.parameters())]
+        params = [*model.spx_2_gru.parameters(), *model.update_block.mask.parameters()]
+        return [out.detach(), s.grad, n.grad, *(p.grad for p in params)]
 
     for got, want in zip(run(True), run(False), strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
