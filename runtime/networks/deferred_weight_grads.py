@@ -48,6 +48,12 @@ WIDE_INPUT = 256
 #: bp2's 22 ran as fast as 22 (70.1 vs 70.2 ms on an H200) with 1 GB less memory held for it
 BATCH_ITERATIONS = 11
 
+#: output channels from which a convolution's bias gradient is a matrix-vector product (``ones @
+#: dy``, cuBLAS) rather than ``convolution_backward``'s reduction: 1.6-2.5x faster over 323,840
+#: pixels of 40-248 channels, slower for 8 and 16 (benchmarks/results/bias_grad_h100.json); linears'
+#: bias gradients always are
+GEMV_BIAS_CHANNELS = 32
+
 _SIDE_STREAMS: dict[int, torch.cuda.Stream] = {}
 
 
@@ -67,14 +73,30 @@ def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor) -> list[torch.
     if isinstance(layer, nn.Linear):
         dy2 = dy.reshape(-1, dy.shape[-1])
         grads = [dy2.t() @ x.reshape(-1, x.shape[-1])]
-        return grads + [dy2.sum(0)] if has_bias else grads
+        return grads + [_bias_grad(dy2)] if has_bias else grads
     weight = layer.weight.detach()
     if weight.dtype != dy.dtype:       # the kernel reads only its shape, dtype and memory format
         weight = torch.empty_like(weight, dtype=dy.dtype)
+    pixels = _pixels_by_channels(dy) if has_bias and dy.shape[1] >= GEMV_BIAS_CHANNELS else None
+    reduce_bias = has_bias and pixels is None
     _, gw, gb = torch.ops.aten.convolution_backward(
-        dy, x, weight, [weight.shape[0]] if has_bias else None, list(layer.stride), list(layer.padding),
-        list(layer.dilation), False, [0, 0], layer.groups, [False, True, has_bias])
+        dy, x, weight, [weight.shape[0]] if reduce_bias else None, list(layer.stride), list(layer.padding),
+        list(layer.dilation), False, [0, 0], layer.groups, [False, True, reduce_bias])
+    if pixels is not None:
+        gb = _bias_grad(pixels)
     return [gw, gb] if has_bias else [gw]
+
+
+def _pixels_by_channels(dy: torch.Tensor) -> torch.Tensor | None:
+    """A channels_last ``(N, C, H, W)`` tensor as its ``(N*H*W, C)`` matrix (a view), else ``None``."""
+    if not dy.is_contiguous(memory_format=torch.channels_last):
+        return None
+    return dy.permute(0, 2, 3, 1).reshape(-1, dy.shape[1])
+
+
+def _bias_grad(dy2: torch.Tensor) -> torch.Tensor:
+    """The column sums of a ``(pixels, C)`` output gradient, as one matrix-vector product."""
+    return (dy2.new_ones(1, dy2.shape[0]) @ dy2).view(-1)
 
 
 class _State:

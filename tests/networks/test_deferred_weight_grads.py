@@ -146,6 +146,23 @@ def test_tapped_layer_values_and_gradients(kind):
         torch.testing.assert_close(g, r)
 
 
+@pytest.mark.parametrize("out_channels", [8, 40])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_weight_grads_of_every_bias_path(out_channels, memory_format):
+    """A convolution's bias gradient is ``convolution_backward``'s reduction below
+    ``GEMV_BIAS_CHANNELS`` output channels or for an output gradient not in channels_last, a
+    matrix-vector product over the (pixels, channels) view above: both are autograd's."""
+    torch.manual_seed(2)
+    conv = nn.Conv2d(6, out_channels, 3, padding=1).double().to(memory_format=memory_format)
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64).to(memory_format=memory_format)
+    dy = torch.randn(2, out_channels, 5, 7, dtype=torch.float64).to(memory_format=memory_format)
+    ref = torch.autograd.grad(conv(x), list(conv.parameters()), dy)
+    got = weight_grads(conv, x, dy)
+    assert (deferred_weight_grads._pixels_by_channels(dy) is not None) == (memory_format == torch.channels_last)
+    for g, r in zip(got, ref, strict=True):
+        torch.testing.assert_close(g, r)
+
+
 def test_fp16_takes_every_weight_gradient_per_iteration(model):
     """A loss-scaled fp16 product over many iterations could overflow where autograd's per-iteration
     ones do not: in fp16 nothing is batched; in bf16 and fp32 all but the wide inputs are."""
