@@ -24,8 +24,9 @@ Random ops (dropout) draw from the CUDA generator, which graphs support: the per
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -45,6 +46,22 @@ def graph_unsupported_reason(device: torch.device, world_size: int, precision: s
     if precision == "fp16":
         return "precision fp16 uses a GradScaler with host-side checks; use bf16 or fp32 with CUDA graphs"
     return None
+
+
+@contextlib.contextmanager
+def _high_priority_capture(device: torch.device) -> Iterator[None]:
+    """Capture on a high-priority stream. PyTorch instantiates graphs with per-node priorities (a
+    kernel node keeps the priority of the stream it was captured on), so the step's critical path
+    (the refinement loop's serial chain of small kernels) gets the SMs first, and the deferred weight
+    gradients (:mod:`~runtime.networks.deferred_weight_grads`, on a default-priority side stream)
+    fill what it leaves idle instead of delaying it."""
+    graph = torch.cuda.graph
+    previous = getattr(graph, "default_capture_stream", None)
+    graph.default_capture_stream = torch.cuda.Stream(device=device, priority=-1)   # lower: higher priority
+    try:
+        yield
+    finally:
+        graph.default_capture_stream = previous
 
 
 class _LossModule(nn.Module):
@@ -96,7 +113,7 @@ class GraphedStereoLoss:
         cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state()
         wrapper = _LossModule(self.model, self.loss_fn)
         sample = tuple(t.detach().clone() for t in batch)
-        with self._autocast():
+        with self._autocast(), _high_priority_capture(batch[0].device):
             graphed = torch.cuda.make_graphed_callables(
                 wrapper, sample, num_warmup_iters=self.warmup_iters, allow_unused_input=True)
         with torch.no_grad():
