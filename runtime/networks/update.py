@@ -67,10 +67,21 @@ class MotionEncoder(nn.Module):
     def forward(self, disp: torch.Tensor, corr: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
         cor = F.relu(ops.conv(F.relu(ops.conv(corr, [self.convc1])), [self.convc2]))
         extra = self.convd1.in_channels - disp.shape[1]     # zero channels of a channel-padded network
-        dis = F.pad(disp, (0, 0, 0, 0, 0, extra)) if extra else disp
+        dis = _joining(disp, cor)
+        dis = F.pad(dis, (0, 0, 0, 0, 0, extra)) if extra else dis
         dis = F.relu(ops.conv(F.relu(ops.conv(dis, [self.convd1])), [self.convd2]))
         out = F.relu(ops.conv(torch.cat([cor, dis], dim=1), [self.conv]))
-        return torch.cat([out, disp], dim=1)
+        return torch.cat([out, _joining(disp, out)], dim=1)
+
+
+def _joining(disp: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The (B, 1, H, W) disparity in ``like``'s dtype (the dtype the convolutions compute in, which
+    autocast would cast it to anyway: the same values) with channels_last strides (a one-channel
+    tensor's NCHW strides make ``cat`` and ``pad`` return NCHW). Padded or concatenated to ``like``, it
+    then gives the convolution's input in the dtype and memory format the convolution reads, instead
+    of an fp32 NCHW tensor besides (written by the fused kernel in a strided order, and what the
+    deferred weight gradients would record, concatenate and cast)."""
+    return disp.to(dtype=like.dtype, memory_format=torch.channels_last)
 
 
 class RaftConvGRU(nn.Module):

@@ -269,6 +269,32 @@ def test_selective_gru_matches_the_gate_equations():
     torch.testing.assert_close(gru(att, h, x), ref, atol=1e-6, rtol=1e-5)
 
 
+def test_motion_encoder_hands_the_convolutions_their_dtype_and_memory_format():
+    """Under autocast the encoder's output (the raw disparity appended) and the disparity branch's
+    input are in the compute dtype and channels_last, like the rest of the iteration: not an fp32
+    NCHW tensor that the GRU's first convolution would cast (and the deferred weight gradients
+    record, concatenate and cast); the values are the ones autocast's own casts give."""
+    from skillbank.runtime.networks.layer_ops import TappedOps, tag_layers
+    from skillbank.runtime.networks.update import MotionEncoder
+
+    torch.manual_seed(0)
+    enc = MotionEncoder(lookup_channels=12, widths=[8, 8, 8, 8], out_channels=7).to(memory_format=torch.channels_last)
+    tag_layers(enc)
+    corr = torch.randn(2, 12, 6, 10).to(memory_format=torch.channels_last)
+    disp = 40 * torch.rand(2, 1, 6, 10)
+    zero = torch.zeros((), dtype=torch.bfloat16)      # the taps are in the compute dtype
+    ops = TappedOps({m.grad_key: zero.expand(2, m.out_channels, 6, 10)
+                     for m in enc.modules() if hasattr(m, "grad_key")})
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(disp, corr, ops)
+        ref = enc(disp, corr)
+    assert out.dtype == torch.bfloat16 and out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out[:, -1:], disp.to(torch.bfloat16))
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    convd1 = ops.inputs["convd1"]
+    assert convd1.dtype == torch.bfloat16 and convd1.is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize("norm", [True, False])
 def test_edgenext_block_matches_its_definition(norm):
     from skillbank.runtime.networks.blocks import EdgeNextConvBlock
