@@ -6,7 +6,8 @@
 #
 # `run` installs each snapshot in turn (editable, offline) and times it with its own
 # benchmarks/train_throughput.py (variant $V, default bf16_cl_compile_pad_graph; each compiles for 1-3
-# minutes on a fresh machine, limited to $TO seconds), writing $OUT/<name>.json; then, while fewer than
+# minutes on a fresh machine, limited to $TO seconds), writing $OUT/<name>.json (<name>_2.json ... for a
+# snapshot named again); then, while fewer than
 # $PHASES_BEFORE seconds have passed, benchmarks/train_phases.py of the last one ($OUT/phases_<name>.json).
 set -u
 mode=$1; shift
@@ -20,9 +21,11 @@ fi
 source benchmarks/device_setup.sh >/dev/null 2>&1
 nvidia-smi --query-gpu=name --format=csv,noheader
 for snap in "$@"; do
+  out="$OUT/$snap.json"; n=2
+  while [ -e "$out" ]; do out="$OUT/${snap}_$n.json"; n=$((n + 1)); done   # a snapshot timed again
   (cd ".devdata/$snap" && ln -sfn ../../.whl .whl \
    && python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null \
-   && timeout "${TO:-230}" python3 benchmarks/train_throughput.py --out "$OUT/$snap.json" --warmup 3 --steps 10 \
+   && timeout "${TO:-230}" python3 benchmarks/train_throughput.py --out "$out" --warmup 3 --steps 10 \
         --variants "${V:-bf16_cl_compile_pad_graph}") 2>&1 | grep '^{\|Error\|error' | tail -4
   echo "$snap done at $SECONDS s"
 done
