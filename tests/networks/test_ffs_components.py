@@ -269,11 +269,13 @@ def test_selective_gru_matches_the_gate_equations():
     torch.testing.assert_close(gru(att, h, x), ref, atol=1e-6, rtol=1e-5)
 
 
-def test_motion_encoder_hands_the_convolutions_their_dtype_and_memory_format():
+def test_motion_encoder_hands_the_convolutions_their_dtype_and_memory_format(monkeypatch):
     """Under autocast the encoder's output (the raw disparity appended) and the disparity branch's
     input are in the compute dtype and channels_last, like the rest of the iteration: not an fp32
     NCHW tensor that the GRU's first convolution would cast (and the deferred weight gradients
-    record, concatenate and cast); the values are the ones autocast's own casts give."""
+    record, concatenate and cast); the values are the ones autocast's own casts give (the fp32
+    disparity joined as it is, then cast)."""
+    from skillbank.runtime.networks import update
     from skillbank.runtime.networks.layer_ops import TappedOps, tag_layers
     from skillbank.runtime.networks.update import MotionEncoder
 
@@ -293,6 +295,11 @@ def test_motion_encoder_hands_the_convolutions_their_dtype_and_memory_format():
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
     convd1 = ops.inputs["convd1"]
     assert convd1.dtype == torch.bfloat16 and convd1.is_contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(update, "_joining", lambda disp, like: disp)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fp32_joined = enc(disp, corr)
+    assert fp32_joined.dtype == torch.float32
+    assert torch.equal(fp32_joined.to(torch.bfloat16), out)
 
 
 @pytest.mark.parametrize("norm", [True, False])
