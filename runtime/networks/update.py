@@ -67,11 +67,11 @@ class MotionEncoder(nn.Module):
     def forward(self, disp: torch.Tensor, corr: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
         cor = F.relu(ops.conv(F.relu(ops.conv(corr, [self.convc1])), [self.convc2]))
         extra = self.convd1.in_channels - disp.shape[1]     # zero channels of a channel-padded network
-        dis = _joining(disp, cor)
-        dis = F.pad(dis, (0, 0, 0, 0, 0, extra)) if extra else dis
+        joined = _joining(disp, cor)        # cor and out compute in the same dtype: converted once
+        dis = F.pad(joined, (0, 0, 0, 0, 0, extra)) if extra else joined
         dis = F.relu(ops.conv(F.relu(ops.conv(dis, [self.convd1])), [self.convd2]))
         out = F.relu(ops.conv(torch.cat([cor, dis], dim=1), [self.conv]))
-        return torch.cat([out, _joining(disp, out)], dim=1)
+        return torch.cat([out, joined], dim=1)
 
 
 def _joining(disp: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
