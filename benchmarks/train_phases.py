@@ -9,6 +9,11 @@ gradients launched from ``_TapsBackward`` / ``GradientSinkBackward`` (on a side 
 Kernels launched elsewhere are the eager rest: the sequence loss and its backward, gradient clipping
 and AdamW. Per phase: GPU milliseconds per step and the top kernels.
 
+``--sites PATTERN`` (repeatable) also records shapes and, for every kernel whose name contains a
+pattern, reports where it came from: its phase, the chain of CPU ops around its launch (outermost
+last, e.g. ``aten::copy_ < aten::contiguous < aten::convolution_backward``) and the innermost op's input
+shapes, strides and dtypes, grouped, with GPU milliseconds per step: which tensors a strided copy moves.
+
     python benchmarks/train_phases.py --out benchmarks/results/train_phases_h200.json \
         --variant bf16_cl_compile_pad
 """
@@ -40,7 +45,8 @@ def _phase_of(index: int, per_step: int, backward: bool) -> str:
     return f"{phase}_{'backward' if backward else 'forward'}"
 
 
-def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int = 8) -> dict[str, Any]:
+def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int = 8,
+                      sites: tuple[str, ...] = ()) -> dict[str, Any]:
     events = trace["traceEvents"]
     kernels = {e["args"]["correlation"]: e for e in events
                if e.get("cat") == "kernel" and "correlation" in e.get("args", {})}
@@ -68,6 +74,9 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int 
     count: Counter[str] = Counter()
     top: dict[str, Counter[str]] = defaultdict(Counter)
     calls: dict[str, Counter[str]] = defaultdict(Counter)
+    site_ms: Counter[tuple[str, ...]] = Counter()
+    site_calls: Counter[tuple[str, ...]] = Counter()
+    ops = _cpu_ops_by_thread(events) if sites else {}
     for launch in launches:
         phase = "eager_rest"
         spans = starts.get(launch["tid"], [])
@@ -79,6 +88,10 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int 
         count[phase] += 1
         top[phase][kernel["name"][:100]] += kernel["dur"] / 1000 / steps
         calls[phase][kernel["name"][:100]] += 1
+        if any(p in kernel["name"] for p in sites):
+            key = (phase, kernel["name"][:100], *_site(ops.get(launch["tid"], ([], [])), launch["ts"]))
+            site_ms[key] += kernel["dur"] / 1000 / steps
+            site_calls[key] += 1
     total = sum(ms.values())
     return {
         "gpu_ms_per_step": round(total, 2),
@@ -88,7 +101,39 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int 
                        "top_kernels": [{"name": n, "ms_per_step": round(t, 2), "calls_per_step": calls[p][n] // steps}
                                        for n, t in top[p].most_common(top_n)]}
                    for p, v in ms.most_common()},
+        **({"sites": [{"phase": k[0], "kernel": k[1], "ops": k[2], "inputs": k[3], "ms_per_step": round(v, 3),
+                       "calls_per_step": site_calls[k] / steps} for k, v in site_ms.most_common()]}
+           if sites else {}),
     }
+
+
+def _cpu_ops_by_thread(events: list[dict[str, Any]]) -> dict[Any, tuple[list[float], list[dict[str, Any]]]]:
+    by_tid: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        if e.get("cat") == "cpu_op":
+            by_tid[e["tid"]].append(e)
+    return {tid: ([e["ts"] for e in found], found)
+            for tid, found in ((tid, sorted(v, key=lambda e: e["ts"])) for tid, v in by_tid.items())}
+
+
+def _site(ops: tuple[list[float], list[dict[str, Any]]], ts: float, depth: int = 5,
+          look_back: int = 4000) -> tuple[str, str]:
+    """The CPU ops enclosing a launch at ``ts`` (innermost first, ``depth`` of them) and the innermost
+    one's inputs (dims, strides, dtypes), from the ops started at most ``look_back`` ops before it."""
+    starts, found = ops
+    i = bisect.bisect_right(starts, ts) - 1
+    enclosing = []
+    for e in found[max(0, i - look_back):i + 1][::-1]:
+        if e["ts"] <= ts <= e["ts"] + e.get("dur", 0):
+            enclosing.append(e)
+            if len(enclosing) == depth:
+                break
+    if not enclosing:
+        return "", ""
+    args = enclosing[0].get("args", {})
+    inputs = "; ".join(f"{d} {s} {t}" for d, s, t in zip(args.get("Input Dims", []), args.get("Input Strides", []),
+                                                         args.get("Input type", []), strict=False) if d)
+    return " < ".join(e["name"] for e in enclosing), inputs
 
 
 def main() -> None:
@@ -101,6 +146,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=22)
     parser.add_argument("--steps", type=int, default=2, help="profiled steps (after 3 warm-up steps)")
     parser.add_argument("--top", type=int, default=8, help="kernels listed per phase")
+    parser.add_argument("--sites", action="append", default=[], metavar="PATTERN",
+                        help="report the CPU ops and input shapes behind kernels whose name contains PATTERN")
     args = parser.parse_args()
     from torch.profiler import ProfilerActivity, profile
 
@@ -117,7 +164,7 @@ def main() -> None:
     for _ in range(3):
         step()
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=bool(args.sites)) as prof:
         for _ in range(args.steps):
             step()
         torch.cuda.synchronize()
@@ -129,7 +176,7 @@ def main() -> None:
               "input": [args.batch, 3, args.height, args.width], "train_iters": args.iters,
               "device": torch.cuda.get_device_name(), "torch": torch.__version__,
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              **phases_from_trace(trace, args.iters, args.steps, args.top)}
+              **phases_from_trace(trace, args.iters, args.steps, args.top, tuple(args.sites))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({p: v["ms_per_step"] for p, v in report["phases"].items()}))
