@@ -18,10 +18,11 @@ right-image match of left pixel ``w`` at disparity ``d`` is ``w - d`` (zero when
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch.autograd import Function
 
 
 def build_gwc_volume(left: torch.Tensor, right: torch.Tensor, max_disp: int, num_groups: int,
@@ -44,8 +45,32 @@ def build_gwc_volume(left: torch.Tensor, right: torch.Tensor, max_disp: int, num
             rf = F.normalize(rf, dim=2)
         # all pairs along each image row against the right row shifted by D zero columns:
         # pairs[..., w, j] = <l_w, r_(j - D)>, (B, G, H, W, W + D)
-        pairs = torch.matmul(lf.permute(0, 1, 3, 4, 2), F.pad(rf.permute(0, 1, 3, 2, 4), (max_disp, 0)))
+        a, b = lf.permute(0, 1, 3, 4, 2), F.pad(rf.permute(0, 1, 3, 2, 4), (max_disp, 0))
+        training = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+        pairs = _RowPairs.apply(a, b) if training else torch.matmul(a, b)
         return _diagonal_band(pairs, max_disp).permute(0, 1, 3, 2, 4)
+
+
+class _RowPairs(Function):
+    """``a @ b`` in fp32 whose backward's products also run in fp32, on a contiguous gradient.
+
+    Autograd's own backward of the matmul, compiled inside an autocast region, ran in bf16 (AOTAutograd
+    traces the backward under the region's autocast, not under this function's ``enabled=False``), on a
+    gradient laid out in the volume's channels_last_3d order, which cuBLAS cannot read: each of its two
+    products copied 110 MB through a strided kernel first (~0.9 ms a step on an H100).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        return torch.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = ctx.saved_tensors
+        with torch.autocast(grad.device.type, enabled=False):
+            grad = grad.float().contiguous()
+            return torch.matmul(grad, b.transpose(-1, -2)), torch.matmul(a.transpose(-1, -2), grad)
 
 
 def _diagonal_band(pairs: torch.Tensor, max_disp: int) -> torch.Tensor:

@@ -64,6 +64,7 @@ from skillbank.runtime.networks.cost_volume import (
 )
 from skillbank.runtime.networks.deferred_weight_grads import DeferredWeightGrads
 from skillbank.runtime.networks.edgenext import FFSFeature
+from skillbank.runtime.networks.grad_layout import grad_in_layout
 from skillbank.runtime.networks.hourglass import FFSHourGlass
 from skillbank.runtime.networks.layer_ops import PLAIN, TappedOps
 from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
@@ -238,7 +239,10 @@ class FastFoundationStereo(nn.Module):
         hidden states ``net`` (K*B, C, h, w), iteration-major, over the batch's ``stem_2x`` (B, ...),
         shared by all K."""
         mask = self.update_block.mask_features(net)
-        logits = self.spx_gru(self.spx_2_gru(mask, stem_2x))[:, :9]       # a padded head computes more
+        logits = self.spx_gru(self.spx_2_gru(mask, stem_2x))
+        if self.channels_last:     # (else the softmax's backward writes it NCHW, and cuDNN converts it)
+            logits = grad_in_layout(logits, torch.channels_last)
+        logits = logits[:, :9]                                             # a padded head computes more
         with torch.autocast(disp.device.type, enabled=False):
             weights = F.softmax(logits.float(), dim=1)
             return convex_upsample(disp.float(), weights)
