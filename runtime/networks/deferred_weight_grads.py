@@ -64,10 +64,12 @@ def _side_stream(device: torch.device) -> torch.cuda.Stream:
     return _SIDE_STREAMS[index]
 
 
-def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor) -> list[torch.Tensor]:
+def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor, out_channels: int | None = None
+                 ) -> list[torch.Tensor]:
     """``[weight gradient, bias gradient]`` (no bias gradient without a bias) of ``layer`` that
     read ``x`` and whose output got the gradient ``dy``; in ``dy``'s dtype (``x`` is cast to it, as
-    autocast cast it for the forward)."""
+    autocast cast it for the forward). ``out_channels``: of a fused convolution whose first part
+    ``layer`` is (its parts' gradients are the result's rows, in order)."""
     x = x.to(dy.dtype)
     has_bias = layer.bias is not None
     if isinstance(layer, nn.Linear):
@@ -75,6 +77,8 @@ def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor) -> list[torch.
         grads = [dy2.t() @ x.reshape(-1, x.shape[-1])]
         return grads + [_bias_grad(dy2)] if has_bias else grads
     weight = layer.weight.detach()
+    if out_channels is not None and out_channels != weight.shape[0]:
+        weight = weight.new_empty((out_channels, *weight.shape[1:])).contiguous(memory_format=_format_of(weight))
     if weight.dtype != dy.dtype:       # the kernel reads only its shape, dtype and memory format
         weight = torch.empty_like(weight, dtype=dy.dtype)
     pixels = _pixels_by_channels(dy) if has_bias and dy.shape[1] >= GEMV_BIAS_CHANNELS else None
@@ -85,6 +89,40 @@ def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor) -> list[torch.
     if pixels is not None:
         gb = _bias_grad(pixels)
     return [gw, gb] if has_bias else [gw]
+
+
+def _format_of(weight: torch.Tensor) -> torch.memory_format:
+    cl = weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format
+
+
+def _adjacent(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``b``'s channels follow ``a``'s in one channels_last tensor (same pixels, strides)."""
+    return (a.dim() == 4 and a.stride(1) == 1 and b.stride() == a.stride() and b.dtype == a.dtype
+            and b.shape[0] == a.shape[0] and b.shape[2:] == a.shape[2:]
+            and b.untyped_storage().data_ptr() == a.untyped_storage().data_ptr()
+            and b.data_ptr() == a.data_ptr() + a.shape[1] * a.element_size())
+
+
+def _fused_runs(grads: list[list[torch.Tensor]]) -> list[list[int]]:
+    """``grads[layer][iteration]`` of layers that read the same input -> runs of consecutive layers
+    whose output gradients are, in every iteration, adjacent channel ranges of one tensor (the taps
+    of a fused convolution, :meth:`~layer_ops.TappedOps.conv`)."""
+    runs = [[0]]
+    for k in range(1, len(grads)):
+        prev = grads[runs[-1][-1]]
+        if len(grads[k]) == len(prev) and all(_adjacent(a, b) for a, b in zip(prev, grads[k], strict=True)):
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return runs
+
+
+def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Adjacent channel ranges (:func:`_adjacent`, in order) as one tensor: a view."""
+    first = parts[0]
+    n, _, h, w = first.shape
+    return first.as_strided((n, sum(p.shape[1] for p in parts), h, w), first.stride())
 
 
 def _pixels_by_channels(dy: torch.Tensor) -> torch.Tensor | None:
@@ -146,18 +184,30 @@ class _State:
 
     def _batched_weight_grads(self, pending: list[tuple[dict[str, torch.Tensor], tuple[torch.Tensor | None, ...]]]
                               ) -> None:
-        cats: dict[tuple[Any, ...], torch.Tensor] = {}
-        for j, (key, layer) in enumerate(self.layers.items()):
+        # layers that read the same tensor (the GRUs' gates) share its concatenation
+        groups: dict[tuple[Any, ...], list[tuple[str, list[tuple[torch.Tensor, torch.Tensor]]]]] = {}
+        for j, key in enumerate(self.layers):
             if key not in self.batched_keys:
                 continue
             pairs = [(inputs[key], grads[j]) for inputs, grads in pending if grads[j] is not None and key in inputs]
-            if not pairs:
-                continue
-            # layers that read the same tensor (the GRUs' gates) share its concatenation
-            ids = tuple((x.data_ptr(), x.shape, x.stride()) for x, _ in pairs)
-            if ids not in cats:
-                cats[ids] = torch.cat([x for x, _ in pairs])
-            self.grads[key].append(weight_grads(layer, cats[ids], torch.cat([dy for _, dy in pairs])))
+            if pairs:
+                groups.setdefault(tuple((x.data_ptr(), x.shape, x.stride()) for x, _ in pairs), []).append((key, pairs))
+        for members in groups.values():
+            x = torch.cat([x for x, _ in members[0][1]])
+            dys = [[dy for _, dy in pairs] for _, pairs in members]
+            for run in _fused_runs(dys):
+                keys = [members[k][0] for k in run]
+                if len(run) == 1:
+                    self.grads[keys[0]].append(weight_grads(self.layers[keys[0]], x, torch.cat(dys[run[0]])))
+                    continue
+                # a fused convolution's taps: their output gradients are adjacent channels of one
+                # tensor, read as that tensor (one concatenation, one product; a strided copy each else)
+                layers = [self.layers[key] for key in keys]
+                dy = torch.cat([_joined(parts) for parts in zip(*(dys[k] for k in run), strict=True)])
+                grads = weight_grads(layers[0], x, dy, out_channels=sum(m.out_channels for m in layers))
+                parts = [g.split([m.out_channels for m in layers]) for g in grads]
+                for i, key in enumerate(keys):
+                    self.grads[key].append([p[i] for p in parts])
 
     def _weight_grads(self, inputs: dict[str, torch.Tensor], grads: tuple[torch.Tensor | None, ...]) -> None:
         for (key, layer), dy in zip(self.layers.items(), grads, strict=True):

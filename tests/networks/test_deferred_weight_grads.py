@@ -35,8 +35,10 @@ def _pair() -> tuple[torch.Tensor, torch.Tensor]:
     return left, torch.roll(left, -4, dims=3) + 0.1 * torch.randn(2, 3, 64, 96, generator=g, dtype=torch.float64)
 
 
-def _run(model: nn.Module, deferred: bool, iters: int = 3):
+def _run(model: nn.Module, deferred: bool, iters: int = 3, channels_last: bool = False):
     model = copy.deepcopy(model)
+    if channels_last:
+        model.to_channels_last()
     model.deferred_weight_grads = deferred
     torch.manual_seed(5)                           # the disparity transformer's dropout
     init, preds = model(*_pair(), iters=iters)
@@ -60,6 +62,26 @@ def test_gradients_equal_autograds(model, monkeypatch, wide_input, batch_iterati
     for name, grad in got.items():
         torch.testing.assert_close(grad, ref[name], rtol=1e-6, atol=1e-9 * ref[name].abs().max().item(), msg=name)
     assert all(ref[n].abs().sum() > 0 for n in ref if n.startswith("update_block") and n.endswith("weight"))
+
+
+def test_fused_gates_take_one_product_when_their_gradients_are_one_tensor(model, monkeypatch):
+    """channels_last: the GRUs' fused z/r convolution's two output gradients are adjacent channels of
+    one tensor, read as one (one product for both); the gradients still equal autograd's."""
+    runs = []
+    original = deferred_weight_grads._fused_runs
+
+    def spy(grads):
+        runs.append(original(grads))
+        return runs[-1]
+
+    monkeypatch.setattr(deferred_weight_grads, "_fused_runs", spy)
+    _, ref_loss, ref = _run(model, deferred=False, channels_last=True)
+    _, loss, got = _run(model, deferred=True, channels_last=True)
+    assert loss == ref_loss
+    # the two GRUs read the same input; each one's z and r gates are one run (all iterations in one batch)
+    assert [[0, 1], [2, 3]] in runs
+    for name, grad in got.items():
+        torch.testing.assert_close(grad, ref[name], rtol=1e-6, atol=1e-9 * ref[name].abs().max().item(), msg=name)
 
 
 def test_frozen_layers_run_plainly_and_the_rest_still_match(model):
