@@ -14,7 +14,7 @@ gradient for it), adds a zero tap to its output and returns its input. The tap's
 the compiled backward returns, is the layer's output gradient. After every :data:`BATCH_ITERATIONS`
 iterations' backwards, and with the last one's, the taps' node computes those iterations' weight and
 bias gradients at once, one product per layer over their concatenated inputs and output gradients
-(layers with a :data:`WIDE_INPUT` get one per iteration instead); on CUDA on a side stream, so they
+(layers with a :data:`WIDE_INPUT`, and linear layers, get one per iteration instead); on CUDA on a side stream, so they
 overlap the backward of the earlier iterations and the encoder's. A sink node whose inputs are the
 parameters and whose output (a token) every taps node takes runs after the last of them: it waits for
 the side stream, sums each parameter's partial gradients and returns them as the parameters'
@@ -43,6 +43,12 @@ __all__ = ["DeferredWeightGrads", "weight_grads"]
 #: the motion encoder's 1x1 convolution of the 528 lookup channels, whose concatenation over the
 #: iterations would cost more than the batched product saves); the others once per batch
 WIDE_INPUT = 256
+#: whether linear layers (bp2: the disparity head's MLPs, 40 -> 216/248 -> 40 channels) join the
+#: batched products. Their inputs and output gradients are (pixels, channels) matrices already, so a
+#: product per iteration needs no concatenation (~0.9 ms of the side stream's in a step); on an H100
+#: per iteration was 0.3 ms faster (69.89 vs 70.25 and 70.32 vs 70.61 ms, runs 26-27 of
+#: benchmarks/results/train_speed_ab_h200.json)
+BATCH_LINEARS = False
 #: iterations per batched product, started on the side stream once that many iterations' backwards
 #: have run (the rest with the last one's, overlapping the encoder's backward; 0: all at once). 11 of
 #: bp2's 22 ran as fast as 22 (70.1 vs 70.2 ms on an H200) with 1 GB less memory held for it
@@ -148,10 +154,12 @@ class _State:
         self.pending: list[tuple[dict[str, torch.Tensor], tuple[torch.Tensor | None, ...]]] = []
         self.done = 0
         # per layer: one product over the iterations' concatenated inputs and output gradients, or
-        # one per iteration where the input is too wide to be worth concatenating, and in fp16 (a
-        # loss-scaled fp16 product over many iterations could overflow where autograd's do not)
+        # one per iteration where the input is too wide to be worth concatenating, for linear layers
+        # (BATCH_LINEARS), and in fp16 (a loss-scaled fp16 product over many iterations could
+        # overflow where autograd's do not)
         self.batched_keys = {key for key, layer in layers.items()
-                             if _in_features(layer) < WIDE_INPUT and dtype != torch.float16}
+                             if _in_features(layer) < WIDE_INPUT and dtype != torch.float16
+                             and (BATCH_LINEARS or not isinstance(layer, nn.Linear))}
         self.finished = False
 
     def shapes(self, batch: int, height: int, width: int) -> list[tuple[int, ...]]:

@@ -47,13 +47,15 @@ def _run(model: nn.Module, deferred: bool, iters: int = 3, channels_last: bool =
     return model, loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize(("wide_input", "batch_iterations"), [(256, 0), (1, 0), (256, 2), (16, 2)],
-                         ids=["batched", "per_iteration", "batches_of_2", "mixed"])
-def test_gradients_equal_autograds(model, monkeypatch, wide_input, batch_iterations):
-    """Every layer batched over all iterations (the tiny network has no wide input), every layer per
-    iteration, batches of two of the three iterations, and a mix."""
+@pytest.mark.parametrize(("wide_input", "batch_iterations", "batch_linears"),
+                         [(256, 0, False), (256, 0, True), (1, 0, False), (256, 2, True), (16, 2, False)],
+                         ids=["batched", "batched_with_linears", "per_iteration", "batches_of_2", "mixed"])
+def test_gradients_equal_autograds(model, monkeypatch, wide_input, batch_iterations, batch_linears):
+    """Every convolution batched over all iterations (the tiny network has no wide input), the linears
+    too, every layer per iteration, batches of two of the three iterations, and a mix."""
     monkeypatch.setattr(deferred_weight_grads, "WIDE_INPUT", wide_input)
     monkeypatch.setattr(deferred_weight_grads, "BATCH_ITERATIONS", batch_iterations)
+    monkeypatch.setattr(deferred_weight_grads, "BATCH_LINEARS", batch_linears)
     _, ref_loss, ref = _run(model, deferred=False)
     tapped, loss, got = _run(model, deferred=True)
     assert loss == ref_loss
@@ -187,8 +189,11 @@ def test_weight_grads_of_every_bias_path(out_channels, memory_format):
 
 def test_fp16_takes_every_weight_gradient_per_iteration(model):
     """A loss-scaled fp16 product over many iterations could overflow where autograd's per-iteration
-    ones do not: in fp16 nothing is batched; in bf16 and fp32 all but the wide inputs are."""
+    ones do not: in fp16 nothing is batched; in bf16 and fp32 every convolution without a wide input
+    is (the linears not: ``BATCH_LINEARS``)."""
     block = model.update_block
     assert not DeferredWeightGrads(block, torch.float16).state.batched_keys
+    convs = {key for key, layer in tapped_layers(block).items() if isinstance(layer, nn.Conv2d)}
+    assert len(convs) < len(tapped_layers(block))
     for dtype in (torch.bfloat16, torch.float32):
-        assert DeferredWeightGrads(block, dtype).state.batched_keys == set(tapped_layers(block))
+        assert DeferredWeightGrads(block, dtype).state.batched_keys == convs
