@@ -116,10 +116,16 @@ def _cpu_ops_by_thread(events: list[dict[str, Any]]) -> dict[Any, tuple[list[flo
             for tid, found in ((tid, sorted(v, key=lambda e: e["ts"])) for tid, v in by_tid.items())}
 
 
+#: ops that only move data: a site reports the first enclosing op that is none of these, too
+_LAYOUT_OPS = ("aten::copy_", "aten::clone", "aten::contiguous", "aten::to", "aten::_to_copy", "aten::cat")
+
+
 def _site(ops: tuple[list[float], list[dict[str, Any]]], ts: float, depth: int = 5,
           look_back: int = 4000) -> tuple[str, str]:
-    """The CPU ops enclosing a launch at ``ts`` (innermost first, ``depth`` of them) and the innermost
-    one's inputs (dims, strides, dtypes), from the ops started at most ``look_back`` ops before it."""
+    """The CPU ops enclosing a launch at ``ts`` (innermost first, ``depth`` of them) and the inputs
+    (dims, strides, dtypes) of the innermost one and of the first that is not a data move (the op
+    that asked for a copy: its other inputs tell which tensor it is), from the ops started at most
+    ``look_back`` ops before it."""
     starts, found = ops
     i = bisect.bisect_right(starts, ts) - 1
     enclosing = []
@@ -130,10 +136,17 @@ def _site(ops: tuple[list[float], list[dict[str, Any]]], ts: float, depth: int =
                 break
     if not enclosing:
         return "", ""
-    args = enclosing[0].get("args", {})
-    inputs = "; ".join(f"{d} {s} {t}" for d, s, t in zip(args.get("Input Dims", []), args.get("Input Strides", []),
-                                                         args.get("Input type", []), strict=False) if d)
+    inputs = _inputs(enclosing[0])
+    caller = next((e for e in enclosing if e["name"].startswith("aten::") and e["name"] not in _LAYOUT_OPS), None)
+    if caller is not None and caller is not enclosing[0]:
+        inputs += f" | {caller['name']}: {_inputs(caller)}"
     return " < ".join(e["name"] for e in enclosing), inputs
+
+
+def _inputs(op: dict[str, Any]) -> str:
+    args = op.get("args", {})
+    return "; ".join(f"{d} {s} {t}" for d, s, t in zip(args.get("Input Dims", []), args.get("Input Strides", []),
+                                                      args.get("Input type", []), strict=False) if d)
 
 
 def main() -> None:
