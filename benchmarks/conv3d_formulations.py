@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,7 +117,7 @@ def main() -> None:
     if args.check:
         check()
         return
-    from cuda_timing import capture_graph, time_cuda
+    from cuda_timing import capture_graph, gpu_report, time_cuda, write_report
 
     torch.backends.cudnn.benchmark = True
     shape = tuple(int(v) for v in args.shape.split(","))
@@ -143,14 +142,10 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - a formulation cuDNN cannot run is a result too
             results[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         print(name, json.dumps(results[name]), flush=True)
-    report = {"benchmark": "3x3x3 convolution, bf16 channels_last_3d, forward and forward + backward "
-                           "(CUDA graphs, median of --runs replays)",
-              "input": list(shape), "out_channels": args.out_channels, "device": torch.cuda.get_device_name(),
-              "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
-              "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1))
+    report = gpu_report("3x3x3 convolution, bf16 channels_last_3d, forward and forward + backward "
+                        "(CUDA graphs, median of --runs replays)", results,
+                        input=list(shape), out_channels=args.out_channels)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,22 @@ def capture_graph(fn: Callable[[], object], warmup: int = 3) -> tuple[torch.cuda
     with torch.cuda.graph(graph):
         out = fn()
     return graph, out
+
+
+def gpu_report(benchmark: str, results: dict, **fields: object) -> dict:
+    """A benchmark's JSON report: what it measured, ``fields``, the GPU and library versions, the time."""
+    import time
+
+    return {"benchmark": benchmark, **fields, "device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "cudnn": torch.backends.cudnn.version(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "results": results}
+
+
+def write_report(path, report: dict) -> None:  # noqa: ANN001 - a pathlib.Path or None
+    """Write ``report`` as indented JSON to ``path`` (if given), creating its folder."""
+    if path is None:
+        return
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))

@@ -30,7 +30,6 @@ import argparse
 import itertools
 import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -179,6 +178,8 @@ def main() -> None:
     if args.check:
         check()
         return
+    from cuda_timing import gpu_report, write_report
+
     torch.backends.cudnn.benchmark = True
     compiled = torch.compile(subpixel_conv_transpose, fullgraph=True, dynamic=False)
     variants = {"transposed": lambda x, m: m(x), "subpixel": subpixel_conv_transpose, "subpixel_compiled": compiled}
@@ -200,14 +201,9 @@ def main() -> None:
                 row[variant] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             print(name, variant, json.dumps(row[variant]), flush=True)
         results[name] = {"input": list(shape), "out_channels": cout, **row}
-    report = {"benchmark": "transposed convolution vs convolution + pixel shuffle, bf16 channels_last, forward and "
-                           "forward + backward (CUDA events, median of --runs calls)",
-              "device": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "cudnn": torch.backends.cudnn.version(),
-              "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1))
+    report = gpu_report("transposed convolution vs convolution + pixel shuffle, bf16 channels_last, forward and "
+                        "forward + backward (CUDA events, median of --runs calls)", results)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":
