@@ -54,10 +54,11 @@ def build_gwc_volume(left: torch.Tensor, right: torch.Tensor, max_disp: int, num
 class _RowPairs(Function):
     """``a @ b`` in fp32 whose backward's products also run in fp32, on a contiguous gradient.
 
-    Autograd's own backward of the matmul, compiled inside an autocast region, ran in bf16 (AOTAutograd
-    traces the backward under the region's autocast, not under this function's ``enabled=False``), on a
-    gradient laid out in the volume's channels_last_3d order, which cuBLAS cannot read: each of its two
-    products copied 110 MB through a strided kernel first (~0.9 ms a step on an H100).
+    Compiled inside an autocast region, autograd's own backward of the matmul ran its products in bf16
+    (the H100 profile: this function's ``enabled=False`` did not reach the compiled backward) on a
+    gradient laid out in the volume's channels_last_3d order, which cuBLAS cannot read: each of the two
+    products copied 110 MB through a strided kernel first (~0.9 ms a step on an H100). Forward values
+    are unchanged; the gradients are autograd's in fp32.
     """
 
     @staticmethod

@@ -8,18 +8,19 @@ adds the ``iters`` results of each parameter one by one (1,074 small adds per st
 gradients form a serial chain of small kernels that leaves much of the GPU idle; the weight
 gradients depend on nothing downstream.
 
-:class:`DeferredWeightGrads` takes them off that chain. Inside the update (:class:`~layer_ops.TappedOps`)
-every tapped layer computes with detached parameters (the compiled backward then computes no weight
-gradient for it), adds a zero tap to its output and returns its input. The tap's gradient, which
-the compiled backward returns, is the layer's output gradient. After every :data:`BATCH_ITERATIONS`
-iterations' backwards, and with the last one's, the taps' node computes those iterations' weight and
-bias gradients at once, one product per layer over their concatenated inputs and output gradients
-(layers with a :data:`WIDE_INPUT`, and linear layers, get one per iteration instead); on CUDA on a side stream, so they
-overlap the backward of the earlier iterations and the encoder's. A sink node whose inputs are the
-parameters and whose output (a token) every taps node takes runs after the last of them: it waits for
-the side stream, sums each parameter's partial gradients and returns them as the parameters'
-gradients, through autograd (DDP's hooks, gradient clipping and the CUDA-graphed step see them as
-before).
+:class:`DeferredWeightGrads` takes them off that chain. Inside the update
+(:class:`~layer_ops.TappedOps`) every tapped layer computes with detached parameters (the compiled
+backward then computes no weight gradient for it), adds a zero tap to its output and returns its
+input. The tap's gradient, which the compiled backward returns, is the layer's output gradient.
+After every :data:`BATCH_ITERATIONS` iterations' backwards, and with the last one's, the taps' node
+computes those iterations' weight and bias gradients at once, one product per layer over their
+concatenated inputs and output gradients (layers with a :data:`WIDE_INPUT`, and linear layers, get
+one per iteration instead; a fused convolution's parts, one product together); on CUDA on a side
+stream, so they overlap the backward of the earlier iterations and the encoder's. A sink node whose
+inputs are the parameters and whose output (a token) every taps node takes runs after the last of
+them: it waits for the side stream, sums each parameter's partial gradients and returns them as the
+parameters' gradients, through autograd (DDP's hooks, gradient clipping and the CUDA-graphed step
+see them as before).
 
 Forward values are unchanged; gradients equal autograd's up to the summation order. One backward
 per forward (a ``retain_graph`` second backward raises).
