@@ -330,3 +330,25 @@ def test_trilinear_upsample_matches_interpolate(shape):
     torch.testing.assert_close(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(ref, x, g)[0])
     assert ours.grad_fn.name().startswith("View")                   # the matrix products ran
     torch.testing.assert_close(up.eval()(x), ref)                    # eval mode: F.interpolate itself
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compiled_gwc_volume_under_autocast_keeps_fp32_gradients():
+    """The correlation is an fp32 island: compiled inside a bf16 autocast region (as the encoder is), its
+    backward must stay fp32 too (``cost_volume._RowPairs``; autograd's own matmul backward ran its
+    products in bf16 there). Gradients equal eager fp32's to fp32 rounding, not bf16's (~1e-2)."""
+    torch.manual_seed(0)
+    left = torch.randn(2, 48, 20, 46, device="cuda", requires_grad=True)
+    right = torch.randn(2, 48, 20, 46, device="cuda", requires_grad=True)
+    weight = torch.randn(2, 8, 12, 20, 46, device="cuda")
+
+    def loss(lf, rf):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return (build_gwc_volume(lf, rf, 12, 8, True) * weight).sum()
+
+    ref = torch.autograd.grad(loss(left, right), (left, right))
+    got = torch.autograd.grad(torch.compile(loss, fullgraph=True)(left, right), (left, right))
+    for g, r in zip(got, ref, strict=True):
+        assert g.dtype == torch.float32
+        assert ((g - r).abs().max() / r.abs().max()).item() < 1e-4
