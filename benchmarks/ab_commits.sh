@@ -4,6 +4,7 @@
 #   bash benchmarks/ab_commits.sh prepare 32672d1 HEAD     # here: git archive each into .devdata/<name>
 #   bash benchmarks/ab_commits.sh run 32672d1 HEAD          # on the GPU (device tool: carry .whl and .devdata)
 #
+# A branch name's slashes become underscores in its folder (try/x -> .devdata/try_x); `run` takes either.
 # `run` installs each snapshot in turn (editable, offline) and times it with its own
 # benchmarks/train_throughput.py (variant $V, default bf16_cl_compile_pad_graph; each compiles for 1-3
 # minutes on a fresh machine, limited to $TO seconds), writing $OUT/<name>.json (<name>_2.json ... for a
@@ -13,7 +14,8 @@ set -u
 mode=$1; shift
 if [ "$mode" = prepare ]; then
   for rev in "$@"; do
-    rm -rf ".devdata/$rev" && mkdir -p ".devdata/$rev" && git archive "$rev" | tar -x -C ".devdata/$rev"
+    dir=".devdata/${rev//\//_}"        # a branch name's slashes become underscores
+    rm -rf "$dir" && mkdir -p "$dir" && git archive "$rev" | tar -x -C "$dir"
   done
   exit 0
 fi
@@ -21,6 +23,7 @@ fi
 source benchmarks/device_setup.sh >/dev/null 2>&1
 nvidia-smi --query-gpu=name --format=csv,noheader
 for snap in "$@"; do
+  snap="${snap//\//_}"                  # the folder prepare made for a branch name
   out="$OUT/$snap.json"; n=2
   while [ -e "$out" ]; do out="$OUT/${snap}_$n.json"; n=$((n + 1)); done   # a snapshot timed again
   (cd ".devdata/$snap" && ln -sfn ../../.whl .whl \
