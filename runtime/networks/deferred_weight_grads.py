@@ -71,21 +71,19 @@ def _side_stream(device: torch.device) -> torch.cuda.Stream:
     return _SIDE_STREAMS[index]
 
 
-def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor, out_channels: int | None = None
+def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor, weight: torch.Tensor | None = None
                  ) -> list[torch.Tensor]:
     """``[weight gradient, bias gradient]`` (no bias gradient without a bias) of ``layer`` that
     read ``x`` and whose output got the gradient ``dy``; in ``dy``'s dtype (``x`` is cast to it, as
-    autocast cast it for the forward). ``out_channels``: of a fused convolution whose first part
-    ``layer`` is (its parts' gradients are the result's rows, in order)."""
+    autocast cast it for the forward). ``weight``: of a fused convolution whose first part ``layer``
+    is, its parts' weights concatenated (their gradients are the result's rows, in order)."""
     x = x.to(dy.dtype)
     has_bias = layer.bias is not None
     if isinstance(layer, nn.Linear):
         dy2 = dy.reshape(-1, dy.shape[-1])
         grads = [dy2.t() @ x.reshape(-1, x.shape[-1])]
         return grads + [_bias_grad(dy2)] if has_bias else grads
-    weight = layer.weight.detach()
-    if out_channels is not None and out_channels != weight.shape[0]:
-        weight = weight.new_empty((out_channels, *weight.shape[1:])).contiguous(memory_format=_format_of(weight))
+    weight = layer.weight.detach() if weight is None else weight
     if weight.dtype != dy.dtype:       # the kernel reads only its shape, dtype and memory format
         weight = torch.empty_like(weight, dtype=dy.dtype)
     pixels = _pixels_by_channels(dy) if has_bias and dy.shape[1] >= GEMV_BIAS_CHANNELS else None
@@ -96,11 +94,6 @@ def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor, out_channels: 
     if pixels is not None:
         gb = _bias_grad(pixels)
     return [gw, gb] if has_bias else [gw]
-
-
-def _format_of(weight: torch.Tensor) -> torch.memory_format:
-    cl = weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
-    return torch.channels_last if cl else torch.contiguous_format
 
 
 def _adjacent(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -205,18 +198,17 @@ class _State:
             x = torch.cat([x for x, _ in members[0][1]])
             dys = [[dy for _, dy in pairs] for _, pairs in members]
             for run in _fused_runs(dys):
-                keys = [members[k][0] for k in run]
+                layers = [self.layers[members[k][0]] for k in run]
                 if len(run) == 1:
-                    self.grads[keys[0]].append(weight_grads(self.layers[keys[0]], x, torch.cat(dys[run[0]])))
+                    self.grads[layers[0].grad_key].append(weight_grads(layers[0], x, torch.cat(dys[run[0]])))
                     continue
                 # a fused convolution's taps: their output gradients are adjacent channels of one
                 # tensor, read as that tensor (one concatenation, one product; a strided copy each else)
-                layers = [self.layers[key] for key in keys]
                 dy = torch.cat([_joined(parts) for parts in zip(*(dys[k] for k in run), strict=True)])
-                grads = weight_grads(layers[0], x, dy, out_channels=sum(m.out_channels for m in layers))
+                grads = weight_grads(layers[0], x, dy, torch.cat([m.weight.detach() for m in layers]))
                 parts = [g.split([m.out_channels for m in layers]) for g in grads]
-                for i, key in enumerate(keys):
-                    self.grads[key].append([p[i] for p in parts])
+                for i, layer in enumerate(layers):
+                    self.grads[layer.grad_key].append([p[i] for p in parts])
 
     def _weight_grads(self, inputs: dict[str, torch.Tensor], grads: tuple[torch.Tensor | None, ...]) -> None:
         for (key, layer), dy in zip(self.layers.items(), grads, strict=True):
