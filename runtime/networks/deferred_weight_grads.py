@@ -291,6 +291,16 @@ class DeferredWeightGrads:
         self.state = _State(layers, dtype, device)
         self.token = GradientSink.apply(self.state.finish, device,
                                         *(p for layer in layers.values() for p in _params(layer)))
+        self._params: dict[str, list[torch.Tensor]] | None = None
+
+    def params(self) -> dict[str, list[torch.Tensor]]:
+        """Every tapped layer's [weight, bias], detached and in the compute dtype, cast once per forward
+        (:class:`~layer_ops.TappedOps` computes with them in every iteration: the same values autocast
+        would cast them to there, without a cast kernel per parameter and iteration)."""
+        if self._params is None:
+            self._params = {key: [p.detach().to(self.state.zero.dtype) for p in _params(layer)]
+                            for key, layer in self.state.layers.items()}
+        return self._params
 
     def taps(self, batch: int, height: int, width: int) -> dict[str, torch.Tensor]:
         """Zero taps (``grad_key`` -> zeros of the layer's output shape, stride 0) for one iteration."""
