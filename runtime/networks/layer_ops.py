@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PLAIN", "LayerOps", "TappedOps", "tag_layers", "tapped_layers"]
+__all__ = ["PLAIN", "LayerOps", "TappedOps", "fused_key", "tag_layers", "tapped_layers"]
 
 Layer = nn.Conv2d | nn.Linear
 
@@ -57,10 +57,14 @@ class TappedOps(LayerOps):
 
     def _detached(self, layers: Sequence[Layer]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The layers' (concatenated) weight and bias, detached: the pre-cast ones where given."""
-        if not all(layer.grad_key in self.params for layer in layers):
+        fused = fused_key(layers)
+        if fused in self.params:                 # a fused convolution's parameters, concatenated once
+            parts = [self.params[fused]]
+        elif all(layer.grad_key in self.params for layer in layers):
+            parts = [self.params[layer.grad_key] for layer in layers]
+        else:
             weight, bias = _cat_params(layers)
             return weight.detach(), None if bias is None else bias.detach()
-        parts = [self.params[layer.grad_key] for layer in layers]
         if len(parts) == 1:
             return parts[0][0], parts[0][1] if len(parts[0]) > 1 else None
         weight = torch.cat([p[0] for p in parts])
@@ -85,6 +89,11 @@ class TappedOps(LayerOps):
         weight, bias = self._detached([layer])
         self.inputs[layer.grad_key] = x.detach()
         return _tap(F.linear(x, weight, bias), [self.taps[layer.grad_key]], dim=-1)
+
+
+def fused_key(layers: Sequence[Layer]) -> str:
+    """The key of layers applied as one fused convolution (``"a+b"``; a single layer's own key)."""
+    return "+".join(layer.grad_key for layer in layers)
 
 
 def _tap(y: torch.Tensor, taps: list[torch.Tensor], dim: int) -> torch.Tensor:

@@ -230,6 +230,9 @@ def test_parameters_cast_once_give_the_same_forward_and_gradients(model, monkeyp
     assert all(not p for p in seen_ref) and len(seen) == 3
     assert all(p is seen[0] for p in seen), "cast once per forward, shared by every iteration"
     assert {t.dtype for ps in seen[0].values() for t in ps} == {torch.bfloat16}
+    # the GRUs' fused z/r gates: their parameters concatenated once too
+    gates = {f"gru04.{g}_gru.convz+gru04.{g}_gru.convr" for g in ("small", "large")}
+    assert gates <= set(seen[0])
     assert torch.equal(loss, ref_loss)
     assert got.keys() == ref.keys()
     for name, grad in got.items():
