@@ -36,7 +36,7 @@ from torch import nn
 from torch.autograd import Function
 
 from skillbank.runtime.networks.gradient_sink import GradientSink, token_grad
-from skillbank.runtime.networks.layer_ops import Layer, tapped_layers
+from skillbank.runtime.networks.layer_ops import Layer, fused_key, tapped_layers
 
 __all__ = ["DeferredWeightGrads", "weight_grads"]
 
@@ -291,6 +291,22 @@ class DeferredWeightGrads:
         self.state = _State(layers, dtype, device)
         self.token = GradientSink.apply(self.state.finish, device,
                                         *(p for layer in layers.values() for p in _params(layer)))
+        self._params: dict[str, list[torch.Tensor]] | None = None
+        self._fused: list[list[Layer]] = list(getattr(block, "fused_layers", lambda: [])())
+
+    def params(self) -> dict[str, list[torch.Tensor]]:
+        """Every tapped layer's [weight, bias], detached and in the compute dtype, cast once per forward
+        (:class:`~layer_ops.TappedOps` computes with them in every iteration: the same values autocast
+        would cast them to there, without a cast kernel per parameter and iteration)."""
+        if self._params is None:
+            dtype = self.state.zero.dtype
+            self._params = {key: [p.detach().to(dtype) for p in _params(layer)]
+                            for key, layer in self.state.layers.items()}
+            for group in self._fused:            # and a fused convolution's, concatenated once
+                if all(layer.grad_key in self._params for layer in group):
+                    parts = [self._params[layer.grad_key] for layer in group]
+                    self._params[fused_key(group)] = [torch.cat(p) for p in zip(*parts, strict=True)]
+        return self._params
 
     def taps(self, batch: int, height: int, width: int) -> dict[str, torch.Tensor]:
         """Zero taps (``grad_key`` -> zeros of the layer's output shape, stride 0) for one iteration."""

@@ -371,11 +371,13 @@ class FastFoundationStereo(nn.Module):
         return self._update(corr.to(self.proj_cmb.weight.dtype), disp, net, inp, att)
 
     def _update(self, corr: torch.Tensor, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
-                att: torch.Tensor, taps: dict[str, torch.Tensor] | None = None):
+                att: torch.Tensor, taps: dict[str, torch.Tensor] | None = None,
+                params: dict[str, list[torch.Tensor]] | None = None):
         """The update of :meth:`_iteration` from its lookup features ``corr`` (training's
         :class:`AccumulatingLookup` samples them outside the compiled region). With ``taps``
-        (:mod:`deferred_weight_grads`) the layers run tapped, and what they read comes back too."""
-        ops = PLAIN if taps is None else TappedOps(taps)
+        (:mod:`deferred_weight_grads`) the layers run tapped (with ``params``, their parameters cast
+        once per forward), and what they read comes back too."""
+        ops = PLAIN if taps is None else TappedOps(taps, params)
         net, delta = self.update_block(net, inp, corr, disp.to(self.proj_cmb.weight.dtype), att, ops)
         if taps is None:
             return disp + delta.float(), net
@@ -400,7 +402,8 @@ class FastFoundationStereo(nn.Module):
             disp = disp.detach()
             if weights is None:
                 return update(lookup(disp, dtype), disp, net, inp, att)
-            *out, read = update(lookup(disp, dtype), disp, net, inp, att, weights.taps(*_batch_hw(net)))
+            *out, read = update(lookup(disp, dtype), disp, net, inp, att, weights.taps(*_batch_hw(net)),
+                                weights.params())
             weights.record(read)
             return out
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PLAIN", "LayerOps", "TappedOps", "tag_layers", "tapped_layers"]
+__all__ = ["PLAIN", "LayerOps", "TappedOps", "fused_key", "tag_layers", "tapped_layers"]
 
 Layer = nn.Conv2d | nn.Linear
 
@@ -47,9 +47,28 @@ class TappedOps(LayerOps):
     layer read. ``taps`` maps ``grad_key`` to a zero tensor of the layer's output shape (any strides);
     a layer without a tap (its parameters are frozen) computes plainly."""
 
-    def __init__(self, taps: dict[str, torch.Tensor]) -> None:
+    def __init__(self, taps: dict[str, torch.Tensor],
+                 params: dict[str, list[torch.Tensor]] | None = None) -> None:
         self.taps = taps
+        #: per ``grad_key``: [weight, bias] detached, cast once per forward to the compute dtype (else
+        #: autocast casts every parameter again in every iteration: ~33 tiny kernels each for bp2)
+        self.params = params or {}
         self.inputs: dict[str, torch.Tensor] = {}
+
+    def _detached(self, layers: Sequence[Layer]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The layers' (concatenated) weight and bias, detached: the pre-cast ones where given."""
+        fused = fused_key(layers)
+        if fused in self.params:                 # a fused convolution's parameters, concatenated once
+            parts = [self.params[fused]]
+        elif all(layer.grad_key in self.params for layer in layers):
+            parts = [self.params[layer.grad_key] for layer in layers]
+        else:
+            weight, bias = _cat_params(layers)
+            return weight.detach(), None if bias is None else bias.detach()
+        if len(parts) == 1:
+            return parts[0][0], parts[0][1] if len(parts[0]) > 1 else None
+        weight = torch.cat([p[0] for p in parts])
+        return weight, torch.cat([p[1] for p in parts]) if len(parts[0]) > 1 else None
 
     def _tapped(self, layers: Sequence[Layer]) -> bool:
         return all(layer.grad_key in self.taps for layer in layers)
@@ -57,8 +76,8 @@ class TappedOps(LayerOps):
     def conv(self, x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> torch.Tensor:
         if not self._tapped(convs):
             return super().conv(x, convs)
-        weight, bias = _cat_params(convs)
-        y = _conv(x, convs[0], weight.detach(), None if bias is None else bias.detach())
+        weight, bias = self._detached(convs)
+        y = _conv(x, convs[0], weight, bias)
         read = x.detach()                  # (detached: no zero gradient to feed back)
         for conv in convs:
             self.inputs[conv.grad_key] = read
@@ -67,9 +86,14 @@ class TappedOps(LayerOps):
     def linear(self, x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
         if not self._tapped([layer]):
             return super().linear(x, layer)
-        bias = None if layer.bias is None else layer.bias.detach()
+        weight, bias = self._detached([layer])
         self.inputs[layer.grad_key] = x.detach()
-        return _tap(F.linear(x, layer.weight.detach(), bias), [self.taps[layer.grad_key]], dim=-1)
+        return _tap(F.linear(x, weight, bias), [self.taps[layer.grad_key]], dim=-1)
+
+
+def fused_key(layers: Sequence[Layer]) -> str:
+    """The key of layers applied as one fused convolution (``"a+b"``; a single layer's own key)."""
+    return "+".join(layer.grad_key for layer in layers)
 
 
 def _tap(y: torch.Tensor, taps: list[torch.Tensor], dim: int) -> torch.Tensor:
@@ -77,7 +101,7 @@ def _tap(y: torch.Tensor, taps: list[torch.Tensor], dim: int) -> torch.Tensor:
     return y + (taps[0] if len(taps) == 1 else torch.cat(taps, dim=dim))
 
 
-def _cat_params(convs: Sequence[nn.Conv2d]) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _cat_params(convs: Sequence[Layer]) -> tuple[torch.Tensor, torch.Tensor | None]:
     if len(convs) == 1:
         return convs[0].weight, convs[0].bias
     weight = torch.cat([c.weight for c in convs])

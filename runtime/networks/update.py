@@ -162,6 +162,11 @@ class SelectiveUpdateBlock(nn.Module):
         net = self.gru04(att, net, motion, ops)
         return net, self.disp_head(net, ops)
 
+    def fused_layers(self) -> list[list[nn.Conv2d]]:
+        """The layers the update applies as one fused convolution (:meth:`~layer_ops.LayerOps.conv`):
+        each GRU's z and r gates."""
+        return [[gru.convz, gru.convr] for gru in (self.gru04.small_gru, self.gru04.large_gru)]
+
     def mask_features(self, net: torch.Tensor) -> torch.Tensor:
         """``0.25 * mask(net)``: the convex-upsampling features of hidden states ``net`` (B, hidden, h, w)
         (any number of iterations' states concatenated along the batch)."""

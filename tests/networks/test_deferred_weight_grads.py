@@ -197,3 +197,43 @@ def test_fp16_takes_every_weight_gradient_per_iteration(model):
     assert len(convs) < len(tapped_layers(block))
     for dtype in (torch.bfloat16, torch.float32):
         assert DeferredWeightGrads(block, dtype).state.batched_keys == convs
+
+
+def test_parameters_cast_once_give_the_same_forward_and_gradients(model, monkeypatch):
+    """Under bf16 autocast the tapped layers compute with their parameters cast once per forward
+    (``DeferredWeightGrads.params``): the values autocast casts them to in every iteration, so the
+    loss and every gradient are bit for bit those of casting per iteration."""
+    def run(precast: bool):
+        m = copy.deepcopy(model).float()
+        m.deferred_weight_grads = True
+        if not precast:
+            monkeypatch.setattr(DeferredWeightGrads, "params", lambda self: {})
+        seen = []
+        original = TappedOps.__init__
+
+        def spy(self, taps, params=None):
+            seen.append(params)
+            original(self, taps, params)
+
+        monkeypatch.setattr(TappedOps, "__init__", spy)
+        left, right = (t.float() for t in _pair())
+        torch.manual_seed(5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            init, preds = m(left, right, iters=3)
+            loss = init.mean() + sum((i + 1) * p.abs().mean() for i, p in enumerate(preds))
+        loss.backward()
+        monkeypatch.undo()
+        return loss.detach(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}, seen
+
+    ref_loss, ref, seen_ref = run(precast=False)
+    loss, got, seen = run(precast=True)
+    assert all(not p for p in seen_ref) and len(seen) == 3
+    assert all(p is seen[0] for p in seen), "cast once per forward, shared by every iteration"
+    assert {t.dtype for ps in seen[0].values() for t in ps} == {torch.bfloat16}
+    # the GRUs' fused z/r gates: their parameters concatenated once too
+    gates = {f"gru04.{g}_gru.convz+gru04.{g}_gru.convr" for g in ("small", "large")}
+    assert gates <= set(seen[0])
+    assert torch.equal(loss, ref_loss)
+    assert got.keys() == ref.keys()
+    for name, grad in got.items():
+        assert torch.equal(grad, ref[name]), name
