@@ -32,6 +32,7 @@ import contextlib
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.autograd import Function
 
@@ -76,7 +77,10 @@ def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor, weight: torch.
     """``[weight gradient, bias gradient]`` (no bias gradient without a bias) of ``layer`` that
     read ``x`` and whose output got the gradient ``dy``; in ``dy``'s dtype (``x`` is cast to it, as
     autocast cast it for the forward). ``weight``: of a fused convolution whose first part ``layer``
-    is, its parts' weights concatenated (their gradients are the result's rows, in order)."""
+    is, its parts' weights concatenated (their gradients are the result's rows, in order). A
+    convolution's ``x`` with fewer channels than the layer reads holds its last ones
+    (``LayerOps.conv(skip=...)``): the first ones' weight gradient is zero here (autograd computes it
+    where they were read)."""
     x = x.to(dy.dtype)
     has_bias = layer.bias is not None
     if isinstance(layer, nn.Linear):
@@ -84,6 +88,9 @@ def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor, weight: torch.
         grads = [dy2.t() @ x.reshape(-1, x.shape[-1])]
         return grads + [_bias_grad(dy2)] if has_bias else grads
     weight = layer.weight.detach() if weight is None else weight
+    skip = weight.shape[1] * layer.groups - x.shape[1]     # x: the last input channels only (LayerOps.conv)
+    if skip:                           # the kernel reads only the weight's shape, dtype and memory format
+        weight = torch.empty_like(weight[:, skip:])
     if weight.dtype != dy.dtype:       # the kernel reads only its shape, dtype and memory format
         weight = torch.empty_like(weight, dtype=dy.dtype)
     pixels = _pixels_by_channels(dy) if has_bias and dy.shape[1] >= GEMV_BIAS_CHANNELS else None
@@ -93,6 +100,8 @@ def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor, weight: torch.
         list(layer.dilation), False, [0, 0], layer.groups, [False, True, reduce_bias])
     if pixels is not None:
         gb = _bias_grad(pixels)
+    if skip:                           # the skipped channels' share got its gradient through autograd
+        gw = F.pad(gw, [0, 0] * (gw.dim() - 2) + [skip, 0])
     return [gw, gb] if has_bias else [gw]
 
 

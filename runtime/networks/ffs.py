@@ -356,21 +356,21 @@ class FastFoundationStereo(nn.Module):
         inp = torch.relu(inp)
         inp = self.cam(inp) * inp
         att = self.sam(inp)
-        if self.context_pad:
-            inp = F.pad(inp, (0, 0, 0, 0, 0, self.context_pad))
+        # the GRU's first convolution's share of the context, once for all iterations
+        context = self.update_block.context_share(inp)
         # the lookup reads the volume's real channels (a channel-padded volume carries zeros after them)
         tables = build_lookup_tables(feat_left[0], feat_right, volume[:, :self.volume_dim], self.corr_levels,
                                      self.corr_radius)
-        return tables, stem_2x, init_disp, net, inp, att
+        return tables, stem_2x, init_disp, net, context, att
 
-    def _iteration(self, tables: LookupTables, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
+    def _iteration(self, tables: LookupTables, disp: torch.Tensor, net: torch.Tensor, context: torch.Tensor,
                    att: torch.Tensor):
         """One refinement step from the (detached) disparity: new disparity and hidden state."""
         disp = disp.detach()
         corr = sample_lookup(tables, disp, channels_last=self.channels_last, pad_channels=self.lookup_pad)
-        return self._update(corr.to(self.proj_cmb.weight.dtype), disp, net, inp, att)
+        return self._update(corr.to(self.proj_cmb.weight.dtype), disp, net, context, att)
 
-    def _update(self, corr: torch.Tensor, disp: torch.Tensor, net: torch.Tensor, inp: torch.Tensor,
+    def _update(self, corr: torch.Tensor, disp: torch.Tensor, net: torch.Tensor, context: torch.Tensor,
                 att: torch.Tensor, taps: dict[str, torch.Tensor] | None = None,
                 params: dict[str, list[torch.Tensor]] | None = None):
         """The update of :meth:`_iteration` from its lookup features ``corr`` (training's
@@ -378,17 +378,18 @@ class FastFoundationStereo(nn.Module):
         (:mod:`deferred_weight_grads`) the layers run tapped (with ``params``, their parameters cast
         once per forward), and what they read comes back too."""
         ops = PLAIN if taps is None else TappedOps(taps, params)
-        net, delta = self.update_block(net, inp, corr, disp.to(self.proj_cmb.weight.dtype), att, ops)
+        net, delta = self.update_block(net, context, corr, disp.to(self.proj_cmb.weight.dtype), att, ops,
+                                       self.context_pad)
         if taps is None:
             return disp + delta.float(), net
         return disp + delta.float(), net, ops.inputs
 
-    def _training_iteration(self, tables: LookupTables, inp: torch.Tensor, att: torch.Tensor,
+    def _training_iteration(self, tables: LookupTables, context: torch.Tensor, att: torch.Tensor,
                             weights: DeferredWeightGrads | None):
         """``iteration(disp, net)`` for a forward that trains the tables: the lookups' gradients
         accumulate in one buffer (:mod:`training_lookup`) instead of one tables-sized gradient each;
         with ``weights``, the update's weight gradients are computed outside the compiled backward."""
-        if lookup_kernels.usable(inp):       # Triton kernels for the gather and the scatter
+        if lookup_kernels.usable(context):       # Triton kernels for the gather and the scatter
             forward_fn = functools.partial(lookup_kernels.gather_lookup, rows_fn=self._region("lookup_rows"))
             grad_fn = lookup_kernels.add_lookup_grad_
         else:
@@ -396,13 +397,13 @@ class FastFoundationStereo(nn.Module):
         lookup = AccumulatingLookup(tables, channels_last=self.channels_last, pad_channels=self.lookup_pad,
                                     forward_fn=forward_fn, grad_fn=grad_fn)
         update = self._region("update")
-        dtype = self._compute_dtype(inp.device)   # (autocast casts the lookup features to it anyway)
+        dtype = self._compute_dtype(context.device)   # (autocast casts the lookup features to it anyway)
 
         def iteration(disp: torch.Tensor, net: torch.Tensor):
             disp = disp.detach()
             if weights is None:
-                return update(lookup(disp, dtype), disp, net, inp, att)
-            *out, read = update(lookup(disp, dtype), disp, net, inp, att, weights.taps(*_batch_hw(net)),
+                return update(lookup(disp, dtype), disp, net, context, att)
+            *out, read = update(lookup(disp, dtype), disp, net, context, att, weights.taps(*_batch_hw(net)),
                                 weights.params())
             weights.record(read)
             return out
@@ -437,14 +438,14 @@ class FastFoundationStereo(nn.Module):
         # before the encoder: its sink's backward (the summed weight gradients) then runs after the
         # encoder's, so the weight gradients' side stream overlaps that too
         weights = self._deferred_weight_grads(left.device)
-        tables, stem_2x, init_disp, net, inp, att = self._region("encode")(left, right)
+        tables, stem_2x, init_disp, net, context, att = self._region("encode")(left, right)
         if AccumulatingLookup.needed(tables):
-            iteration = self._training_iteration(tables, inp, att, weights)
+            iteration = self._training_iteration(tables, context, att, weights)
         else:
             region = self._region("iteration")
 
             def iteration(disp: torch.Tensor, net: torch.Tensor):
-                return region(tables, disp, net, inp, att)
+                return region(tables, disp, net, context, att)
 
         disp = init_disp
         disps: list[torch.Tensor] = []

@@ -28,12 +28,14 @@ Layer = nn.Conv2d | nn.Linear
 class LayerOps:
     """The plain layers."""
 
-    def conv(self, x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> torch.Tensor:
+    def conv(self, x: torch.Tensor, convs: Sequence[nn.Conv2d], skip: int = 0) -> torch.Tensor:
         """``cat([conv(x) for conv in convs], dim=1)`` as one convolution (same kernel, stride,
         padding, groups and bias presence): one forward, one input-gradient and one weight-gradient
-        kernel instead of one each per conv. The parameters stay separate, under TAO's names."""
+        kernel instead of one each per conv. The parameters stay separate, under TAO's names.
+        ``skip``: ``x`` holds only the input channels after the first ``skip`` (whose share of the
+        output the caller computes once and adds: an input the same in every iteration)."""
         weight, bias = _cat_params(convs)
-        return _conv(x, convs[0], weight, bias)
+        return _conv(x, convs[0], weight[:, skip:] if skip else weight, bias)
 
     def linear(self, x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
         return F.linear(x, layer.weight, layer.bias)
@@ -73,10 +75,11 @@ class TappedOps(LayerOps):
     def _tapped(self, layers: Sequence[Layer]) -> bool:
         return all(layer.grad_key in self.taps for layer in layers)
 
-    def conv(self, x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> torch.Tensor:
+    def conv(self, x: torch.Tensor, convs: Sequence[nn.Conv2d], skip: int = 0) -> torch.Tensor:
         if not self._tapped(convs):
-            return super().conv(x, convs)
+            return super().conv(x, convs, skip)
         weight, bias = self._detached(convs)
+        weight = weight[:, skip:] if skip else weight     # (the recorded input's channels are the last ones)
         y = _conv(x, convs[0], weight, bias)
         read = x.detach()                  # (detached: no zero gradient to feed back)
         for conv in convs:

@@ -3,7 +3,8 @@
 One iteration at 1/4 resolution (bp2 widths in brackets):
   motion = MotionEncoder(disp, lookup)        lookup (522) -> 1x1 (56) -> 3x3 (96);
                                               disp -> 7x7 (16) -> 3x3 (12); fuse 3x3 (48) + disp = 49
-  x      = cat(context input (48), motion)    97 channels
+  x      = cat(context input (48), motion)    97 channels; conv0's share of the context is the same in
+                                              every iteration: computed once (``context_share``)
   h      = SelectiveConvGRU(att, h, x)        conv0 3x3 -> 100, conv1 on cat(x, h) -> 168; a 1x1 and a
                                               3x3 GRU share those inputs, blended by the spatial
                                               attention map: att * small + (1 - att) * large
@@ -112,12 +113,27 @@ class SelectiveConvGRU(nn.Module):
         self.small_gru = RaftConvGRU(hidden, g1, g0 + hidden, 1)
         self.large_gru = RaftConvGRU(hidden, g1, g0 + hidden, 3)
 
-    def forward(self, att: torch.Tensor, h: torch.Tensor, x: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
-        x = F.relu(ops.conv(x, [self.conv0[0]]))
+    def forward(self, att: torch.Tensor, h: torch.Tensor, x: torch.Tensor, ops: LayerOps = PLAIN,
+                context: torch.Tensor | None = None) -> torch.Tensor:
+        """``context``: :meth:`context_share` of the input's leading channels, computed once for all
+        iterations; ``x`` then holds only the rest of the input."""
+        conv0 = self.conv0[0]
+        if context is None:
+            x = F.relu(ops.conv(x, [conv0]))
+        else:
+            x = F.relu(ops.conv(x, [conv0], skip=conv0.in_channels - x.shape[1]) + context)
         hx = F.relu(ops.conv(torch.cat([x, h], dim=1), [self.conv1[0]]))
         # att * small + (1 - att) * large (their gates are not fused across the two GRUs: a 1x1
         # kernel zero-padded to 3x3 would cost 9 times its multiply-adds, ~20 % of the iteration's)
         return torch.lerp(self.large_gru(h, x, hx, ops), self.small_gru(h, x, hx, ops), att)
+
+    def context_share(self, context: torch.Tensor) -> torch.Tensor:
+        """``conv0``'s output share of an input whose leading channels are ``context`` (no bias): the
+        convolution is linear in its input channels, so an input part that is the same in every
+        iteration (the context features) is convolved once per forward instead of once per iteration."""
+        conv0 = self.conv0[0]
+        weight = conv0.weight[:, :context.shape[1]]
+        return F.conv2d(context, weight, None, conv0.stride, conv0.padding, conv0.dilation, conv0.groups)
 
 
 class DispHead(nn.Module):
@@ -152,20 +168,29 @@ class SelectiveUpdateBlock(nn.Module):
             nn.Conv2d(mask_widths[0], mask_widths[1], 3, padding=1), nn.ReLU(inplace=True))
         tag_layers(self, exclude=("mask",))      # the mask head runs after the loop, batched
 
-    def forward(self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor, disp: torch.Tensor,
-                att: torch.Tensor, ops: LayerOps = PLAIN) -> tuple[torch.Tensor, torch.Tensor]:
-        """(new hidden state, disparity delta). ``ops``: :data:`PLAIN`, or a
-        :class:`~layer_ops.TappedOps` (deferred weight gradients). The upsampling features of the new
-        hidden state are :meth:`mask_features`' (nothing in them feeds back into the loop: the network
-        computes them for all iterations at once, after it)."""
-        motion = torch.cat([inp, self.encoder(disp, corr, ops)], dim=1)
-        net = self.gru04(att, net, motion, ops)
+    def forward(self, net: torch.Tensor, context: torch.Tensor, corr: torch.Tensor, disp: torch.Tensor,
+                att: torch.Tensor, ops: LayerOps = PLAIN, context_pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(new hidden state, disparity delta). ``context``: :meth:`context_share` of the context
+        features (the GRU input's leading channels, the same in every iteration); ``context_pad``: zero
+        channels between them and the motion features (a channel-padded network's: the GRU's first
+        convolution then reads the zeros and the motion features, a multiple of 8 channels). ``ops``:
+        :data:`PLAIN`, or a :class:`~layer_ops.TappedOps` (deferred weight gradients). The upsampling
+        features of the new hidden state are :meth:`mask_features`' (nothing in them feeds back into
+        the loop: the network computes them for all iterations at once, after it)."""
+        motion = self.encoder(disp, corr, ops)
+        if context_pad:
+            motion = F.pad(motion, (0, 0, 0, 0, context_pad, 0))
+        net = self.gru04(att, net, motion, ops, context=context)
         return net, self.disp_head(net, ops)
 
     def fused_layers(self) -> list[list[nn.Conv2d]]:
         """The layers the update applies as one fused convolution (:meth:`~layer_ops.LayerOps.conv`):
         each GRU's z and r gates."""
         return [[gru.convz, gru.convr] for gru in (self.gru04.small_gru, self.gru04.large_gru)]
+
+    def context_share(self, context: torch.Tensor) -> torch.Tensor:
+        """The GRU's first convolution's share of the context features (B, C, h, w), once per forward."""
+        return self.gru04.context_share(context)
 
     def mask_features(self, net: torch.Tensor) -> torch.Tensor:
         """``0.25 * mask(net)``: the convex-upsampling features of hidden states ``net`` (B, hidden, h, w)
