@@ -89,10 +89,8 @@ def weight_grads(layer: Layer, x: torch.Tensor, dy: torch.Tensor, weight: torch.
         return grads + [_bias_grad(dy2)] if has_bias else grads
     weight = layer.weight.detach() if weight is None else weight
     skip = weight.shape[1] * layer.groups - x.shape[1]     # x: the last input channels only (LayerOps.conv)
-    if skip:                           # the kernel reads only the weight's shape, dtype and memory format
-        weight = torch.empty_like(weight[:, skip:])
-    if weight.dtype != dy.dtype:       # the kernel reads only its shape, dtype and memory format
-        weight = torch.empty_like(weight, dtype=dy.dtype)
+    if skip or weight.dtype != dy.dtype:   # the kernel reads only the weight's shape, dtype and memory format
+        weight = torch.empty_like(weight[:, skip:], dtype=dy.dtype)
     pixels = _pixels_by_channels(dy) if has_bias and dy.shape[1] >= GEMV_BIAS_CHANNELS else None
     reduce_bias = has_bias and pixels is None
     _, gw, gb = torch.ops.aten.convolution_backward(

@@ -95,9 +95,13 @@ class RaftConvGRU(nn.Module):
         self.convr = nn.Conv2d(hx_channels, hidden, kernel_size, padding=pad)
         self.convq = nn.Conv2d(q_channels, hidden, kernel_size, padding=pad)
 
+    @property
+    def gates(self) -> list[nn.Conv2d]:
+        """The z and r gates: they read the same input, applied as one convolution with both filter banks."""
+        return [self.convz, self.convr]
+
     def forward(self, h: torch.Tensor, x: torch.Tensor, hx: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
-        # z and r read the same input: one convolution with both filter banks
-        z, r = torch.sigmoid(ops.conv(hx, [self.convz, self.convr])).split(self.convz.out_channels, dim=1)
+        z, r = torch.sigmoid(ops.conv(hx, self.gates)).split(self.convz.out_channels, dim=1)
         q = torch.tanh(ops.conv(torch.cat([r * h, x], dim=1), [self.convq]))
         return torch.lerp(h, q, z)                     # (1 - z) * h + z * q in one kernel
 
@@ -186,7 +190,7 @@ class SelectiveUpdateBlock(nn.Module):
     def fused_layers(self) -> list[list[nn.Conv2d]]:
         """The layers the update applies as one fused convolution (:meth:`~layer_ops.LayerOps.conv`):
         each GRU's z and r gates."""
-        return [[gru.convz, gru.convr] for gru in (self.gru04.small_gru, self.gru04.large_gru)]
+        return [gru.gates for gru in (self.gru04.small_gru, self.gru04.large_gru)]
 
     def context_share(self, context: torch.Tensor) -> torch.Tensor:
         """The GRU's first convolution's share of the context features (B, C, h, w), once per forward."""
