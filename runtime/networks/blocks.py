@@ -11,12 +11,13 @@ Activation conventions (they matter for checkpoint fidelity):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skillbank.runtime.networks.grad_layout import grad_in_layout, memory_format_of
 from skillbank.runtime.networks.layer_ops import PLAIN, LayerOps
 
 ConvKind = Literal["conv2d", "conv3d", "deconv2d", "deconv3d"]
@@ -26,11 +27,66 @@ _CONVS: dict[str, type[nn.Module]] = {
     "conv2d": nn.Conv2d, "conv3d": nn.Conv3d,
     "deconv2d": nn.ConvTranspose2d, "deconv3d": nn.ConvTranspose3d,
 }
+LEAKY_SLOPE = 0.01
+
+
+class _LayoutKeepingInstanceNorm:
+    """InstanceNorm whose output keeps a channels_last input's layout.
+
+    ``F.instance_norm`` normalises a (1, B * C, ...) view of its input, which it first makes
+    NCHW-contiguous: a channels_last network's feature decoder then hands NCHW tensors to its next
+    convolution, and to that convolution's backward together with an NCHW gradient, which cuDNN
+    copies back to channels_last (``benchmarks/conv_layouts.py``; ~0.3 ms of a compiled FFS
+    training step on an H100). For a channels_last (or channels_last_3d) input without running
+    statistics on a GPU, this computes the same normalisation as reductions over the spatial axes (in
+    fp32 at least), which keep the layout (:meth:`normalise_in_layout`; it rounds differently from
+    ``F.instance_norm``, ~1e-7 relative in fp32). Any other input runs ``F.instance_norm``: NCHW (as
+    the ONNX export traces), and every CPU input, whose results thus stay bit-identical to
+    ``nn.InstanceNorm*``'s (a tiny random FFS amplifies even that rounding: ``test_ffs_golden.py``),
+    unless ``on_cpu`` (``benchmarks/conv_layouts.py`` traces the GPU's layouts on the CPU).
+    Parameters, buffers and ``state_dict`` keys are ``nn.InstanceNorm*``'s.
+    """
+
+    #: CPU inputs take the layout-keeping path too
+    on_cpu: ClassVar[bool] = False
+
+    eps: float
+    affine: bool
+    track_running_stats: bool
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        plain = self.track_running_stats or (x.device.type == "cpu" and not self.on_cpu)
+        if plain or memory_format_of(x) is torch.contiguous_format:
+            return super().forward(x)  # type: ignore[misc]
+        return self.normalise_in_layout(x)
+
+    def normalise_in_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """The instance normalisation of ``x`` (no running statistics) as reductions over its spatial
+        axes: the output keeps ``x``'s memory layout."""
+        dims = tuple(range(2, x.dim()))
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        var, mean = torch.var_mean(xf, dim=dims, unbiased=False, keepdim=True)
+        y = (xf - mean) * torch.rsqrt(var + self.eps)
+        if self.affine:
+            shape = (1, -1) + (1,) * len(dims)
+            y = y * self.weight.view(shape) + self.bias.view(shape)  # type: ignore[union-attr]
+        return y.to(x.dtype)
+
+
+class InstanceNorm2d(_LayoutKeepingInstanceNorm, nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` that keeps a channels_last input's layout (:class:`_LayoutKeepingInstanceNorm`)."""
+
+
+class InstanceNorm3d(_LayoutKeepingInstanceNorm, nn.InstanceNorm3d):
+    """``nn.InstanceNorm3d`` that keeps a channels_last_3d input's layout (:class:`_LayoutKeepingInstanceNorm`)."""
+
+
 _NORMS: dict[str, type[nn.Module]] = {
     "batch2d": nn.BatchNorm2d, "batch3d": nn.BatchNorm3d,
-    "instance2d": nn.InstanceNorm2d, "instance3d": nn.InstanceNorm3d,
+    "instance2d": InstanceNorm2d, "instance3d": InstanceNorm3d,
 }
-LEAKY_SLOPE = 0.01
 
 
 def make_norm(kind: str | None, channels: int) -> nn.Module | None:
@@ -127,7 +183,9 @@ class FeatureAtt(nn.Module):
             nn.Conv2d(feat_channels // 2, cv_channels, 1))
 
     def forward(self, cv: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
-        gate = self.feat_att(feat).unsqueeze(2)
+        # the gate's gradient (a sum over the volume's disparities) in the feature's layout: its 1x1
+        # convolution's backward would otherwise copy an NCHW one
+        gate = grad_in_layout(self.feat_att(feat), memory_format_of(feat)).unsqueeze(2)
         # the full-size volume first: the product keeps its memory layout (e.g. channels_last_3d)
         return cv * torch.sigmoid(gate)
 

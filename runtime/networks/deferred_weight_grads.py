@@ -29,6 +29,7 @@ per forward (a ``retain_graph`` second backward raises).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -36,8 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd import Function
 
+from skillbank.runtime.networks.grad_layout import memory_format_of
 from skillbank.runtime.networks.gradient_sink import GradientSink, token_grad
-from skillbank.runtime.networks.layer_ops import Layer, fused_key, tapped_layers
+from skillbank.runtime.networks.layer_ops import Layer, fused_key, skipped_key, tapped_layers
 
 __all__ = ["DeferredWeightGrads", "weight_grads"]
 
@@ -301,10 +303,14 @@ class DeferredWeightGrads:
         self._params: dict[str, list[torch.Tensor]] | None = None
         self._fused: list[list[Layer]] = list(getattr(block, "fused_layers", lambda: [])())
 
-    def params(self) -> dict[str, list[torch.Tensor]]:
+    def params(self, skips: Mapping[str, int] | None = None) -> dict[str, list[torch.Tensor]]:
         """Every tapped layer's [weight, bias], detached and in the compute dtype, cast once per forward
         (:class:`~layer_ops.TappedOps` computes with them in every iteration: the same values autocast
-        would cast them to there, without a cast kernel per parameter and iteration)."""
+        would cast them to there, without a cast kernel per parameter and iteration). ``skips``
+        (``grad_key`` -> channels): layers whose input lacks its first channels in every iteration
+        (:meth:`~layer_ops.LayerOps.conv`'s ``skip``) get their weight's slice of the rest too, made
+        contiguous in the weight's layout once (``skipped_key``): a strided slice, cuDNN copied it in
+        every iteration's forward and backward."""
         if self._params is None:
             dtype = self.state.zero.dtype
             self._params = {key: [p.detach().to(dtype) for p in _params(layer)]
@@ -313,6 +319,11 @@ class DeferredWeightGrads:
                 if all(layer.grad_key in self._params for layer in group):
                     parts = [self._params[layer.grad_key] for layer in group]
                     self._params[fused_key(group)] = [torch.cat(p) for p in zip(*parts, strict=True)]
+            for key, skip in (skips or {}).items():
+                if key in self._params:
+                    weight, *rest = self._params[key]
+                    sliced = weight[:, skip:].contiguous(memory_format=memory_format_of(weight))
+                    self._params[skipped_key(key, skip)] = [sliced, *rest]
         return self._params
 
     def taps(self, batch: int, height: int, width: int) -> dict[str, torch.Tensor]:

@@ -64,7 +64,7 @@ from skillbank.runtime.networks.cost_volume import (
 )
 from skillbank.runtime.networks.deferred_weight_grads import DeferredWeightGrads
 from skillbank.runtime.networks.edgenext import FFSFeature
-from skillbank.runtime.networks.grad_layout import grad_in_layout
+from skillbank.runtime.networks.grad_layout import grad_in_layout, memory_format_of
 from skillbank.runtime.networks.hourglass import FFSHourGlass
 from skillbank.runtime.networks.layer_ops import PLAIN, TappedOps
 from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
@@ -345,7 +345,9 @@ class FastFoundationStereo(nn.Module):
         volume = self.corr_feature_att[2](volume, feat_left[0])
         volume = self.cost_agg(volume, feat_left)
 
-        logits = self.classifier(volume)[:, 0]                        # a padded classifier computes more
+        # a padded classifier computes more; its output gradient in the volume's layout, not the
+        # NCDHW one the selection's backward would make
+        logits = grad_in_layout(self.classifier(volume), memory_format_of(volume))[:, 0]
         with torch.autocast(left.device.type, enabled=False):
             prob = F.softmax(logits.float(), dim=1)
             levels = torch.arange(num_disp, device=prob.device, dtype=prob.dtype).view(1, num_disp, 1, 1)
@@ -398,13 +400,14 @@ class FastFoundationStereo(nn.Module):
                                     forward_fn=forward_fn, grad_fn=grad_fn)
         update = self._region("update")
         dtype = self._compute_dtype(context.device)   # (autocast casts the lookup features to it anyway)
+        skips = self.update_block.context_skips(self.context_pad)
 
         def iteration(disp: torch.Tensor, net: torch.Tensor):
             disp = disp.detach()
             if weights is None:
                 return update(lookup(disp, dtype), disp, net, context, att)
             *out, read = update(lookup(disp, dtype), disp, net, context, att, weights.taps(*_batch_hw(net)),
-                                weights.params())
+                                weights.params(skips))
             weights.record(read)
             return out
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvNormAct, FeatureAtt, ResidualBlock
+from .blocks import ConvNormAct, FeatureAtt, InstanceNorm2d, ResidualBlock
 from .cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
 from .fs_features import ContextNetDino, FSFeature, vit_feature_dim
 from .fs_hourglass import ATTENTION_LAYOUTS, FSHourglass
@@ -181,7 +181,7 @@ class FoundationStereo(nn.Module):
         self.stem_4 = nn.Sequential(  # unused upstream too; kept for strict loading
             ConvNormAct(w.stem_2[1], 48, conv="conv2d", norm="instance2d", kernel_size=3, stride=2, padding=1),
             nn.Conv2d(48, 48, 3, 1, 1, bias=False),
-            nn.InstanceNorm2d(48),
+            InstanceNorm2d(48),
             nn.ReLU(),
         )
         self.spx_2_gru = build_spx_2_gru(list(w.spx_2_gru))

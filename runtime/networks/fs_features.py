@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvNormAct
+from .blocks import ConvNormAct, InstanceNorm2d
 from .depth_anything import DepthAnythingV2
 from .dpt import DPT_CONFIGS
 from .edgenext import EDGENEXT_SMALL_DIMS, EdgeNeXtPyramid
@@ -64,7 +64,7 @@ class RaftResidualBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, norm_fn: str = "batch", stride: int = 1) -> None:
         super().__init__()
-        norms = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
+        norms = {"batch": nn.BatchNorm2d, "instance": InstanceNorm2d}
         if norm_fn not in norms:
             raise ValueError(f"RaftResidualBlock: norm_fn {norm_fn!r} is not one of {sorted(norms)}")
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, stride=stride)

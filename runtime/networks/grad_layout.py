@@ -1,4 +1,4 @@
-"""The memory layout a tensor's gradient arrives in.
+"""The memory layout a tensor's gradient arrives in (and a tensor's own: :func:`memory_format_of`).
 
 Under ``torch.compile`` Inductor picks the strides of each gradient the backward computes, usually
 those of the tensors the kernel reads. Where that is not the layout the gradient's consumer needs,
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.autograd import Function
 
-__all__ = ["grad_in_layout"]
+__all__ = ["grad_in_layout", "memory_format_of"]
 
 
 class _GradInLayout(Function):
@@ -37,3 +37,13 @@ def grad_in_layout(x: torch.Tensor, memory_format: torch.memory_format = torch.c
     if not (torch.is_grad_enabled() and x.requires_grad):
         return x
     return _GradInLayout.apply(x, memory_format)
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` (4D) or ``channels_last_3d`` (5D) where ``x`` is laid out so and not also
+    NCHW-contiguous (degenerate sizes), else ``contiguous_format``: the layout to keep a tensor
+    computed from ``x`` in, or to ask its gradient for (:func:`grad_in_layout`)."""
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
+    if fmt is not None and x.is_contiguous(memory_format=fmt) and not x.is_contiguous():
+        return fmt
+    return torch.contiguous_format

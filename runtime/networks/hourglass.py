@@ -32,6 +32,7 @@ from skillbank.runtime.networks.blocks import (
     ResidualBlock,
     TrilinearUpsample,
 )
+from skillbank.runtime.networks.grad_layout import memory_format_of
 
 AttentionLayout = Literal["heads", "tokens"]
 
@@ -170,7 +171,8 @@ class UpsampleMerge(nn.Module):
         self.out = nn.ModuleList(out)
 
     def forward(self, skip: torch.Tensor, coarse: torch.Tensor, feat: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.upsample(coarse) + skip
+        # in the skip's layout (the sum would take the transposed convolution's: NCDHW on the GPU)
+        x = (self.upsample(coarse) + skip).contiguous(memory_format=memory_format_of(skip))
         for layer in self.out:
             x = layer(x, feat) if isinstance(layer, FeatureAtt) else layer(x)
         return x

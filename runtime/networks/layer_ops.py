@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PLAIN", "LayerOps", "TappedOps", "fused_key", "tag_layers", "tapped_layers"]
+__all__ = ["PLAIN", "LayerOps", "TappedOps", "fused_key", "skipped_key", "tag_layers", "tapped_layers"]
 
 Layer = nn.Conv2d | nn.Linear
 
@@ -78,8 +78,12 @@ class TappedOps(LayerOps):
     def conv(self, x: torch.Tensor, convs: Sequence[nn.Conv2d], skip: int = 0) -> torch.Tensor:
         if not self._tapped(convs):
             return super().conv(x, convs, skip)
-        weight, bias = self._detached(convs)
-        weight = weight[:, skip:] if skip else weight     # (the recorded input's channels are the last ones)
+        sliced = self.params.get(skipped_key(fused_key(convs), skip)) if skip else None
+        if sliced is not None:             # the input channels' slice, made contiguous once per forward
+            weight, bias = sliced[0], sliced[1] if len(sliced) > 1 else None
+        else:                              # (the recorded input's channels are the last ones)
+            weight, bias = self._detached(convs)
+            weight = weight[:, skip:] if skip else weight
         y = _conv(x, convs[0], weight, bias)
         read = x.detach()                  # (detached: no zero gradient to feed back)
         for conv in convs:
@@ -97,6 +101,12 @@ class TappedOps(LayerOps):
 def fused_key(layers: Sequence[Layer]) -> str:
     """The key of layers applied as one fused convolution (``"a+b"``; a single layer's own key)."""
     return "+".join(layer.grad_key for layer in layers)
+
+
+def skipped_key(key: str, skip: int) -> str:
+    """The key of a layer's parameters for an input without its first ``skip`` channels
+    (:meth:`LayerOps.conv`'s ``skip``): its weight's slice of the remaining input channels."""
+    return f"{key}[{skip}:]"
 
 
 def _tap(y: torch.Tensor, taps: list[torch.Tensor], dim: int) -> torch.Tensor:

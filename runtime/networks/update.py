@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skillbank.runtime.networks.blocks import EdgeNextConvBlock
+from skillbank.runtime.networks.grad_layout import grad_in_layout, memory_format_of
 from skillbank.runtime.networks.layer_ops import PLAIN, LayerOps, tag_layers
 
 
@@ -154,7 +155,9 @@ class DispHead(nn.Module):
     def forward(self, x: torch.Tensor, ops: LayerOps = PLAIN) -> torch.Tensor:
         y = F.relu(ops.conv(x, [self.conv[0]]))
         y = self.conv[3](self.conv[2](y, ops), ops)
-        return ops.conv(y, [self.conv[4]])[:, :1]       # a channel-padded head computes zero extra outputs
+        # a channel-padded head computes zero extra outputs; the gradient of all of them in the
+        # input's layout (the selection's backward would make an NCHW one that cuDNN copies)
+        return grad_in_layout(ops.conv(y, [self.conv[4]]), memory_format_of(y))[:, :1]
 
 
 class SelectiveUpdateBlock(nn.Module):
@@ -195,6 +198,16 @@ class SelectiveUpdateBlock(nn.Module):
     def context_share(self, context: torch.Tensor) -> torch.Tensor:
         """The GRU's first convolution's share of the context features (B, C, h, w), once per forward."""
         return self.gru04.context_share(context)
+
+    def context_skips(self, context_pad: int = 0) -> dict[str, int]:
+        """``grad_key`` -> input channels left out (:meth:`~layer_ops.LayerOps.conv`'s ``skip``) in every
+        iteration (:meth:`forward` with this ``context_pad``): the GRU's first convolution reads the
+        motion features, the raw disparity and ``context_pad`` zeros; the rest of its input channels
+        are the context's (:meth:`context_share`)."""
+        conv0 = self.gru04.conv0[0]
+        if not hasattr(conv0, "grad_key"):
+            return {}
+        return {conv0.grad_key: conv0.in_channels - (self.encoder.conv.out_channels + 1 + context_pad)}
 
     def mask_features(self, net: torch.Tensor) -> torch.Tensor:
         """``0.25 * mask(net)``: the convex-upsampling features of hidden states ``net`` (B, hidden, h, w)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import ConvNormAct, UpsampleFuse
+from skillbank.runtime.networks.blocks import ConvNormAct, InstanceNorm2d, UpsampleFuse
 
 
 def build_stem_2(widths: list[int]) -> nn.Sequential:
@@ -21,7 +21,7 @@ def build_stem_2(widths: list[int]) -> nn.Sequential:
     return nn.Sequential(
         ConvNormAct(3, widths[0], conv="conv2d", norm="instance2d", kernel_size=3, stride=2, padding=1),
         nn.Conv2d(widths[0], widths[1], 3, 1, 1, bias=False),
-        nn.InstanceNorm2d(widths[1]),
+        InstanceNorm2d(widths[1]),
         nn.ReLU())
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from skillbank.runtime.networks import deferred_weight_grads
 from skillbank.runtime.networks.deferred_weight_grads import DeferredWeightGrads, weight_grads
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.layer_ops import PLAIN, TappedOps, tapped_layers
+from skillbank.runtime.networks.layer_ops import PLAIN, TappedOps, fused_key, skipped_key, tapped_layers
 
 
 @pytest.fixture(scope="module")
@@ -207,15 +207,21 @@ def test_parameters_cast_once_give_the_same_forward_and_gradients(model, monkeyp
         m = copy.deepcopy(model).float()
         m.deferred_weight_grads = True
         if not precast:
-            monkeypatch.setattr(DeferredWeightGrads, "params", lambda self: {})
-        seen = []
-        original = TappedOps.__init__
+            monkeypatch.setattr(DeferredWeightGrads, "params", lambda self, skips=None: {})
+        seen, sliced_used = [], []
+        original, original_conv = TappedOps.__init__, TappedOps.conv
 
         def spy(self, taps, params=None):
             seen.append(params)
             original(self, taps, params)
 
+        def spy_conv(self, x, convs, skip=0):
+            if skip:                       # the input channels' weight slice, found precomputed?
+                sliced_used.append(skipped_key(fused_key(convs), skip) in self.params)
+            return original_conv(self, x, convs, skip)
+
         monkeypatch.setattr(TappedOps, "__init__", spy)
+        monkeypatch.setattr(TappedOps, "conv", spy_conv)
         left, right = (t.float() for t in _pair())
         torch.manual_seed(5)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -223,16 +229,26 @@ def test_parameters_cast_once_give_the_same_forward_and_gradients(model, monkeyp
             loss = init.mean() + sum((i + 1) * p.abs().mean() for i, p in enumerate(preds))
         loss.backward()
         monkeypatch.undo()
-        return loss.detach(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}, seen
+        return loss.detach(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}, seen, sliced_used
 
-    ref_loss, ref, seen_ref = run(precast=False)
-    loss, got, seen = run(precast=True)
+    ref_loss, ref, seen_ref, _ = run(precast=False)
+    loss, got, seen, sliced_used = run(precast=True)
     assert all(not p for p in seen_ref) and len(seen) == 3
     assert all(p is seen[0] for p in seen), "cast once per forward, shared by every iteration"
     assert {t.dtype for ps in seen[0].values() for t in ps} == {torch.bfloat16}
     # the GRUs' fused z/r gates: their parameters concatenated once too
     gates = {f"gru04.{g}_gru.convz+gru04.{g}_gru.convr" for g in ("small", "large")}
     assert gates <= set(seen[0])
+    # and the GRU's first convolution's slice of the motion channels (the context's share is computed
+    # once per forward), made contiguous once instead of sliced in every iteration
+    # (a wrong slice could not convolve the iterations' inputs: the loss and gradients below check it)
+    conv0 = model.update_block.gru04.conv0[0]
+    assert sliced_used == [True] * 3, "every iteration's skipped input found its slice"
+    sliced = [k for k in seen[0] if k.startswith(f"{conv0.grad_key}[")]
+    assert len(sliced) == 1
+    skip = int(sliced[0].split("[")[1].rstrip(":]"))
+    weight = seen[0][sliced[0]][0]
+    assert weight.is_contiguous() and torch.equal(weight, conv0.weight[:, skip:].to(torch.bfloat16))
     assert torch.equal(loss, ref_loss)
     assert got.keys() == ref.keys()
     for name, grad in got.items():
