@@ -2,12 +2,13 @@
 
 Profiles a ``compile`` variant of :mod:`train_throughput` (no CUDA graph, so every kernel launch has
 a CPU call site) and charges each kernel to the compiled region that launched it: ``CompiledFunction``
-ranges in launch order are the encoder, the ``iters`` refinement iterations and the batched upsampling;
-``CompiledFunctionBackward`` ranges come in reverse; the training lookups' ``_Lookup`` /
-``_LookupBackward`` ranges (between them) are their own phases, and so are the deferred weight
-gradients launched from ``_TapsBackward`` / ``GradientSinkBackward`` (on a side stream: their time overlaps).
-Kernels launched elsewhere are the eager rest: the sequence loss and its backward, gradient clipping
-and AdamW. Per phase: GPU milliseconds per step and the top kernels.
+ranges in launch order are the encoder, the ``iters`` refinement iterations, the batched upsampling
+and the sequence loss (compiled, as ``train.compile`` runs it); ``CompiledFunctionBackward`` ranges
+come in reverse; the training lookups' ``_Lookup`` / ``_LookupBackward`` ranges (between them) are
+their own phases, and so are the deferred weight gradients launched from ``_TapsBackward`` /
+``GradientSinkBackward`` (on a side stream: their time overlaps). Kernels launched elsewhere are the
+eager rest: autograd's own kernels between the regions, gradient clipping and AdamW. Per phase: GPU
+milliseconds per step and the top kernels.
 
 ``--sites PATTERN`` (repeatable) also records shapes and, for every kernel whose name contains a
 pattern, reports where it came from: its phase, the chain of CPU ops around its launch (outermost
@@ -35,13 +36,14 @@ from train_throughput import build_model, make_batch, parse_variant, step_fn
 FORWARD, BACKWARD = "CompiledFunction", "CompiledFunctionBackward"
 
 
-def _phase_of(index: int, per_step: int, backward: bool) -> str:
+def _phase_of(index: int, per_step: int, iters: int, backward: bool) -> str:
     """The i-th compiled range of a pass (0-based within the profiled steps) -> phase name.
-    Forward order: encoder, the iterations, the batched upsampling; the backward reverses it."""
+    Forward order: encoder, the iterations, the batched upsampling, the sequence loss (compiled
+    since ``train.compile`` compiles it: ``per_step`` = iters + 3); the backward reverses it."""
     i = index % per_step
     if backward:
         i = per_step - 1 - i
-    phase = "encoder" if i == 0 else "upsampling" if i == per_step - 1 else "iteration"
+    phase = "encoder" if i == 0 else "iteration" if i <= iters else "upsampling" if i == iters + 1 else "loss"
     return f"{phase}_{'backward' if backward else 'forward'}"
 
 
@@ -56,11 +58,13 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int 
     for name, backward in ((FORWARD, False), (BACKWARD, True)):
         found = sorted((e for e in events if e.get("cat") == "cpu_op" and e.get("name") == name),
                        key=lambda e: e["ts"])
-        if len(found) != steps * (iters + 2):
+        if len(found) not in (steps * (iters + 2), steps * (iters + 3)):
             seen = Counter(e.get("name") for e in events if "Compiled" in str(e.get("name")))
-            raise RuntimeError(f"expected {steps * (iters + 2)} {name} ranges, found {len(found)}; seen {dict(seen)}")
+            raise RuntimeError(f"expected {steps * (iters + 2)} or {steps * (iters + 3)} {name} ranges (with a "
+                               f"compiled loss), found {len(found)}; seen {dict(seen)}")
+        per_step = len(found) // steps
         for i, e in enumerate(found):
-            ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], _phase_of(i, iters + 2, backward)))
+            ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], _phase_of(i, per_step, iters, backward)))
     # a training forward's lookups run between the compiled ranges (runtime/networks/training_lookup.py)
     # and the update's deferred weight gradients (runtime/networks/deferred_weight_grads.py: on a side
     # stream, so their kernels' durations overlap the backward's)
@@ -173,7 +177,8 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     model = build_model(flags)
     optimizer = build_optimizer(model.parameters(), OptimConfig(lr=1e-5), fused=True)  # as depth_net on a GPU
-    step = step_fn(model, optimizer, make_batch(args.batch, args.height, args.width), args.iters, dtype)
+    step = step_fn(model, optimizer, make_batch(args.batch, args.height, args.width), args.iters, dtype,
+                   compiled=True)
     for _ in range(3):
         step()
     torch.cuda.synchronize()

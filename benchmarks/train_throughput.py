@@ -81,13 +81,14 @@ def make_batch(batch: int, height: int, width: int) -> tuple[torch.Tensor, ...]:
 
 
 def step_fn(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: tuple[torch.Tensor, ...], iters: int,
-            dtype: torch.dtype | None, graph: bool = False):
+            dtype: torch.dtype | None, graph: bool = False, compiled: bool = False):
     """One training step as ``depth_net train`` runs it (the loss through :class:`GraphedStereoLoss`
-    when ``graph``, as ``train.cuda_graph`` does)."""
+    when ``graph``, as ``train.cuda_graph`` does; the sequence loss compiled when ``compiled``, as
+    ``train.compile`` does)."""
     from skillbank.runtime.training.graphed import GraphedStereoLoss
     from skillbank.runtime.training.loss import stereo_loss_fn
 
-    loss_fn = stereo_loss_fn(iters, 192)
+    loss_fn = stereo_loss_fn(iters, 192, compiled=compiled)
     graphed = GraphedStereoLoss(model, loss_fn, autocast_dtype=dtype) if graph else None
 
     def step() -> torch.Tensor:
@@ -115,7 +116,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     model = build_model(flags)
     optimizer = build_optimizer(model.parameters(), OptimConfig(lr=1e-5), fused=True)  # as depth_net on a GPU
     data = make_batch(args.batch, args.height, args.width)
-    step = step_fn(model, optimizer, data, args.iters, dtype, graph)
+    step = step_fn(model, optimizer, data, args.iters, dtype, graph, compiled="compile" in flags)
     for _ in range(args.warmup):
         loss = step()
     torch.cuda.synchronize()
@@ -197,7 +198,8 @@ def profile(args: argparse.Namespace, name: str) -> dict[str, Any]:
     graph = "graph" in flags
     model = build_model(flags)
     optimizer = build_optimizer(model.parameters(), OptimConfig(lr=1e-5), fused=True)  # as depth_net on a GPU
-    step = step_fn(model, optimizer, make_batch(args.batch, args.height, args.width), args.iters, dtype, graph)
+    step = step_fn(model, optimizer, make_batch(args.batch, args.height, args.width), args.iters, dtype, graph,
+                   compiled="compile" in flags)
     for _ in range(3):
         step()
     torch.cuda.synchronize()

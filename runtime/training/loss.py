@@ -107,15 +107,34 @@ def stereo_val_loss(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, *
     return _masked_mean(F.smooth_l1_loss(pred.float(), target, reduction="none"), mask, _count(mask))
 
 
-def stereo_loss_fn(iters: int, max_disparity: float) -> Callable[..., torch.Tensor]:
+def _sequence_loss(init_disp: torch.Tensor, preds: list[torch.Tensor], gt: torch.Tensor, valid: torch.Tensor,
+                   max_disparity: float) -> torch.Tensor:
+    return stereo_sequence_loss(init_disp, preds, gt, valid, max_disparity=max_disparity)[0]
+
+
+_COMPILED: dict[str, Callable[..., torch.Tensor]] = {}
+
+
+def _compiled_sequence_loss() -> Callable[..., torch.Tensor]:
+    """:func:`stereo_sequence_loss`'s loss under ``torch.compile`` (one per process, built on first use)."""
+    if "loss" not in _COMPILED:
+        _COMPILED["loss"] = torch.compile(_sequence_loss, fullgraph=True, dynamic=False)
+    return _COMPILED["loss"]
+
+
+def stereo_loss_fn(iters: int, max_disparity: float, *, compiled: bool = False) -> Callable[..., torch.Tensor]:
     """The stereo training loss as ``loss_fn(model, left, right, gt, valid)``: the forward in train mode
     with ``iters`` refinement iterations, then :func:`stereo_sequence_loss`. One definition for the
-    eager step and the CUDA-graphed one (:mod:`.graphed`)."""
+    eager step and the CUDA-graphed one (:mod:`.graphed`). ``compiled`` (``train.compile``): the
+    sequence loss runs under ``torch.compile``, a few fused kernels forward and backward where eager
+    PyTorch launches ~7 per prediction each way (~300 for 22 iterations, each reading a
+    full-resolution map); the same terms, summed in another order."""
+    sequence_loss = _compiled_sequence_loss() if compiled else _sequence_loss
 
     def loss_fn(model: nn.Module, left: torch.Tensor, right: torch.Tensor, gt: torch.Tensor,
                 valid: torch.Tensor) -> torch.Tensor:
         init_disp, preds = model(left, right, iters=iters)
-        return stereo_sequence_loss(init_disp, preds, gt, valid, max_disparity=max_disparity)[0]
+        return sequence_loss(init_disp, preds, gt, valid, max_disparity)
 
     return loss_fn
 

@@ -115,6 +115,9 @@ class DepthNetModule(pl.LightningModule):
                 log.warning("train.compile: %s; training eagerly", reason)
             else:
                 self.model.compile_regions(training_only=True)
+                if self.stereo:          # and the sequence loss (before a CUDA graph captures it)
+                    self._stereo_loss = stereo_loss_fn(self.spec.model.train_iters, self.spec.dataset.max_disparity,
+                                                       compiled=True)
                 self._compiled = True
                 log.info("train.compile: the encoder, one refinement iteration and the upsampling compile "
                          "during the first step (about 2-3 minutes on an H100/H200)")

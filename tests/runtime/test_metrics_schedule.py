@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from skillbank.runtime.metrics import MetricAverager, align_scale_shift, mono_image_metrics, stereo_image_metrics
-from skillbank.runtime.training.loss import sequence_weights, silog_loss, ssi_l1_loss, stereo_sequence_loss
+from skillbank.runtime.training.loss import (
+    sequence_weights,
+    silog_loss,
+    ssi_l1_loss,
+    stereo_loss_fn,
+    stereo_sequence_loss,
+)
 from skillbank.runtime.training.predict import unique_output_names
 from skillbank.runtime.training.schedule import LRMultiplier, build_scheduler
 from skillbank.specs import OptimConfig
@@ -105,6 +111,34 @@ def test_sequence_loss_equals_the_boolean_index_formulation_and_its_gradients():
     torch.testing.assert_close(init.grad, init2.grad)
     for a, b in zip(preds, preds2, strict=True):
         torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_the_compiled_sequence_loss_gives_the_eager_loss_and_gradients():
+    """``stereo_loss_fn(compiled=True)`` (``train.compile``): the same loss and gradients as eager,
+    inf/NaN ground truth outside the mask included."""
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor([1.5, 0.5, 2.0]))
+
+        def forward(self, left, right, iters):
+            base = (left - right).mean(dim=1, keepdim=True) * 40
+            up = torch.cat([base * s for s in self.scale[:iters]])      # one batch, split as FFS does
+            return base[..., ::4, ::4] * 0.1, list(up.split(left.shape[0]))
+
+    g = torch.Generator().manual_seed(1)
+    left, right = torch.rand(2, 3, 8, 12, generator=g), torch.rand(2, 3, 8, 12, generator=g)
+    gt = torch.rand(2, 1, 8, 12, generator=g) * 80
+    valid = torch.rand(2, 1, 8, 12, generator=g) > 0.3
+    gt[~valid] = float("inf")
+    grads = []
+    for compiled in (False, True):
+        net = Net()
+        loss = stereo_loss_fn(3, 64, compiled=compiled)(net, left, right, gt, valid)
+        loss.backward()
+        grads.append((loss.detach(), net.scale.grad))
+    torch.testing.assert_close(grads[1][0], grads[0][0])
+    torch.testing.assert_close(grads[1][1], grads[0][1])
 
 
 def test_mono_losses_are_invariant_as_documented():
