@@ -4,7 +4,9 @@ Renders ``--pairs`` synthetic stereo pairs (``runtime.data.synthetic``), writes 
 (crop 320x736, batch 2, 22 iterations, ``--precision``, no validation) and runs ``depth_net train`` for
 ``--epochs`` epochs with the given ``train.*`` overrides (e.g. the speed switches). Pairs/s per epoch
 come from the epoch's wall time in status.json (``time_per_epoch``, whole seconds; the first epoch
-includes the cuDNN autotuning and the CUDA-graph capture, so the last epoch is the steady state).
+includes the cuDNN autotuning and the CUDA-graph capture, every epoch its data workers' start and the
+last one the checkpoint), and ``steady_pairs_per_s`` from its kpi ``train_samples_per_s`` (the epoch
+after its first 3 steps, so none of that: compare it with ``train_throughput.py``'s step).
 
     python benchmarks/train_end_to_end.py --work /tmp/e2e --out benchmarks/results/train_end_to_end_h100.json \\
         train.cuda_graph=true train.channels_last=true
@@ -64,7 +66,7 @@ def main() -> None:
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     code, wall = cli("train", spec_path, *args.overrides)
     events = status(args.work / "results" / "train")
-    epochs = [e["categorical"] for e in events if e.get("status") == "RUNNING"]
+    running = [e for e in events if e.get("status") == "RUNNING"]
     steps_per_epoch = args.pairs // args.batch
     report = {
         "what": "depth_net train end to end (Lightning + data loading + augmentation), FFS bp2, synthetic pairs",
@@ -75,9 +77,11 @@ def main() -> None:
         "render_s": round(render_s, 1),
         "exit_code": code,
         "wall_s": round(wall, 1),
-        "epochs": [{"epoch": e["epoch"], "time_per_epoch": e["time_per_epoch"],
-                    "pairs_per_s": round(steps_per_epoch * args.batch / max(seconds(e["time_per_epoch"]), 1), 2)}
-                   for e in epochs],
+        "epochs": [{"epoch": e["categorical"]["epoch"], "time_per_epoch": e["categorical"]["time_per_epoch"],
+                    "pairs_per_s": round(steps_per_epoch * args.batch
+                                         / max(seconds(e["categorical"]["time_per_epoch"]), 1), 2),
+                    "steady_pairs_per_s": e.get("kpi", {}).get("train_samples_per_s")}
+                   for e in running],
         "final_status": events[-1] if events else None,
     }
     try:

@@ -2,8 +2,15 @@
 
 Each line (rank 0 only; the Reporter's StatusLogger is disabled on other ranks) carries
 ``kpi``: ``train_loss`` (epoch mean, reduced across ranks), ``val_loss`` and ``val/*`` metrics only
-when validation ran this epoch (``validation_interval``), and ``categorical``: ``epoch`` (1-based
-count of finished epochs), ``max_epoch``, ``step`` (optimiser steps), ``time_per_epoch`` and ``eta`` (h:mm:ss).
+when validation ran this epoch (``validation_interval``), ``train_samples_per_s`` (steady state, below),
+and ``categorical``: ``epoch`` (1-based count of finished epochs), ``max_epoch``, ``step`` (optimiser
+steps), ``time_per_epoch`` and ``eta`` (h:mm:ss).
+
+``train_samples_per_s`` is the epoch's training samples per second across all ranks once it runs:
+from the end of its ``STEADY_AFTER``-th batch to the end of its last (host clock), so the epoch's
+start-up (data workers, the first step's compilation and CUDA-graph capture) and its end (validation,
+checkpoints) stay out; ``time_per_epoch`` has them all. The host waits for each step's forward (the
+lagged NaN guard), so its clock follows the GPU's. Absent for an epoch of ``STEADY_AFTER`` + 1 batches or fewer.
 """
 
 from __future__ import annotations
@@ -31,6 +38,20 @@ def _scalar(value: Any) -> float | None:
     return number
 
 
+#: batches of each epoch left out of its ``train_samples_per_s`` (start-up)
+STEADY_AFTER = 3
+
+
+def _batch_size(batch: Any) -> int:
+    """Samples in a training batch (a dict of tensors, or a tensor / sequence of them)."""
+    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, list | tuple) else [batch]
+    for value in values:
+        shape = getattr(value, "shape", None)
+        if shape:
+            return int(shape[0])
+    return 0
+
+
 class StatusReporter(pl.Callback):
     """Writes the per-epoch RUNNING line and keeps the last epoch's numbers for the SUCCESS kpi."""
 
@@ -38,10 +59,25 @@ class StatusReporter(pl.Callback):
         self.reporter = reporter
         self._start = time.monotonic()
         self._epoch_times: list[float] = []
+        self._batch_ends: list[tuple[float, int]] = []      # (host time, samples) per batch of the epoch
         self.last_kpi: dict[str, float] = {}
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.monotonic()
+        self._batch_ends = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._batch_ends.append((time.monotonic(), _batch_size(batch) * trainer.world_size))
+
+    def steady_samples_per_s(self) -> float | None:
+        """This epoch's samples per second after its first ``STEADY_AFTER`` batches (module docstring)."""
+        ends = self._batch_ends
+        if len(ends) <= STEADY_AFTER + 1:
+            return None
+        span = ends[-1][0] - ends[STEADY_AFTER][0]
+        samples = sum(n for _, n in ends[STEADY_AFTER + 1:])
+        return samples / span if span > 0 and samples else None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -62,6 +98,9 @@ class StatusReporter(pl.Callback):
                 number = _scalar(value)
                 if number is not None:
                     kpi[name] = number
+        rate = self.steady_samples_per_s()
+        if rate is not None:
+            kpi["train_samples_per_s"] = round(rate, 3)
         self.last_kpi = kpi
         done = trainer.current_epoch + 1
         max_epoch = int(trainer.max_epochs or done)

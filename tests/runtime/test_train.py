@@ -268,3 +268,30 @@ def test_resume_from_a_checkpoint_of_another_model_is_one_clear_line(tmp_path, t
     assert code == 2 and final["status"] == "FAILURE"
     assert final["message"].startswith("Configuration error: train: cannot resume from")
     assert "volume_dim" in final["message"] and "\n" not in final["message"]
+
+
+def test_steady_throughput_leaves_out_the_epochs_start_up(monkeypatch):
+    """``train_samples_per_s``: samples per second from the end of batch STEADY_AFTER to the last
+    one's, across ranks (a slow first step, compile or capture, is left out); none for short epochs."""
+    from types import SimpleNamespace
+
+    from skillbank.runtime.training import callbacks
+
+    reporter, short = callbacks.StatusReporter(reporter=None), callbacks.StatusReporter(reporter=None)
+    clock = iter([0.0, 30.0, 30.1, 30.2, 30.3, 30.5, 30.7])   # epoch start, then 6 batch ends
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: next(clock))
+    trainer = SimpleNamespace(world_size=2)
+    reporter.on_train_epoch_start(trainer, None)
+    batch = {"left": torch.zeros(4, 3, 8, 8), "name": ["a"] * 4}
+    for i in range(6):
+        reporter.on_train_batch_end(trainer, None, None, batch, i)
+    assert callbacks.STEADY_AFTER == 3
+    # batches 5 and 6 (4 samples x 2 ranks each) over 30.3 -> 30.7 s
+    assert reporter.steady_samples_per_s() == pytest.approx(16 / 0.4)
+    clock2 = iter([0.0, 1.0, 2.0, 3.0, 4.0])
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: next(clock2))
+    short.on_train_epoch_start(trainer, None)
+    for i in range(4):
+        short.on_train_batch_end(trainer, None, None, [torch.zeros(2, 1)], i)
+    assert short.steady_samples_per_s() is None
+    assert callbacks._batch_size(torch.zeros(5, 2)) == 5 and callbacks._batch_size({"x": "no tensor"}) == 0
