@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from skillbank.runtime.networks.grad_layout import memory_format_of
+
 MAX_NORM = 0.1
 #: ~0.5 s of GPU sleep (at ~1.8 GHz) ahead of each timed run: longer than the host needs to queue it
 SLEEP_CYCLES = 900_000_000
@@ -67,7 +69,7 @@ def _tail(name: str, params: list[torch.nn.Parameter]):
 
 
 def _time_ms(fn, repeat: int, runs: int) -> tuple[float, float]:
-    """GPU milliseconds per call, and the host's: the GPU first sleeps ``SLEEP_MS`` while the host
+    """GPU milliseconds per call, and the host's: the GPU first sleeps ``SLEEP_CYCLES`` while the host
     queues the calls, so the timing sees the GPU's work, not the launch overhead (in the training
     step the tail is queued while the backward runs). A host slower than the sleep is reported."""
     times, host = [], []
@@ -94,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     base = _params()
     g = torch.Generator(device="cuda").manual_seed(0)
-    grads = [torch.randn(p.shape, device="cuda", generator=g).contiguous(memory_format=_format(p)) * 0.01
+    grads = [torch.randn(p.shape, device="cuda", generator=g).contiguous(memory_format=memory_format_of(p)) * 0.01
              for p in base]
     results: dict[str, Any] = {}
     final: dict[str, list[torch.Tensor]] = {}
@@ -121,12 +123,6 @@ def main() -> None:
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-
-
-def _format(p: torch.Tensor) -> torch.memory_format:
-    from skillbank.runtime.networks.grad_layout import memory_format_of
-
-    return memory_format_of(p)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ Mono (DepthAnythingV2):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -112,14 +113,10 @@ def _sequence_loss(init_disp: torch.Tensor, preds: list[torch.Tensor], gt: torch
     return stereo_sequence_loss(init_disp, preds, gt, valid, max_disparity=max_disparity)[0]
 
 
-_COMPILED: dict[str, Callable[..., torch.Tensor]] = {}
-
-
+@functools.cache
 def _compiled_sequence_loss() -> Callable[..., torch.Tensor]:
     """:func:`stereo_sequence_loss`'s loss under ``torch.compile`` (one per process, built on first use)."""
-    if "loss" not in _COMPILED:
-        _COMPILED["loss"] = torch.compile(_sequence_loss, fullgraph=True, dynamic=False)
-    return _COMPILED["loss"]
+    return torch.compile(_sequence_loss, fullgraph=True, dynamic=False)
 
 
 def stereo_loss_fn(iters: int, max_disparity: float, *, compiled: bool = False) -> Callable[..., torch.Tensor]:
