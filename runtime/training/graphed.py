@@ -3,10 +3,18 @@
 A stereo training step launches ~19,000 small kernels (22 refinement iterations, forward and
 backward); eager PyTorch spends more time launching them than the GPU spends running them.
 :class:`GraphedStereoLoss` captures ``loss = sequence_loss(model(left, right), gt, valid)`` and its
-backward once with :func:`torch.cuda.make_graphed_callables`; every later step copies the batch into
-the captured input buffers and replays both graphs. Everything else stays eager and unchanged:
-autograd delivers the parameter gradients (so gradient clipping, the optimiser, the LR schedule,
-Lightning's step counting and checkpoints behave exactly as without graphs).
+backward once (:class:`_CapturedLoss`, the recipe of :func:`torch.cuda.make_graphed_callables`: warm-up
+on a side stream, then the forward and ``torch.autograd.grad`` captured into one memory pool); every
+later step copies the batch into the captured input buffers and replays both graphs. ``loss.backward()``
+replays the backward graph and hands each parameter its gradient as autograd's gradient accumulation
+would (the captured buffer when ``.grad`` is unset, an add otherwise), so gradient clipping, the
+optimiser, the LR schedule, Lightning's step counting and checkpoints behave exactly as without graphs.
+
+Why not ``make_graphed_callables`` itself: its autograd node takes every parameter as an input
+(426 for FFS bp2), and building that node costs ~0.2 ms of host time per step *before* the forward
+graph launches, time the GPU sits idle whenever the host waits for a step. The node here takes the
+batch and one anchor tensor; the parameters get their gradients after the backward replay, while the
+GPU is still busy.
 
 Conditions (checked; otherwise the eager path runs and the reason is logged once):
 
@@ -64,16 +72,88 @@ def _high_priority_capture(device: torch.device) -> Iterator[None]:
         graph.default_capture_stream = previous
 
 
-class _LossModule(nn.Module):
-    """``(left, right, gt, valid) -> loss`` around the network; its parameters are the network's."""
+def _obeys_layout(grad: torch.Tensor, param: torch.Tensor) -> bool:
+    """Whether autograd would keep ``grad`` as ``param.grad`` as it is (its gradient-layout contract:
+    a dense parameter's gradient has the parameter's strides, dimensions of size 1 aside)."""
+    return all(size == 1 or gs == ps for size, gs, ps in zip(param.shape, grad.stride(), param.stride(), strict=True))
 
-    def __init__(self, model: nn.Module, loss_fn: Callable[..., torch.Tensor]) -> None:
-        super().__init__()
-        self.model = model
-        self.loss_fn = loss_fn
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(self.model, left, right, gt, valid)
+class _CapturedLoss:
+    """``loss_fn(*batch)`` and its parameter gradients captured as two CUDA graphs over static buffers.
+
+    ``params``: the tensors that get gradients (the trainable parameters, in order). Capture follows
+    :func:`torch.cuda.make_graphed_callables`: ``warmup_iters`` forward + backward passes on a side
+    stream (cuDNN autotuning and lazy initialisation stay out of the graphs), then the forward and
+    ``torch.autograd.grad`` captured into one memory pool, backward after forward as they replay.
+    """
+
+    def __init__(self, loss_fn: Callable[..., torch.Tensor], sample: tuple[torch.Tensor, ...],
+                 params: tuple[torch.Tensor, ...], warmup_iters: int) -> None:
+        self.inputs = tuple(t.detach().clone() for t in sample)
+        torch.cuda.synchronize()
+        with torch.cuda.stream(torch.cuda.Stream()):
+            for _ in range(warmup_iters):
+                loss = loss_fn(*self.inputs)
+                torch.autograd.grad(loss, params, torch.ones_like(loss), allow_unused=True)
+            del loss
+        torch.cuda.synchronize()
+        pool = torch.cuda.graph_pool_handle()
+        self.forward_graph, self.backward_graph = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.forward_graph, pool=pool):
+            self.loss = loss_fn(*self.inputs)
+        self.grad_of_loss = torch.empty_like(self.loss)
+        with torch.cuda.graph(self.backward_graph, pool=pool):
+            grads = torch.autograd.grad(self.loss, params, self.grad_of_loss, allow_unused=True)
+        #: (parameter, its gradient buffer, whether the buffer has the parameter's layout)
+        self.grads = [(p, g, _obeys_layout(g, p)) for p, g in zip(params, grads, strict=True) if g is not None]
+        moved = sum(not same for _, _, same in self.grads)
+        if moved:
+            log.debug("CUDA graph: %d gradients are copied into their parameter's layout every step", moved)
+
+    def replay_forward(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        for static, t in zip(self.inputs, batch, strict=True):
+            if static.data_ptr() != t.data_ptr():
+                static.copy_(t)
+        self.forward_graph.replay()
+        return self.loss.detach()
+
+    def replay_backward(self, grad_of_loss: torch.Tensor) -> None:
+        """Replay the backward graph and deliver the gradients: the buffer itself where ``.grad`` is
+        unset (as autograd does when the layouts agree), an add where a gradient is accumulating. A
+        ``.grad`` that is still the buffer (kept from the last step, or zeroed in place) is copied
+        out first: the replay rewrites the buffer."""
+        if grad_of_loss.data_ptr() != self.grad_of_loss.data_ptr():
+            self.grad_of_loss.copy_(grad_of_loss)
+        for p, g, _ in self.grads:
+            if p.grad is not None and p.grad.data_ptr() == g.data_ptr():
+                p.grad = p.grad.clone()
+        self.backward_graph.replay()
+        sums, adds = [], []
+        for p, g, same_layout in self.grads:
+            if p.grad is not None:
+                sums.append(p.grad)
+                adds.append(g)
+            else:
+                p.grad = g.detach() if same_layout else torch.empty_like(p).copy_(g)
+        if sums:
+            torch._foreach_add_(sums, adds)
+
+
+class _ReplayedLoss(torch.autograd.Function):
+    """The autograd node of a replayed step. Its only differentiable input is an anchor tensor (so
+    the loss requires grad); the backward delivers the parameters' gradients itself."""
+
+    @staticmethod
+    def forward(ctx: Any, captured: _CapturedLoss, anchor: torch.Tensor,  # noqa: ARG004
+                *batch: torch.Tensor) -> torch.Tensor:
+        ctx.captured, ctx.inputs = captured, 2 + len(batch)
+        return captured.replay_forward(batch)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, ...]:
+        ctx.captured.replay_backward(grad)
+        return (None,) * ctx.inputs
 
 
 class GraphedStereoLoss:
@@ -81,8 +161,8 @@ class GraphedStereoLoss:
     batch, then captured and replayed for every batch of the captured shapes.
 
     ``loss_fn(model, left, right, gt, valid)`` computes the differentiable scalar loss.
-    ``autocast_dtype`` is the autocast dtype of the run (``None`` for fp32): capture and replay run
-    under ``torch.autocast(cache_enabled=False)``, which graph capture requires.
+    ``autocast_dtype`` is the autocast dtype of the run (``None`` for fp32): capture runs under
+    ``torch.autocast(cache_enabled=False)``, which graph capture requires (a replay needs no autocast).
     """
 
     def __init__(self, model: nn.Module, loss_fn: Callable[..., torch.Tensor], *,
@@ -91,13 +171,14 @@ class GraphedStereoLoss:
         self.loss_fn = loss_fn
         self.autocast_dtype = autocast_dtype
         self.warmup_iters = warmup_iters
-        self._graphed: Callable[..., torch.Tensor] | None = None
+        self._captured: _CapturedLoss | None = None
+        self._anchor = torch.zeros((), requires_grad=True)
         self._shapes: tuple[tuple[int, ...], ...] | None = None
         self._logged_mismatch = False
 
     @property
     def captured(self) -> bool:
-        return self._graphed is not None
+        return self._captured is not None
 
     def _autocast(self) -> Any:
         if self.autocast_dtype is None:
@@ -111,11 +192,9 @@ class GraphedStereoLoss:
         """Warm up and capture on copies of ``batch``; restore BatchNorm statistics and the RNG."""
         buffers = {name: b.detach().clone() for name, b in self.model.named_buffers()}
         cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state()
-        wrapper = _LossModule(self.model, self.loss_fn)
-        sample = tuple(t.detach().clone() for t in batch)
+        params = tuple(p for p in self.model.parameters() if p.requires_grad)
         with self._autocast(), _high_priority_capture(batch[0].device):
-            graphed = torch.cuda.make_graphed_callables(
-                wrapper, sample, num_warmup_iters=self.warmup_iters, allow_unused_input=True)
+            captured = _CapturedLoss(self._eager, batch, params, self.warmup_iters)
         with torch.no_grad():
             for name, b in self.model.named_buffers():
                 b.copy_(buffers[name])
@@ -123,7 +202,7 @@ class GraphedStereoLoss:
         torch.cuda.set_rng_state(cuda_rng)
         for p in self.model.parameters():   # the warm-up's gradients are not the first step's
             p.grad = None
-        self._graphed = graphed
+        self._captured = captured
         self._shapes = tuple(tuple(t.shape) for t in batch)
 
     def __call__(self, left: torch.Tensor, right: torch.Tensor, gt: torch.Tensor,
@@ -131,7 +210,7 @@ class GraphedStereoLoss:
         batch = (left, right, gt, valid)
         if left.device.type != "cuda" or not self.model.training:
             return self._eager(*batch)
-        if self._graphed is None:
+        if self._captured is None:
             self._capture(batch)
             log.info("training step captured in CUDA graphs (batch %s)", tuple(left.shape))
         if tuple(tuple(t.shape) for t in batch) != self._shapes:
@@ -140,5 +219,4 @@ class GraphedStereoLoss:
                          [tuple(t.shape) for t in batch], self._shapes)
                 self._logged_mismatch = True
             return self._eager(*batch)
-        with self._autocast():
-            return self._graphed(*batch)
+        return _ReplayedLoss.apply(self._captured, self._anchor, *batch)

@@ -3,9 +3,11 @@
 CPU: the switches are accepted, a run with them trains to SUCCESS, and compile and CUDA graphs fall
 back to the eager step with the reason logged; compiled regions run in train mode only (validation
 images of any size stay eager); train.pad_channels trains like the unpadded network with TAO-shaped
-checkpoints. GPU (``-m gpu``, skipped without CUDA; run on the device): the graphed loss gives the
+checkpoints. A replayed step's backward accumulates gradients as autograd does (Python stand-ins for the graphs).
+GPU (``-m gpu``, skipped without CUDA; run on the device): the graphed loss gives the
 eager first loss, and the first-step gradients and five steps' losses within ten times the run-to-run
-noise of two eager runs (a last batch of another shape runs eagerly); the compiled + graphed step
+noise of two eager runs (a last batch of another shape runs eagerly), and two backwards accumulate as
+eager ones do (a frozen parameter gets no gradient); the compiled + graphed step
 gives the eager loss and (per compiled region) gradient in float64; dropout masks follow the per-step seed;
 ``depth_net train`` with every switch (bf16) succeeds.
 """
@@ -20,7 +22,12 @@ from runtime_helpers import read_status, tiny_ffs_model, write_spec
 
 from skillbank.runtime.networks.channel_padding import pad_channels_
 from skillbank.runtime.runner import run_action
-from skillbank.runtime.training.graphed import GraphedStereoLoss, graph_unsupported_reason
+from skillbank.runtime.training.graphed import (
+    GraphedStereoLoss,
+    _CapturedLoss,
+    _ReplayedLoss,
+    graph_unsupported_reason,
+)
 from skillbank.runtime.training.loss import stereo_loss_fn
 from skillbank.runtime.training.module import compile_unsupported_reason
 
@@ -32,6 +39,60 @@ def test_unsupported_reasons_are_specific():
     assert "one GPU" in graph_unsupported_reason(torch.device("cuda", 0), 2, "bf16")
     assert "fp16" in graph_unsupported_reason(torch.device("cuda", 0), 1, "fp16")
     assert graph_unsupported_reason(torch.device("cuda", 0), 1, "bf16") is None
+
+
+class _PythonGraph:
+    """Stands in for a CUDA graph on the CPU: ``replay`` reruns a function over the static buffers."""
+
+    def __init__(self, fn) -> None:  # noqa: ANN001
+        self.replay = fn
+
+
+def _python_captured(params: list[torch.Tensor], per_replay: list[float]) -> tuple[_CapturedLoss, list]:
+    """A :class:`_CapturedLoss` whose graphs are Python: the loss is the input's sum, and the k-th
+    backward replay fills every gradient buffer with ``per_replay[k] * grad_of_loss``."""
+    cap = _CapturedLoss.__new__(_CapturedLoss)
+    cap.inputs, cap.loss, cap.grad_of_loss = (torch.zeros(3),), torch.zeros(()), torch.zeros(())
+    buffers = [torch.zeros(p.shape) for p in params]       # contiguous, whatever the parameter's layout
+    values = iter(per_replay)
+
+    def backward() -> None:
+        value = next(values) * float(cap.grad_of_loss)
+        for b in buffers:
+            b.fill_(value)
+
+    cap.forward_graph = _PythonGraph(lambda: cap.loss.copy_(cap.inputs[0].sum()))
+    cap.backward_graph = _PythonGraph(backward)
+    cap.grads = [(p, b, b.stride() == p.stride()) for p, b in zip(params, buffers, strict=True)]
+    return cap, buffers
+
+
+def test_replayed_gradients_accumulate_as_autograd_does():
+    """The replayed step's backward hands out gradients as autograd would: the captured buffer
+    itself when ``.grad`` is unset, a sum when gradients accumulate (not the rewritten buffer twice),
+    the new gradient after an in-place zero_grad, scaled by the incoming gradient, in the parameter's
+    layout; the anchor gets none."""
+    dense = torch.nn.Parameter(torch.zeros(4))
+    nhwc = torch.nn.Parameter(torch.zeros(2, 3, 2, 2).to(memory_format=torch.channels_last))
+    cap, buffers = _python_captured([dense, nhwc], [1.0, 2.0, 5.0, 1.0])
+    anchor = torch.zeros((), requires_grad=True)
+    x = torch.tensor([1.0, 2.0, 3.0])
+
+    loss = _ReplayedLoss.apply(cap, anchor, x)
+    assert float(loss) == 6.0 and loss.requires_grad
+    loss.backward()
+    assert dense.grad.data_ptr() == buffers[0].data_ptr()              # no copy
+    assert nhwc.grad.stride() == nhwc.stride() and torch.all(nhwc.grad == 1.0)
+    _ReplayedLoss.apply(cap, anchor, x).backward()                     # accumulate: 1 + 2
+    assert torch.all(dense.grad == 3.0) and torch.all(nhwc.grad == 3.0)
+    dense.grad.zero_()                                                 # zero_grad(set_to_none=False)
+    nhwc.grad.zero_()
+    _ReplayedLoss.apply(cap, anchor, x).backward()
+    assert torch.all(dense.grad == 5.0) and torch.all(nhwc.grad == 5.0)
+    dense.grad = nhwc.grad = None
+    (3 * _ReplayedLoss.apply(cap, anchor, x)).backward()
+    assert torch.all(dense.grad == 3.0) and torch.all(nhwc.grad == 3.0)
+    assert anchor.grad is None
 
 
 def test_compile_reasons_are_specific():
@@ -162,6 +223,28 @@ def test_graphed_loss_trains_like_eager():
     loss_noise = max(abs(a - b) for a, b in zip(again, eager, strict=True))
     for g, e in zip(graphed, eager, strict=True):
         assert abs(g - e) <= 10 * loss_noise + 1e-4 * e, (graphed, eager, again)
+
+
+@pytest.mark.gpu
+@cuda
+def test_graphed_gradients_accumulate_and_skip_frozen_parameters():
+    """Two graphed backwards without zeroing sum their gradients as two eager ones do; a frozen
+    parameter gets no gradient."""
+    batches = _batches("cuda", 2)
+    grads = {}
+    for graphed in (False, True):
+        model = _no_dropout(_tiny_model("cuda"))
+        frozen = next(model.parameters())
+        frozen.requires_grad_(False)
+        loss_fn = stereo_loss_fn(3, 64)
+        step = GraphedStereoLoss(model, loss_fn) if graphed else (lambda *b, m=model, f=loss_fn: f(m, *b))
+        for batch in batches:
+            step(*batch).backward()
+        assert frozen.grad is None
+        grads[graphed] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert grads[True].keys() == grads[False].keys()
+    worst = max(grads[False], key=lambda n: _rel(grads[True][n], grads[False][n]))
+    assert _rel(grads[True][worst], grads[False][worst]) <= 1e-3, worst
 
 
 @pytest.mark.gpu
