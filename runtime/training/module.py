@@ -74,7 +74,7 @@ class DepthNetModule(pl.LightningModule):
         self._stereo_loss = stereo_loss_fn(spec.model.train_iters, spec.dataset.max_disparity) if self.stereo else None
         self._graphed = None      # GraphedStereoLoss when train.cuda_graph applies (on_train_start)
         self._compiled = False    # train.compile applied (on_train_start)
-        self._pending_loss: tuple[torch.Tensor, int] | None = None
+        self._pending_loss: tuple[torch.Tensor, torch.cuda.Event | None, int] | None = None
         if spec.train.pad_channels:
             self._pad_channels()
         if spec.train.channels_last and hasattr(self.model, "to_channels_last"):
@@ -195,34 +195,53 @@ class DepthNetModule(pl.LightningModule):
             return ssi_l1_loss(pred, batch["target"], batch["valid"]), batch["image"].shape[0]
         return silog_loss(pred, batch["target"], batch["valid"]), batch["image"].shape[0]
 
-    def _guard(self, loss: torch.Tensor, step: int) -> None:
+    def _divergence(self, loss: torch.Tensor) -> torch.Tensor:
+        """``[non-finite count over the processes, this process's loss]``, where ``loss`` lives."""
         bad = (~torch.isfinite(loss.detach())).float().reshape(())
         if self.trainer.world_size > 1:
             bad = self.trainer.strategy.reduce(bad, reduce_op="sum")
-        if float(bad) > 0:
+        return torch.stack([bad, loss.detach().float().reshape(())])
+
+    def _raise_if_diverged(self, divergence: torch.Tensor, step: int) -> None:
+        bad, value = divergence.tolist()
+        if bad > 0:
             raise TrainingDivergedError(
-                f"train loss is {float(loss.detach())} at epoch {self.current_epoch}, step {step}; "
+                f"train loss is {value} at epoch {self.current_epoch}, step {step}; "
                 "the run stopped (lower train.optim.lr, keep train.clip_grad_norm > 0, or use precision fp32/bf16)"
             )
 
+    def _guard(self, loss: torch.Tensor, step: int) -> None:
+        self._raise_if_diverged(self._divergence(loss).cpu(), step)
+
     def _guard_lagged(self, loss: torch.Tensor) -> None:
-        """NaN/inf guard. On a GPU the check reads the PREVIOUS step's loss (finished by now), so the
-        host never waits for the step it has just queued; the last step is checked at the epoch's end
-        and before any checkpoint is written (:meth:`check_pending_loss`)."""
+        """NaN/inf guard. On a GPU the check reads the PREVIOUS step's loss, copied to pinned host
+        memory behind an event: waiting for that event waits for that step only, never for the step
+        just queued (a plain ``.item()`` would wait for the whole stream). The last step is checked at
+        the epoch's end and before any checkpoint is written (:meth:`check_pending_loss`)."""
         if loss.device.type == "cpu" and not self.lag_guard_on_cpu:
             self._guard(loss, self.global_step)
             return
-        # a copy: a CUDA-graphed loss lives in the graph's output buffer, rewritten by the next replay
-        pending, self._pending_loss = self._pending_loss, (loss.detach().clone(), self.global_step)
+        divergence, copied = self._divergence(loss), None
+        if divergence.is_cuda:
+            host = torch.empty(2, pin_memory=True)
+            host.copy_(divergence, non_blocking=True)
+            divergence, copied = host, torch.cuda.Event()
+            copied.record()
+        pending, self._pending_loss = self._pending_loss, (divergence, copied, self.global_step)
         if pending is not None:
-            self._guard(*pending)
+            self._check(*pending)
+
+    def _check(self, divergence: torch.Tensor, copied: torch.cuda.Event | None, step: int) -> None:
+        if copied is not None:
+            copied.synchronize()
+        self._raise_if_diverged(divergence, step)
 
     def check_pending_loss(self) -> None:
         """Run the lagged NaN/inf check now (the epoch's end, and before every checkpoint save, so a
         diverged step never reaches a checkpoint)."""
         pending, self._pending_loss = self._pending_loss, None
         if pending is not None:
-            self._guard(*pending)
+            self._check(*pending)
 
     def on_train_epoch_end(self) -> None:
         self.check_pending_loss()

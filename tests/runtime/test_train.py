@@ -102,10 +102,15 @@ def test_nan_loss_fails_with_training_error(tmp_path, tiny_spec, monkeypatch):
     assert not list((tmp_path / "results" / "train").glob("*.pth")), "a diverged run must not checkpoint"
 
 
-@pytest.mark.parametrize("unit", ["step", "epoch"])
-def test_lagged_nan_guard_still_fails_before_any_checkpoint(tmp_path, tiny_spec, monkeypatch, unit):
-    """The GPU path checks the previous step's loss; a NaN in the last step before a save is caught
-    by the check that runs before every save."""
+_STEP_ON_GPU = pytest.param("step", "gpu", id="step-gpu", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])
+
+
+@pytest.mark.parametrize(("unit", "device"), [("step", "cpu"), ("epoch", "cpu"), _STEP_ON_GPU])
+def test_lagged_nan_guard_still_fails_before_any_checkpoint(tmp_path, tiny_spec, monkeypatch, unit, device):
+    """The GPU path checks the previous step's loss (copied to pinned memory behind an event); a NaN
+    in the last step before a save is caught by the check that runs before every save. On the CPU
+    the lagged path is forced; on a GPU it is the default."""
     import skillbank.runtime.training.loss as loss
     import skillbank.runtime.training.module as module
 
@@ -120,6 +125,8 @@ def test_lagged_nan_guard_still_fails_before_any_checkpoint(tmp_path, tiny_spec,
     monkeypatch.setattr(loss, "stereo_sequence_loss", nan_on_second)
     monkeypatch.setattr(module.DepthNetModule, "lag_guard_on_cpu", True)
     tiny_spec["train"].update(checkpoint_interval=2, checkpoint_interval_unit=unit)
+    if device == "gpu":
+        tiny_spec["train"].update(num_gpus=1, gpu_ids=[0])
     tiny_spec["dataset"].pop("val_dataset")
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
     code = run_action("train", str(spec), [])
