@@ -50,9 +50,11 @@ class _PythonGraph:
 
 def _python_captured(params: list[torch.Tensor], per_replay: list[float]) -> tuple[_CapturedLoss, list]:
     """A :class:`_CapturedLoss` whose graphs are Python: the loss is the input's sum, and the k-th
-    backward replay fills every gradient buffer with ``per_replay[k] * grad_of_loss``."""
+    backward replay fills every gradient buffer with ``per_replay[k] * grad_of_loss``. The forward
+    replay fills the gradient buffers with NaN, as a CUDA graph's activations may (one memory pool)."""
     cap = _CapturedLoss.__new__(_CapturedLoss)
     cap.inputs, cap.loss, cap.grad_of_loss = (torch.zeros(3),), torch.zeros(()), torch.zeros(())
+    cap.handed_out = False
     buffers = [torch.zeros(p.shape) for p in params]       # contiguous, whatever the parameter's layout
     values = iter(per_replay)
 
@@ -61,7 +63,12 @@ def _python_captured(params: list[torch.Tensor], per_replay: list[float]) -> tup
         for b in buffers:
             b.fill_(value)
 
-    cap.forward_graph = _PythonGraph(lambda: cap.loss.copy_(cap.inputs[0].sum()))
+    def forward() -> None:
+        cap.loss.copy_(cap.inputs[0].sum())
+        for b in buffers:
+            b.fill_(float("nan"))
+
+    cap.forward_graph = _PythonGraph(forward)
     cap.backward_graph = _PythonGraph(backward)
     cap.grads = [(p, b, b.stride() == p.stride()) for p, b in zip(params, buffers, strict=True)]
     return cap, buffers
@@ -69,9 +76,9 @@ def _python_captured(params: list[torch.Tensor], per_replay: list[float]) -> tup
 
 def test_replayed_gradients_accumulate_as_autograd_does():
     """The replayed step's backward hands out gradients as autograd would: the captured buffer
-    itself when ``.grad`` is unset, a sum when gradients accumulate (not the rewritten buffer twice),
-    the new gradient after an in-place zero_grad, scaled by the incoming gradient, in the parameter's
-    layout; the anchor gets none."""
+    itself when ``.grad`` is unset, a sum when gradients accumulate (not the buffer the next replays
+    rewrite), the new gradient after an in-place zero_grad, scaled by the incoming gradient, in the
+    parameter's layout; the anchor gets none."""
     dense = torch.nn.Parameter(torch.zeros(4))
     nhwc = torch.nn.Parameter(torch.zeros(2, 3, 2, 2).to(memory_format=torch.channels_last))
     cap, buffers = _python_captured([dense, nhwc], [1.0, 2.0, 5.0, 1.0])
