@@ -250,8 +250,11 @@ def test_graphed_gradients_accumulate_and_skip_frozen_parameters():
         assert frozen.grad is None
         grads[graphed] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     assert grads[True].keys() == grads[False].keys()
-    worst = max(grads[False], key=lambda n: _rel(grads[True][n], grads[False][n]))
-    assert _rel(grads[True][worst], grads[False][worst]) <= 1e-3, worst
+    # relative to the whole gradient: biases before a BatchNorm have mathematically zero gradients
+    # (~1e-7 here) whose per-parameter relative noise between two eager runs exceeds 1
+    total = torch.cat([g.flatten() for g in grads[False].values()]).norm()
+    worst = max(grads[False], key=lambda n: float((grads[True][n] - grads[False][n]).norm()))
+    assert float((grads[True][worst] - grads[False][worst]).norm() / total) <= 1e-3, worst
 
 
 @pytest.mark.gpu
