@@ -158,7 +158,7 @@ class _ReplayedLoss(torch.autograd.Function):
     the loss requires grad); the backward delivers the parameters' gradients itself."""
 
     @staticmethod
-    def forward(ctx: Any, captured: _CapturedLoss, anchor: torch.Tensor,  # noqa: ARG004
+    def forward(ctx: Any, captured: _CapturedLoss, anchor: torch.Tensor,
                 *batch: torch.Tensor) -> torch.Tensor:
         ctx.captured, ctx.inputs = captured, 2 + len(batch)
         return captured.replay_forward(batch)
