@@ -9,8 +9,9 @@ steps), ``time_per_epoch`` and ``eta`` (h:mm:ss).
 ``train_samples_per_s`` is the epoch's training samples per second across all ranks once it runs:
 from the end of its ``STEADY_AFTER``-th batch to the end of its last (host clock), so the epoch's
 start-up (data workers, the first step's compilation and CUDA-graph capture) and its end (validation,
-checkpoints) stay out; ``time_per_epoch`` has them all. The host waits for each step's forward (the
-lagged NaN guard), so its clock follows the GPU's. Absent for an epoch of ``STEADY_AFTER`` + 1 batches or fewer.
+checkpoints) stay out; ``time_per_epoch`` has them all. The host waits for the previous step to
+finish (the lagged NaN guard), so its clock runs at most one step ahead of the GPU's. Absent for an
+epoch of ``STEADY_AFTER`` + 1 batches or fewer.
 """
 
 from __future__ import annotations

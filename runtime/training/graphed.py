@@ -214,7 +214,7 @@ class GraphedStereoLoss:
                 b.copy_(buffers[name])
         torch.set_rng_state(cpu_rng)
         torch.cuda.set_rng_state(cuda_rng)
-        for p in self.model.parameters():   # the warm-up's gradients are not the first step's
+        for p in self.model.parameters():   # the first replayed step starts from no gradients
             p.grad = None
         self._captured = captured
         self._shapes = tuple(tuple(t.shape) for t in batch)
