@@ -7,9 +7,6 @@ DepthAnythingV2 vitl at 518x518 and 518x924, fp32 and bf16. Each timing: warm-up
 ``--runs`` CUDA-event timings; peak memory from torch.cuda.max_memory_allocated.
 
     python benchmarks/foundation_stereo_gpu.py --out benchmarks/results/foundation_stereo_gpu_h100.json
-
-Upstream reference points: FS ViT-L ~15.6 TFLOPs at 480x640 with 32 iterations; ~2 FPS in upstream's
-peer plot (docs/networks.md, "Upstream reference points").
 """
 
 from __future__ import annotations
