@@ -7,6 +7,7 @@ a moved module or a renamed helper breaks a benchmark nobody runs on the CPU.
 
 from __future__ import annotations
 
+import json
 import re
 import runpy
 import subprocess
@@ -69,3 +70,25 @@ def test_one_current_result_file_per_benchmark() -> None:
         owners.setdefault(stems[0], []).append(p.name)
     several = {k: v for k, v in owners.items() if len(v) > 1}
     assert not several, f"more than one result file for a benchmark: {several}"
+
+
+def _devices(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k == "device" and isinstance(v, str)]
+        return found + [d for v in node.values() for d in _devices(v)]
+    if isinstance(node, list):
+        return [d for v in node for d in _devices(v)]
+    return []
+
+
+@pytest.mark.parametrize("result", sorted(p.name for p in (BENCH / "results").glob("*.json")))
+def test_result_file_is_named_for_the_machine_it_ran_on(result: str) -> None:
+    machine = Path(result).stem.rsplit("_", 1)[-1]  # h100, h200, h100x2, cpu2
+    devices = _devices(json.loads((BENCH / "results" / result).read_text()))
+    if machine.startswith("cpu"):
+        assert not devices, f"{result}: named for a CPU but records GPU devices {sorted(set(devices))}"
+        return
+    gpu = machine.split("x")[0].upper()  # H100, H200
+    assert devices, f"{result}: records no device"
+    wrong = sorted({d for d in devices if gpu not in d.upper()})
+    assert not wrong, f"{result}: named for {gpu} but holds runs on {wrong}"
