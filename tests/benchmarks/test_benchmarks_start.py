@@ -92,3 +92,17 @@ def test_result_file_is_named_for_the_machine_it_ran_on(result: str) -> None:
     assert devices, f"{result}: records no device"
     wrong = sorted({d for d in devices if gpu not in d.upper()})
     assert not wrong, f"{result}: named for {gpu} but holds runs on {wrong}"
+
+
+@pytest.mark.slow
+def test_end_to_end_benchmark_runs_a_tiny_training_on_the_cpu(tmp_path: Path) -> None:
+    """A real run of the end-to-end benchmark: render, depth_net train (tiny widths, fp32), its JSON."""
+    out = tmp_path / "e2e.json"
+    cmd = [sys.executable, str(BENCH / "train_end_to_end.py"), "--work", str(tmp_path / "work"), "--out", str(out),
+           "--tiny", "--pairs", "4", "--size", "64", "128", "--crop", "64", "128", "--epochs", "1",
+           "--workers", "0", "--precision", "fp32"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["exit_code"] == 0 and report["final_status"]["status"] == "SUCCESS"
+    assert [e["epoch"] for e in report["epochs"]] == [1]
