@@ -26,8 +26,9 @@ def _scripts() -> list[str]:
 
 
 @pytest.mark.parametrize("script", _scripts())
-def test_script_starts_and_prints_its_help(script: str, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_script_starts_and_prints_its_help(
+    script: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.syspath_prepend(str(BENCH))  # the scripts import their siblings (cuda_timing, train_throughput)
     monkeypatch.setattr(sys, "argv", [str(BENCH / script), "--help"])
     with pytest.raises(SystemExit) as exit_info:
@@ -98,9 +99,29 @@ def test_result_file_is_named_for_the_machine_it_ran_on(result: str) -> None:
 def test_end_to_end_benchmark_runs_a_tiny_training_on_the_cpu(tmp_path: Path) -> None:
     """A real run of the end-to-end benchmark: render, depth_net train (tiny widths, fp32), its JSON."""
     out = tmp_path / "e2e.json"
-    cmd = [sys.executable, str(BENCH / "train_end_to_end.py"), "--work", str(tmp_path / "work"), "--out", str(out),
-           "--tiny", "--pairs", "4", "--size", "64", "128", "--crop", "64", "128", "--epochs", "1",
-           "--workers", "0", "--precision", "fp32"]
+    cmd = [
+        sys.executable,
+        str(BENCH / "train_end_to_end.py"),
+        "--work",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+        "--tiny",
+        "--pairs",
+        "4",
+        "--size",
+        "64",
+        "128",
+        "--crop",
+        "64",
+        "128",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
