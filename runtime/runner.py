@@ -44,10 +44,23 @@ log = logging.getLogger("depth_net")
 NOTHING_WRITTEN = "no results folder: nothing written"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever ``sys.stderr`` is when a record is logged, so that runs in
+    one process (tests, notebooks) that swap stderr between them do not log into a closed stream."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging(results_dir: Path | None) -> None:
     root = logging.getLogger()
     if not any(getattr(h, "_depth_net", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(name)s: %(message)s", "%H:%M:%S"))
         handler._depth_net = True  # type: ignore[attr-defined]
         root.addHandler(handler)

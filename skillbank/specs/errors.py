@@ -24,6 +24,9 @@ class SpecError(ValueError):
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:3])})" if len(problems) > 1 else ""
         super().__init__(f"{kind}: {problems[0]}{more}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles whole (e.g. from a DataLoader worker)
+        return type(self), (self.problems, self.kind)
+
     @property
     def key(self) -> str:
         """Dotted key of the first problem."""
