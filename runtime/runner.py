@@ -29,6 +29,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from skillbank.specs import ACTION_SPLITS, SpecError, load_spec, missing_requirements
 from skillbank.specs.loading import parse_override, read_yaml_mapping, set_dotted
 
@@ -88,8 +90,12 @@ def _status_for_rejected_spec(spec_path: str, overrides: list[str], action: str)
     ``results_dir`` keys name (in the file or on the command line), if they name one."""
     try:
         raw = read_yaml_mapping(spec_path)
-    except SpecError:
-        raw = {}
+    except SpecError:  # a file refused as a whole (a dotted or repeated key) may still name its folder
+        try:
+            plain = yaml.safe_load(Path(spec_path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            plain = None
+        raw = plain if isinstance(plain, dict) else {}
     for text in overrides:
         try:
             key, value = parse_override(text)
