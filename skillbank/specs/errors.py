@@ -125,7 +125,8 @@ def describe_error(root: type[BaseModel], err: dict[str, Any]) -> str:
         "dict_type": "a mapping of keys",
     }
     if kind in type_words:
-        return f"{format_loc(loc)}: expected {type_words[kind]}, got {value!r}"
+        got = "an empty value" if value is None else repr(value)  # `key:` with nothing after it, or `key=`
+        return f"{format_loc(loc)}: expected {type_words[kind]}, got {got}"
     return f"{format_loc(loc)}: {err.get('msg', kind)}"
 
 

@@ -97,6 +97,14 @@ def test_a_list_where_a_section_belongs_names_the_key(tmp_path):
     )
 
 
+def test_a_section_left_empty_says_so(tmp_path):
+    path = _spec(tmp_path, "results_dir: r\ntrain:\n#  num_epochs: 3\n")
+    assert _message(path) == "Configuration error: train: expected a mapping of keys, got an empty value"
+    assert _message(_spec(tmp_path, "results_dir: r\n", "s2.yaml"), ["train.num_epochs="]) == (
+        "Configuration error: train.num_epochs: expected an integer, got an empty value"
+    )
+
+
 def test_a_binary_file_is_not_a_spec(tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_bytes(b"\xff\xfe\x00binary")
