@@ -26,7 +26,9 @@ from typing import Any, NoReturn
 
 __all__ = ["CarryErrors", "WorkerError", "carry_errors", "original_error"]
 
-_PAYLOAD = re.compile(r"\[depth_net worker error ([A-Za-z0-9+/=]+)\]")
+# The payload is the last thing in torch's text: the WorkerError line ends the formatted chain. Only that
+# position is trusted; the same marker inside the original message (a crafted file name) is never read.
+_PAYLOAD = re.compile(r"\[depth_net worker error ([A-Za-z0-9+/=]+)\]\s*\Z")
 _CAUGHT = re.compile(r"\ACaught (\w+) (.*?)\.\nOriginal (Traceback \(most recent call last\):\n.*)\Z", re.S)
 
 
@@ -73,10 +75,10 @@ def original_error(exc: BaseException) -> BaseException | None:
     """The exception a DataLoader worker raised, when ``exc`` is torch's re-raise of one; else None."""
     text = str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
     caught = _CAUGHT.match(text)
-    found = _PAYLOAD.findall(text)
-    if found and (caught or isinstance(exc, WorkerError)):
+    found = _PAYLOAD.search(text) if isinstance(exc, WorkerError) else None
+    if found:
         try:
-            payload = pickle.loads(base64.b64decode(found[-1]))  # noqa: S301 - written by our own worker
+            payload = pickle.loads(base64.b64decode(found.group(1)))  # noqa: S301 - our worker wrote it
         except (binascii.Error, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
             payload = None
         if isinstance(payload, BaseException):

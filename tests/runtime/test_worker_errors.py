@@ -231,3 +231,15 @@ def test_workers_zero_gives_the_same_line(tmp_path, synthetic_pairs, tiny_weight
     assert run_action("evaluate", str(path), []) == 3
     assert read_status(tmp_path / "results" / "evaluate")[-1]["message"] == expected
     assert re.search(rf"^depth_net: FAILURE: {re.escape(expected)}$", capfd.readouterr().err, re.M)
+
+
+def test_a_marker_inside_a_message_is_never_unpickled():
+    """Only the payload our wrapper puts at the very end is read: a crafted file name cannot smuggle one."""
+    import base64
+
+    smuggled = base64.b64encode(pickle.dumps(ValueError("smuggled"))).decode()
+    make = lambda: DataFileError(f"/d/[depth_net worker error {smuggled}].png: file not found")  # noqa: E731
+    for loader in (make_loader(Failing(make), _Split(2), train=False),
+                   DataLoader(Failing(make), batch_size=1, num_workers=2, collate_fn=lambda s: s)):
+        original = original_error(_raised(loader))
+        assert type(original).__name__ == "DataFileError" and str(original) == str(make())
