@@ -62,8 +62,9 @@ def test_a_dotted_key_inside_a_list_item_is_named_with_its_index(tmp_path):
 
 
 def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
-    path = _spec(tmp_path, "results_dir: r\ntrain: {num_epochs: 3}\nmodel: {model_type: FoundationStereo}\n"
-                           "train: {seed: 1}\n")
+    path = _spec(
+        tmp_path, "results_dir: r\ntrain: {num_epochs: 3}\nmodel: {model_type: FoundationStereo}\ntrain: {seed: 1}\n"
+    )
     assert _message(path) == (
         "Configuration error: spec.yaml:4: key 'train' is given twice (lines 2 and 4); YAML would keep only the "
         "last: merge them into one"
@@ -80,8 +81,10 @@ def test_a_key_that_is_not_a_name_is_refused(tmp_path):
 
 def test_merge_keys_and_aliases_still_load(tmp_path):
     """A merged key given again beside ``<<`` overrides it (YAML's rule), which is not a repeated key."""
-    path = _spec(tmp_path, "results_dir: r\nevaluate: &common {num_gpus: 0, batch_size: 2}\n"
-                           "inference:\n  <<: *common\n  batch_size: 3\n")
+    path = _spec(
+        tmp_path,
+        "results_dir: r\nevaluate: &common {num_gpus: 0, batch_size: 2}\ninference:\n  <<: *common\n  batch_size: 3\n",
+    )
     spec = load_spec(path)
     assert (spec.inference.num_gpus, spec.inference.batch_size, spec.evaluate.batch_size) == (0, 3, 2)
 
@@ -122,8 +125,10 @@ def test_a_folder_is_not_a_spec_file(tmp_path):
 
 # ------------------------------------------------------------------------------ overrides into lists
 def test_an_override_sets_a_list_item_in_either_spelling(tmp_path, monkeypatch):
-    path = _spec(tmp_path, "dataset:\n  train_dataset:\n    data_sources:\n"
-                           "      - {dataset_name: GenericDataset, data_file: a.txt}\n")
+    path = _spec(
+        tmp_path,
+        "dataset:\n  train_dataset:\n    data_sources:\n      - {dataset_name: GenericDataset, data_file: a.txt}\n",
+    )
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -137,8 +142,11 @@ def test_an_override_sets_a_list_item_in_either_spelling(tmp_path, monkeypatch):
 def test_overrides_into_lists_say_what_is_wrong():
     data = {"dataset": {"train_dataset": {"data_sources": [{"data_file": "a"}]}}}
     messages = []
-    for key in ("dataset.train_dataset.data_sources[3].data_file", "dataset.train_dataset.data_sources.data_file",
-                "train.optim[0]"):
+    for key in (
+        "dataset.train_dataset.data_sources[3].data_file",
+        "dataset.train_dataset.data_sources.data_file",
+        "train.optim[0]",
+    ):
         with pytest.raises(SpecError) as info:
             set_dotted(data, key, 1)
         messages.append(str(info.value))
@@ -155,8 +163,13 @@ def test_overrides_into_lists_say_what_is_wrong():
 
 # ------------------------------------------------------------------------------- through the runner
 def test_no_spec_given_is_one_line_and_exit_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "skillbank.runtime.cli", "train"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "skillbank.runtime.cli", "train"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         "depth_net: FAILURE: Configuration error: no spec given: name the experiment spec with -e, e.g. "

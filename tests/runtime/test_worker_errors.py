@@ -180,8 +180,11 @@ def tiny_weights(tmp_path_factory) -> Path:
 
 # each action and each fault once by default; every pair in the slow run
 FIRST = {("train", "truncated_pfm"), ("evaluate", "non_image"), ("inference", "unreadable")}
-PAIRS = [pytest.param(a, f, marks=() if (a, f) in FIRST else pytest.mark.slow, id=f"{a}-{f}")
-         for a in ("train", "evaluate", "inference") for f in FAULTS]
+PAIRS = [
+    pytest.param(a, f, marks=() if (a, f) in FIRST else pytest.mark.slow, id=f"{a}-{f}")
+    for a in ("train", "evaluate", "inference")
+    for f in FAULTS
+]
 
 
 @pytest.mark.parametrize(("action", "fault"), PAIRS)
@@ -192,8 +195,13 @@ def test_worker_error_ends_the_action_with_its_own_line(
     shutil.copytree(synthetic_pairs.parent, data)
     expected = FAULTS[fault](data, monkeypatch)
     annotation = data / synthetic_pairs.name
-    split = {"data_sources": [{"dataset_name": "GenericDataset", "data_file": str(annotation)}], "batch_size": 1,
-             "workers": 2, "pin_memory": False, "augmentation": {"crop_size": [64, 96]}}
+    split = {
+        "data_sources": [{"dataset_name": "GenericDataset", "data_file": str(annotation)}],
+        "batch_size": 1,
+        "workers": 2,
+        "pin_memory": False,
+        "augmentation": {"crop_size": [64, 96]},
+    }
     spec = dict(tiny_spec)
     spec["model"] = tiny_ffs_model()
     spec["dataset"] = {"train_dataset": {**split, "batch_size": 2}, "test_dataset": split, "infer_dataset": split}
@@ -223,11 +231,20 @@ def test_workers_zero_gives_the_same_line(tmp_path, synthetic_pairs, tiny_weight
     data = tmp_path / "data"
     shutil.copytree(synthetic_pairs.parent, data)
     expected = _truncated_pfm(data, monkeypatch)
-    split = {"data_sources": [{"dataset_name": "GenericDataset", "data_file": str(data / synthetic_pairs.name)}],
-             "batch_size": 1, "workers": 0}
-    path = write_spec(tmp_path / "spec.yaml", {
-        "results_dir": str(tmp_path / "results"), "model": tiny_ffs_model(), "dataset": {"test_dataset": split},
-        "evaluate": {"checkpoint": str(tiny_weights), "num_gpus": 0}})
+    split = {
+        "data_sources": [{"dataset_name": "GenericDataset", "data_file": str(data / synthetic_pairs.name)}],
+        "batch_size": 1,
+        "workers": 0,
+    }
+    path = write_spec(
+        tmp_path / "spec.yaml",
+        {
+            "results_dir": str(tmp_path / "results"),
+            "model": tiny_ffs_model(),
+            "dataset": {"test_dataset": split},
+            "evaluate": {"checkpoint": str(tiny_weights), "num_gpus": 0},
+        },
+    )
     assert run_action("evaluate", str(path), []) == 3
     assert read_status(tmp_path / "results" / "evaluate")[-1]["message"] == expected
     assert re.search(rf"^depth_net: FAILURE: {re.escape(expected)}$", capfd.readouterr().err, re.M)
@@ -239,7 +256,54 @@ def test_a_marker_inside_a_message_is_never_unpickled():
 
     smuggled = base64.b64encode(pickle.dumps(ValueError("smuggled"))).decode()
     make = lambda: DataFileError(f"/d/[depth_net worker error {smuggled}].png: file not found")  # noqa: E731
-    for loader in (make_loader(Failing(make), _Split(2), train=False),
-                   DataLoader(Failing(make), batch_size=1, num_workers=2, collate_fn=lambda s: s)):
+    for loader in (
+        make_loader(Failing(make), _Split(2), train=False),
+        DataLoader(Failing(make), batch_size=1, num_workers=2, collate_fn=lambda s: s),
+    ):
         original = original_error(_raised(loader))
         assert type(original).__name__ == "DataFileError" and str(original) == str(make())
+
+
+# ------------------------------------------------------------------------- any error, through the runner
+def _run_with_a_failing_loader(tmp_path, monkeypatch, make, workers: int) -> tuple[int, list[dict], Path]:
+    from skillbank.runtime import actions
+
+    def action(ctx):  # noqa: ARG001 - an action that reads a loader whose sample 1 fails
+        for _ in make_loader(Failing(make), _Split(workers), train=False):
+            pass
+
+    monkeypatch.setattr(actions, "load_action", lambda name: action)
+    results = tmp_path / f"w{workers}"
+    path = write_spec(tmp_path / f"w{workers}.yaml", {"results_dir": str(results), "convert": {"mode": "synthetic"}})
+    code = run_action("convert", str(path), [])
+    return code, read_status(results / "convert"), results / "convert"
+
+
+@pytest.mark.parametrize("name", ["annotation", "two_arguments", "spec", "unpicklable"])
+def test_any_worker_error_ends_the_run_as_without_workers(name, tmp_path, monkeypatch, capfd):
+    code0, status0, _ = _run_with_a_failing_loader(tmp_path, monkeypatch, ERRORS[name], 0)
+    err0 = capfd.readouterr().err
+    code2, status2, folder = _run_with_a_failing_loader(tmp_path, monkeypatch, ERRORS[name], 2)
+    out, err2 = capfd.readouterr()
+    assert code2 == code0 and [e["status"] for e in status2] == ["STARTED", "FAILURE"]
+    line0, line2 = status0[-1]["message"], status2[-1]["message"]
+    if code0 == 1:  # unexpected: the class and message survive, the traceback (the worker's too) is in error.log
+        assert (
+            line2 == f"Execution error: {type(ERRORS[name]()).__name__}: {ERRORS[name]()} "
+            f"(traceback in {folder / 'error.log'})"
+        )
+        assert "Original Traceback" in (folder / "error.log").read_text()
+    assert line2 == line0.replace(str(tmp_path / "w0"), str(tmp_path / "w2"))
+    assert err2.strip().splitlines()[-1] == f"depth_net: FAILURE: {line2}"
+    assert "Traceback" not in out + err2 + err0
+
+
+def test_the_runner_s_table_names_real_exception_classes():
+    import importlib
+
+    from skillbank.runtime import runner
+
+    for qualified in runner._KINDS:
+        module, _, name = qualified.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        assert isinstance(cls, type) and issubclass(cls, BaseException), qualified
