@@ -42,7 +42,7 @@ def _make_command(action: str) -> None:
     def command(
         overrides: list[str] = typer.Argument(None, help="Spec overrides as dotted.key=value (YAML-typed)."),
         experiment_spec: str = typer.Option(
-            None, "-e", "--experiment_spec", "--experiment-spec", help="Experiment spec YAML file."
+            None, "-e", "--experiment_spec", "--experiment-spec", help="Experiment spec YAML file (required)."
         ),
     ) -> None:
         from .runner import run_action

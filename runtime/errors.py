@@ -1,10 +1,14 @@
 """Typed failures of depth_net actions: each has a status.json message prefix and an exit code.
 
-An action raises one of these (or lets a :class:`~skillbank.specs.SpecError` through); the CLI turns it
-into exactly one FAILURE line in status.json and a non-zero exit code. Nothing else writes FAILURE.
+An action raises one of these, or lets an error of the data, checkpoint or spec code through (naming
+what it concerns with :func:`concerning`); the runner (:mod:`.runner`) is the one place that turns any
+of them into a FAILURE line and an exit code. Nothing else writes FAILURE.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 
 class ActionError(RuntimeError):
@@ -57,6 +61,21 @@ class DependencyError(ActionError):
 
     prefix = "Dependency error"
     exit_code = 6
+
+
+@contextmanager
+def concerning(where: str) -> Iterator[None]:
+    """Errors raised inside concern ``where`` (a spec key, maybe with its file): the runner's FAILURE
+    line reads ``<kind>: <where>: <message>``, and a ValueError raised inside is a configuration error
+    (the value at that key is what cannot be used). Errors that already name their key (action errors,
+    spec errors) and errors that were already placed keep theirs."""
+    try:
+        yield
+    except Exception as exc:
+        if not isinstance(exc, ActionError) and getattr(exc, "concerns", None) is None:
+            with suppress(AttributeError):
+                exc.concerns = where  # type: ignore[attr-defined]
+        raise
 
 
 EXIT_CONFIG = ConfigurationError.exit_code

@@ -6,6 +6,8 @@ there is one, plus what was expected, so a user can fix the input without readin
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DataFileError(ValueError):
     """An image, disparity, depth or mask file is missing, unreadable or has the wrong format."""
@@ -27,3 +29,6 @@ class AnnotationError(ValueError):
         else:
             message = "\n".join([f"{len(self.problems)} problems in {source}", *self.problems])
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles whole (e.g. from a DataLoader worker)
+        return type(self), (self.problems, self.source)

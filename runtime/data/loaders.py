@@ -10,6 +10,9 @@ One code path serves one process and many (Lightning is told ``use_distributed_s
 * validation / evaluation: :class:`ShardSampler`, every ``world``-th sample from ``rank``, no padding
   and no duplicates (metrics are then summed across ranks).
 
+With workers, the dataset and the collate are wrapped (:mod:`.worker_errors`) so that an exception
+raised in a worker reaches the main process as itself, not as torch's flattened traceback.
+
 Workers are not persistent: a persistent worker keeps its own dataset copy, so ``set_epoch`` in the
 main process would never reach it and every epoch would repeat the same augmentations.
 """
@@ -18,12 +21,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
 
 from .stereo_datasets import stereo_collate
+from .worker_errors import CarryErrors, carry_errors
 
 __all__ = ["EpochSampler", "ShardSampler", "make_loader", "set_epoch"]
 
@@ -78,13 +82,14 @@ def make_loader(
         sampler: Sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
     else:
         sampler = ShardSampler(len(dataset), rank, world)
+    workers = min(int(split_cfg.workers), os.cpu_count() or 1)
     return DataLoader(
-        dataset,
+        cast(Dataset, CarryErrors(dataset)) if workers else dataset,
         batch_size=batch,
         sampler=sampler,
-        num_workers=min(int(split_cfg.workers), os.cpu_count() or 1),
+        num_workers=workers,
         pin_memory=bool(split_cfg.pin_memory) and torch.cuda.is_available(),
-        collate_fn=stereo_collate,
+        collate_fn=carry_errors(stereo_collate) if workers else stereo_collate,
         drop_last=train,
         persistent_workers=False,
     )

@@ -1,8 +1,9 @@
-"""Datasets and DataLoaders of a spec's splits (stereo and mono), with spec-keyed errors.
+"""Datasets and DataLoaders of a spec's splits (stereo and mono).
 
 The samplers and the loader itself live in :mod:`skillbank.runtime.data.loaders`; this module picks
-the dataset builder for the model type and turns data problems into one-line action errors naming
-``dataset.<split>``.
+the dataset builder for the model type. Errors are left to the runner, which names ``dataset.<split>``
+in the FAILURE line (:func:`..errors.concerning`): a bad data file is a file system error, a value the
+builders cannot use a configuration error.
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import ConfigurationError, FileSystemError
+from ..errors import concerning
 
 __all__ = ["build_split_dataset", "make_loader"]
 
 
 def build_split_dataset(spec: Any, split: str, *, train: bool, eval_size: tuple[int, int] | None = None) -> Dataset:
-    """The dataset of ``dataset.<split>``; data-file problems become one-line FileSystemErrors."""
-    from ..data.errors import AnnotationError, DataFileError
-
+    """The dataset of ``dataset.<split>``."""
     cfg = getattr(spec.dataset, split)
-    try:
+    with concerning(f"dataset.{split}"):
         if spec.model.is_stereo:
             from ..data.stereo_datasets import build_stereo_dataset
 
@@ -39,18 +38,12 @@ def build_split_dataset(spec: Any, split: str, *, train: bool, eval_size: tuple[
             seed=spec.train.seed,
             eval_size=eval_size,
         )
-    except (AnnotationError, DataFileError) as exc:
-        raise FileSystemError(f"dataset.{split}: {exc}") from None
-    except ValueError as exc:
-        raise ConfigurationError(f"dataset.{split}: {exc}") from None
 
 
 def make_loader(dataset: Dataset, split_cfg: Any, *, train: bool, **kwargs: Any) -> DataLoader:
-    """:func:`skillbank.runtime.data.loaders.make_loader` with a too-small training split reported
-    as a ``dataset.train_dataset`` configuration error."""
+    """:func:`skillbank.runtime.data.loaders.make_loader`; a training split smaller than one batch is
+    reported against ``dataset.train_dataset``."""
     from ..data.loaders import make_loader as data_make_loader
 
-    try:
+    with concerning("dataset.train_dataset"):
         return data_make_loader(dataset, split_cfg, train=train, **kwargs)
-    except ValueError as exc:
-        raise ConfigurationError(f"dataset.train_dataset: {exc}") from None

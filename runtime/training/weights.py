@@ -1,8 +1,9 @@
 """Build the spec's network and load a checkpoint of any kind into it (via :mod:`runtime.checkpoints`).
 
 Used by evaluate / inference (``<action>.checkpoint``, a file or a train results folder: the newest
-epoch/step checkpoint there) and by train (``train.pretrained_model_path``). Checkpoint problems become
-one-line :class:`ConfigurationError` / :class:`FileSystemError` messages naming the key and the file.
+epoch/step checkpoint there) and by train (``train.pretrained_model_path``). Errors are left to the
+runner, which names the key (and the file) in the FAILURE line (:func:`..errors.concerning`): a missing
+checkpoint is a file system error, one that cannot be used a configuration error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ConfigurationError, FileSystemError
+from ..errors import concerning
 
 log = logging.getLogger("depth_net")
 
@@ -22,35 +23,26 @@ def build_model(spec: Any) -> nn.Module:
     """The network of ``spec.model`` (metric mono models get ``dataset.max_depth``)."""
     from ..networks.factory import build_network
 
-    try:
+    with concerning("model"):
         return build_network(spec.model, max_depth=spec.dataset.max_depth)
-    except ValueError as exc:
-        raise ConfigurationError(f"model: {exc}") from None
 
 
 def resolve_weights(path: str, key: str) -> Path:
     """A checkpoint file for ``path`` (a file, or a folder holding epoch/step checkpoints)."""
-    from ..checkpoints import CheckpointError, CheckpointNotFoundError, resolve_checkpoint
+    from ..checkpoints import resolve_checkpoint
 
-    try:
+    with concerning(key):
         return resolve_checkpoint(path, prefer="exact")
-    except CheckpointNotFoundError as exc:
-        raise FileSystemError(f"{key}: {exc}") from None
-    except CheckpointError as exc:
-        raise ConfigurationError(f"{key}: {exc}") from None
 
 
 def load_weights(model: nn.Module, path: str | Path, key: str) -> str:
     """Load the checkpoint at ``path`` into ``model``; returns a one-line report."""
-    from ..checkpoints import CheckpointError, CheckpointNotFoundError, load_checkpoint_file, load_into
+    from ..checkpoints import load_checkpoint_file, load_into
 
-    try:
+    with concerning(key):  # the file's own problems: the messages name the file
         state_dict, meta = load_checkpoint_file(path)
+    with concerning(f"{key}: {path}"):  # the network's fit: the messages name the tensors
         report = load_into(model, state_dict)
-    except CheckpointNotFoundError as exc:
-        raise FileSystemError(f"{key}: {exc}") from None
-    except CheckpointError as exc:
-        raise ConfigurationError(f"{key}: {path}: {exc}") from None
     where = f" (epoch {meta.epoch}, step {meta.global_step})" if meta.epoch is not None else ""
     text = f"{Path(path).name}{where}: {report}"
     log.info("weights: %s", text)

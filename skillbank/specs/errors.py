@@ -24,6 +24,9 @@ class SpecError(ValueError):
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:3])})" if len(problems) > 1 else ""
         super().__init__(f"{kind}: {problems[0]}{more}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles whole (e.g. from a DataLoader worker)
+        return type(self), (self.problems, self.kind)
+
     @property
     def key(self) -> str:
         """Dotted key of the first problem."""
@@ -122,7 +125,8 @@ def describe_error(root: type[BaseModel], err: dict[str, Any]) -> str:
         "dict_type": "a mapping of keys",
     }
     if kind in type_words:
-        return f"{format_loc(loc)}: expected {type_words[kind]}, got {value!r}"
+        got = "an empty value" if value is None else repr(value)  # `key:` with nothing after it, or `key=`
+        return f"{format_loc(loc)}: expected {type_words[kind]}, got {got}"
     return f"{format_loc(loc)}: {err.get('msg', kind)}"
 
 

@@ -9,35 +9,133 @@ overrides resolve against the current folder (where the user typed them).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import SpecError, spec_error_from_validation
+from .errors import SpecError, format_loc, spec_error_from_validation
 from .experiment import ExperimentSpec
 from .fields import PATH_MARK
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _nested(parts: list[str]) -> str:
+    """['train', 'optim', 'lr'] -> 'train: {optim: {lr: ...}}'."""
+    text = "..."
+    for part in reversed(parts[1:]):
+        text = f"{{{part}: {text}}}"
+    return f"{parts[0]}: {text}"
+
+
+def _check_keys(node: yaml.Node, name: str, path: list[str | int], seen_nodes: set[int]) -> None:
+    """Refuse, naming file:line, what YAML accepts but a spec cannot mean: a key given twice (YAML keeps
+    the last silently), a dotted key (dotted keys are the command line's), a key that is not a name."""
+    if id(node) in seen_nodes:  # an alias of a node already checked (or a recursive one)
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_keys(item, name, [*path, i], seen_nodes)
+        return
+    if not isinstance(node, yaml.MappingNode):
+        return
+    lines: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE_TAG:
+            _check_keys(value_node, name, path, seen_nodes)
+            continue
+        line = key_node.start_mark.line + 1
+        where = f" under {format_loc(tuple(path))}" if path else ""
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG or not key_node.value:
+            shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else type(key_node).__name__
+            raise SpecError(
+                [
+                    f"{name}:{line}: key {shown!r}{where} is not a name; spec keys are words such as "
+                    "results_dir, model, train"
+                ]
+            )
+        key = key_node.value
+        if key in lines:
+            raise SpecError(
+                [
+                    f"{name}:{line}: key {format_loc((*path, key))!r} is given twice (lines {lines[key]} "
+                    f"and {line}); YAML would keep only the last: merge them into one"
+                ]
+            )
+        lines[key] = line
+        if "." in key:
+            dotted = format_loc((*path, key))
+            if all(isinstance(part, str) for part in path):
+                nested = _nested([*path, *key.split(".")])  # type: ignore[list-item]
+            else:  # inside a list item: nested from that item
+                nested = f"under {format_loc(tuple(path))}: {_nested(key.split('.'))}"
+            raise SpecError(
+                [
+                    f"{name}:{line}: {dotted!r} is a dotted key; in a spec file write it nested: "
+                    f"{nested}, or pass {dotted}=... on the command line"
+                ]
+            )
+        _check_keys(value_node, name, [*path, key], seen_nodes)
+
 
 def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping, with errors that name the file (and line for syntax errors)."""
+    """Read a spec file: a YAML mapping, with one-line errors naming the file (and line where there is one)."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecError([f"{p}: is a folder; expected a spec YAML file"], kind="File system error")
     if not p.is_file():
         raise SpecError([f"{p}: spec file not found"], kind="File system error")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            [
+                f"{p.name}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset "
+                f"{exc.start}); expected a YAML spec"
+            ]
+        ) from None
+    except OSError as exc:
+        raise SpecError([f"{p}: cannot read the spec file ({exc.strerror or exc})"], kind="File system error") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            raise SpecError(
+                [f"{p.name}: the spec file is empty; expected spec sections such as results_dir, model and dataset"]
+            )
+        _check_keys(root, p.name, [], set())
+        data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise SpecError([f"{p.name}{line}: invalid YAML: {exc.problem}"]) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except yaml.YAMLError as exc:
         raise SpecError([f"{p.name}: invalid YAML: {exc}"]) from None
-    if data is None:
-        return {}
     if not isinstance(data, dict):
         raise SpecError([f"{p.name}: expected a mapping of spec sections at the top, got {type(data).__name__}"])
     return data
+
+
+_PIECE = re.compile(r"^([^\[\]]*)((?:\[\d+\])*)$")
+
+
+def key_parts(key: str) -> list[str | int]:
+    """'dataset.train_dataset.data_sources[0].data_file' (or '...data_sources.0.data_file') ->
+    ['dataset', 'train_dataset', 'data_sources', 0, 'data_file']."""
+    parts: list[str | int] = []
+    for piece in key.split("."):
+        match = _PIECE.match(piece)
+        if match is None or not (match.group(1) or match.group(2)):
+            raise SpecError([f"{key}: override must look like dotted.key=value"])
+        name = match.group(1)
+        if name:
+            parts.append(int(name) if name.isdigit() else name)
+        parts += [int(i) for i in re.findall(r"\d+", match.group(2))]
+    return parts
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -54,17 +152,32 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``value`` at a dotted key, creating sections on the way."""
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
+    """Set ``value`` at a dotted key, creating sections on the way; ``name[i]`` or ``name.i`` sets item
+    ``i`` of an existing list."""
+    parts = key_parts(key)
+    node: Any = data
+    for i, part in enumerate(parts):
+        here = format_loc(tuple(parts[:i]))
+        last = i == len(parts) - 1
+        if isinstance(part, int):
+            if not isinstance(node, list):
+                raise SpecError([f"{here}: is not a list, cannot set item {part} ({key})"])
+            if part >= len(node):
+                raise SpecError([f"{here}: has {len(node)} item(s), cannot set {format_loc(tuple(parts[: i + 1]))}"])
+        elif isinstance(node, list):
+            example = format_loc((*parts[:i], 0, *parts[i:]))
+            raise SpecError([f"{here}: is a list, cannot set {key} inside it; name an item, e.g. {example}"])
+        elif not isinstance(node, dict):
+            raise SpecError([f"{here}: is a value, cannot set {key} inside it"])
+        if last:
+            node[part] = value
+            return
+        child = node[part] if isinstance(part, int) else node.get(part)
         if child is None:
+            if isinstance(parts[i + 1], int):
+                raise SpecError([f"{format_loc(tuple(parts[: i + 1]))}: is not a list in the spec, cannot set {key}"])
             child = node[part] = {}
-        if not isinstance(child, dict):
-            raise SpecError([f"{'.'.join(parts[: i + 1])}: is a value, cannot set {key} inside it"])
         node = child
-    node[parts[-1]] = value
 
 
 def _resolve_paths(model: BaseModel, base: Path, cwd: Path, overridden: set[str], prefix: str = "") -> None:
@@ -73,7 +186,7 @@ def _resolve_paths(model: BaseModel, base: Path, cwd: Path, overridden: set[str]
         dotted = f"{prefix}{name}"
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if extra.get(PATH_MARK) and isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
-            root = cwd if dotted in overridden else base
+            root = cwd if any(dotted == o or dotted.startswith(o + ".") for o in overridden) else base
             object.__setattr__(model, name, str((root / os.path.expanduser(value)).resolve()))
         elif isinstance(value, str) and extra.get(PATH_MARK):
             object.__setattr__(model, name, os.path.expanduser(value))
@@ -99,7 +212,7 @@ def load_spec(
     for text in overrides:
         key, value = parse_override(text)
         set_dotted(data, key, value)
-        overridden.add(".".join(p for p in key.split(".") if not p.isdigit()))
+        overridden.add(".".join(str(part) for part in key_parts(key)))
     try:
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as exc:

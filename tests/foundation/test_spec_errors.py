@@ -58,8 +58,8 @@ def test_bad_spec_fails_with_one_line_naming_the_key(spec_runner, annotation, ca
     assert len(err) == 1, err
     assert err[0].startswith(f"depth_net: FAILURE: Configuration error: {key}: ")
     assert words in err[0]
-    assert [e["status"] for e in status] == ["FAILURE"]
-    assert status[0]["message"].startswith(f"Configuration error: {key}: ")
+    assert [e["status"] for e in status] == ["STARTED", "FAILURE"]
+    assert status[1]["message"].startswith(f"Configuration error: {key}: ")
 
 
 def test_missing_data_file_on_disk_is_a_file_system_error(spec_runner, tmp_path, capsys):
@@ -91,7 +91,8 @@ def test_invalid_yaml_names_file_and_line(tmp_path):
 def test_action_requirements_are_named(spec_runner, capsys):
     code, status = spec_runner.run("evaluate", {"results_dir": "results"})
     assert code == 2
-    assert re.match(r"Configuration error: evaluate\.checkpoint: required for evaluate", status[0]["message"])
+    assert [e["status"] for e in status] == ["STARTED", "FAILURE"]
+    assert re.match(r"Configuration error: evaluate\.checkpoint: required for evaluate", status[1]["message"])
 
 
 def test_not_implemented_action_fails_cleanly(spec_runner, tmp_path, capsys):
