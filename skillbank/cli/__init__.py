@@ -2,14 +2,15 @@
 
 Commands: ``list``, ``show``, ``validate``, ``plan`` (skills and request planning),
 ``schemas generate|check`` (JSON Schemas and spec templates generated from the spec models) and
-``mcp`` (the same tools as an MCP server over stdio).
+``run`` and ``jobs list|show|logs|cancel`` (requests become jobs: :mod:`.jobs_cmd`) and ``mcp`` (the
+same tools as an MCP server).
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import schemas_cmd, skills_cmd
+from . import jobs_cmd, schemas_cmd, skills_cmd
 
 app = typer.Typer(
     name="skillbank",
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(schemas_cmd.app, name="schemas")
 skills_cmd.register(app)
+jobs_cmd.register(app)
 
 
 @app.command("mcp")
