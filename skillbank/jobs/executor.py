@@ -9,8 +9,10 @@ One loop (:meth:`Executor.step`, every ``poll_s``):
    130), SIGKILL to the job's process group after ``grace_s``;
 3. follow running jobs' ``status.json`` (epoch, max_epoch, eta, kpi) into the store;
 4. start jobs while fewer than ``max_jobs`` run: a job is claimed atomically (:meth:`.store.Store.claim`),
-   gets ``CUDA_VISIBLE_DEVICES`` set to free GPU ids (empty for a CPU job), its parent's artefact
-   (:mod:`.parents`) written into its spec, and ``depth_net <action> -e <job_dir>/spec.yaml`` started.
+   gets ``CUDA_VISIBLE_DEVICES`` set to free GPU ids (empty for a CPU job; the spec's ``gpu_ids``
+   renumbered to them), its parent's artefact (:mod:`.parents`) written into its spec, and
+   ``depth_net <action> -e <job_dir>/spec.yaml`` started by its backend: a local subprocess
+   (:mod:`.backends`) or an sbatch job (:mod:`.slurm`, claimed without a GPU cap: Slurm places them).
 
 Route ``automl`` jobs fail at once with "AutoML runner not available" (train them with AutoML off).
 
@@ -90,14 +92,26 @@ class Executor:
         self.grace_s = grace_s
         self.poll_s = poll_s
         self.id = f"{socket.gethostname()}:{os.getpid()}"
-        self.backend = LocalBackend()
+        self.backends: dict[str, Any] = {"local": LocalBackend()}
+        self.max_slurm_jobs = int(os.environ.get("SKILLBANK_MAX_SLURM_JOBS", "64"))
         self.running: dict[str, Job] = {}
         self.term_sent: dict[str, float] = {}
         self._last_progress = 0.0
 
     # -------------------------------------------------------------- helpers
+    def backend(self, name: str) -> Any:
+        """The backend of that name (the Slurm one is made, importing submitit, on first use)."""
+        if name not in self.backends:
+            if name != "slurm":
+                raise ValueError(f"backend {name!r}: expected local or slurm")
+            from .slurm import SlurmBackend
+
+            self.backends[name] = SlurmBackend()
+        return self.backends[name]
+
     def free_gpus(self) -> list[str]:
-        used = {g for job in self.running.values() for g in (job.gpus or "").split(",") if g}
+        used = {g for job in self.running.values() if job.backend == "local"
+                for g in (job.gpus or "").split(",") if g}
         return [g for g in self.gpus if g not in used]
 
     def _executor_alive(self, executor: str | None) -> bool | None:
@@ -115,12 +129,12 @@ class Executor:
 
     # -------------------------------------------------------------- lifecycle
     def recover(self) -> list[str]:
-        """Adopt or close RUNNING local jobs whose executor died; returns the ids handled."""
+        """Adopt or close RUNNING jobs whose executor died; returns the ids handled."""
         handled = []
-        for job in self.store.list(status="RUNNING", backend="local"):
+        for job in self.store.list(status="RUNNING"):
             if job.id in self.running or self._executor_alive(job.executor) is not False:
                 continue
-            if self.backend.adopt(job) and self.store.update(job.id, expect="RUNNING", executor=self.id):
+            if self.backend(job.backend).adopt(job) and self.store.update(job.id, expect="RUNNING", executor=self.id):
                 job.executor = self.id
                 self.running[job.id] = job
                 handled.append(job.id)
@@ -141,13 +155,13 @@ class Executor:
     def _close(self, job: Job, status: str, code: int | None, message: str, kpi: dict[str, Any]) -> None:
         self.running.pop(job.id, None)
         self.term_sent.pop(job.id, None)
-        self.backend.forget(job)
+        self.backend(job.backend).forget(job)
         if self.store.finish(job.id, status, code, message, kpi=kpi) and status != "COMPLETE":
             self.store.cancel_descendants(job.id, f"parent job {job.id} ({job.action}) {status}: {message}")
 
     def reap(self) -> None:
         for job in list(self.running.values()):
-            ended, code = self.backend.poll(job)
+            ended, code = self.backend(job.backend).poll(job)
             if not ended:
                 continue
             fresh = self.store.get(job.id)
@@ -165,10 +179,10 @@ class Executor:
         for job_id in asked & set(self.running):
             job = self.running[job_id]
             if job_id not in self.term_sent:
-                self.backend.terminate(job)
+                self.backend(job.backend).terminate(job)
                 self.term_sent[job_id] = now
             elif now - self.term_sent[job_id] > self.grace_s:
-                self.backend.kill(job)
+                self.backend(job.backend).kill(job)
 
     def follow(self) -> None:
         now = time.time()
@@ -200,12 +214,17 @@ class Executor:
                     self.store.cancel_descendants(job.id, f"parent job {job.id} FAILED: {message}")
 
     def start_jobs(self) -> None:
-        while len(self.running) < self.max_jobs:
+        while sum(j.backend == "local" for j in self.running.values()) < self.max_jobs:
             free = self.free_gpus()
             job = self.store.claim(self.id, len(free))
             if job is None:
-                return
+                break
             self.launch(job, free[: job.gpus_needed])
+        while sum(j.backend == "slurm" for j in self.running.values()) < self.max_slurm_jobs:
+            job = self.store.claim(self.id, 1 << 30, backend="slurm")  # Slurm places the GPUs
+            if job is None:
+                break
+            self.launch(job, [])
 
     def launch(self, job: Job, gpus: list[str]) -> None:
         import yaml
@@ -223,19 +242,25 @@ class Executor:
         except (ParentError, OSError) as exc:
             self._close(job, "FAILED", None, str(exc), {})
             return
+        if gpus:  # the job sees only its GPUs, renumbered from 0
+            if isinstance(spec.get(job.action), dict) and "gpu_ids" in spec[job.action]:
+                spec[job.action]["gpu_ids"] = list(range(len(gpus)))
+            spec_path = write_spec(job, spec)
         argv = depth_net_argv(job.action, spec_path)
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus), PYTHONUNBUFFERED="1")
         env.pop("SKILLBANK_GPUS", None)
+        job.spec = yaml.safe_dump(spec, sort_keys=False)
         try:
-            started = self.backend.start(job, argv, env)
-        except OSError as exc:
-            self._close(job, "FAILED", None, f"could not start {argv[0]}: {exc}", {})
+            started = self.backend(job.backend).start(job, argv, env)
+        except Exception as exc:  # noqa: BLE001 - a start that fails (no sbatch, no binary) ends the job
+            self._close(job, "FAILED", None, f"could not start the {job.backend} job: {exc}", {})
             return
         job.pid = started.get("pid")
+        job.backend_id = started.get("backend_id")
         job.gpus = ",".join(gpus)
         job.command = argv
-        self.store.update(job.id, pid=job.pid, gpus=job.gpus, command=argv, artifact=artifact,
-                          spec=yaml.safe_dump(spec, sort_keys=False))
+        self.store.update(job.id, pid=job.pid, backend_id=job.backend_id, gpus=job.gpus, command=argv,
+                          artifact=artifact, spec=job.spec)
         self.running[job.id] = job
 
     def step(self) -> None:
@@ -247,7 +272,7 @@ class Executor:
         self.start_jobs()
 
     def busy(self) -> bool:
-        return bool(self.running) or bool(self.store.list(status="PENDING", backend="local", limit=1))
+        return bool(self.running) or bool(self.store.list(status="PENDING", limit=1))
 
     def run(self, idle_exit_s: float | None = None) -> None:
         """Loop until idle for ``idle_exit_s`` (forever when None)."""
@@ -316,7 +341,7 @@ def serve(workspace: Path, db_url: str | None, max_jobs: int, idle_exit_s: float
             Executor(store, max_jobs=max_jobs, grace_s=grace_s).run(idle_exit_s)
         finally:
             lock.close()
-        if not store.list(status="PENDING", backend="local", limit=1):
+        if not store.list(status="PENDING", limit=1):
             return 0
 
 
