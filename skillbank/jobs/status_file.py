@@ -1,8 +1,9 @@
 """Reading a run's ``status.json`` (JSON Lines, one event a line) without importing the runtime.
 
 A job's outcome comes from the runner's exit code and this file, never from words in a log:
-exit 0 and a last ``SUCCESS`` event -> COMPLETE; anything else -> FAILED with the ``FAILURE`` event's
-message. While a run goes on, its ``RUNNING`` events give the progress (epoch, max_epoch, eta, kpi).
+exit 0 and a last ``SUCCESS`` event -> COMPLETE (also when the exit code cannot be known: a run adopted
+after its executor died, a Slurm job that left no result file); anything else -> FAILED with the
+``FAILURE`` event's message. While a run goes on, its ``RUNNING`` events give the progress (epoch, max_epoch, eta, kpi).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def outcome(exit_code: int | None, state: RunState, canceled: bool) -> tuple[str
         return "CANCELED", state.message if state.last_status == "FAILURE" else "canceled"
     if exit_code == 0 and state.last_status == "SUCCESS":
         return "COMPLETE", state.message
+    if exit_code is None and state.last_status == "SUCCESS":  # adopted run or Slurm job without a result file
+        return "COMPLETE", f"{state.message} (exit code unknown; status.json ends in SUCCESS)"
     if exit_code == 0:
         return "FAILED", f"depth_net exited 0 but status.json's last event is {state.last_status or 'missing'}"
     meaning = EXIT_CODES.get(exit_code if exit_code is not None else -1, "killed or unknown")

@@ -92,3 +92,24 @@ def test_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
     flat = [i for chunk in claimed for i in chunk]
     assert sorted(flat) == sorted(ids)            # none lost, none claimed twice
     assert all(store.get(i).status in FINAL for i in ids)
+
+
+def test_status_comes_from_exit_code_and_status_json(tmp_path: Path) -> None:
+    from skillbank.jobs.status_file import outcome, read_run_state
+
+    path = tmp_path / "status.json"
+    path.write_text('{"status": "STARTED", "message": "go"}\n'
+                    '{"status": "RUNNING", "message": "e1", "kpi": {"train_loss": 1.0}, '
+                    '"categorical": {"epoch": 1, "max_epoch": 3, "eta": "0:01:00"}}\n'
+                    '{"status": "FAILURE", "message": "training diverged: loss is NaN at step 7"}\n')
+    state = read_run_state(path)
+    assert state.progress == {"epoch": 1, "max_epoch": 3, "eta": "0:01:00"} and state.kpi == {"train_loss": 1.0}
+    assert outcome(4, state, False) == ("FAILED", "exit 4 (training diverged): training diverged: loss is NaN at "
+                                                  "step 7")
+    assert outcome(0, state, False)[0] == "FAILED"          # exit 0 without SUCCESS is no success
+    assert outcome(130, state, True)[0] == "CANCELED"
+    path.write_text(path.read_text() + '{"status": "SUCCESS", "message": "done", "kpi": {"val/epe": 2.0}}\n')
+    state = read_run_state(path)
+    assert outcome(0, state, False) == ("COMPLETE", "done") and state.kpi == {"val/epe": 2.0}
+    assert outcome(None, state, False)[0] == "COMPLETE"
+    assert outcome(1, state, False)[0] == "FAILED"          # a non-zero exit wins over the file
