@@ -47,6 +47,7 @@ class Config:
 
     roots: list[Path] = []
     workspace: Path | None = None
+    client: Any = None
 
 
 def _error(message: str) -> Exception:
@@ -156,7 +157,9 @@ def _client() -> Any:
 
     if Config.workspace is None:
         Config.workspace = (Config.roots[0] if Config.roots else Path.cwd()) / "skillbank_jobs"
-    return Client(Config.workspace)
+    if Config.client is None:
+        Config.client = Client(Config.workspace)
+    return Config.client
 
 
 def _job(job_id: str) -> Any:
@@ -252,6 +255,7 @@ def build_server(roots: list[str | Path] | None = None, workspace: str | Path | 
     if missing:
         raise ValueError(f"--root: not a folder: {missing[0]}")
     Config.workspace = Path(workspace).expanduser().resolve() if workspace else None
+    Config.client = None
     ws = Config.workspace
     if ws is not None and not any(ws == r or r in ws.parents for r in Config.roots):
         raise ValueError(f"--workspace: {ws} lies outside the roots ({', '.join(map(str, Config.roots))})")

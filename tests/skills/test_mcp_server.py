@@ -112,3 +112,38 @@ def test_errors_are_tool_errors_and_paths_stay_inside_the_roots(tmp_path: Path) 
     assert "outside the allowed roots" in text["results"] and "outside the allowed roots" in text["validate"]
     assert "nope" in text["unknown_skill"] and "zzzzzz" in text["unknown_job"]
     assert not list((root / "skillbank_jobs" / "jobs").glob("*")) if (root / "skillbank_jobs").exists() else True
+
+
+def test_streamable_http_transport(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "skillbank.mcp_server", "--root", str(tmp_path),
+                               "--transport", "http", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def body() -> tuple[list[str], Any]:
+        for _ in range(100):  # until the server listens
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                await asyncio.sleep(0.2)
+        async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams, \
+                ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            tools = [t.name for t in (await session.list_tools()).tools]
+            return tools, await session.call_tool("show_skill", {"name": "nope"})
+
+    try:
+        tools, unknown = asyncio.run(asyncio.wait_for(body(), timeout=90))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "submit_job" in tools and unknown.is_error and "nope" in unknown.content[0].text
