@@ -96,8 +96,11 @@ def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
         if index == 0 and first_plan is not None:
             plan = first_plan
             spec = copy.deepcopy(plan.spec)
-            spec["results_dir"] = spec.get("results_dir") or str(job_dir)
+            own_results = "results_dir" in plan.inputs
+            if not own_results:  # the plan was made without a results folder: the job's folder
+                spec["results_dir"] = str(job_dir)
         else:
+            own_results = False
             if index == 0:
                 this = call
             else:
@@ -112,7 +115,7 @@ def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
                 this = this.model_copy(update={"inputs": {**this.inputs, "results_dir": str(job_dir)}})
             plan = _plan(this)
             spec = copy.deepcopy(plan.spec)
-        missing = list(plan.missing)
+        missing = [m for m in plan.missing if own_results or not m.startswith("results_dir:")]
         chain = ([(parent.id, parent.action)] if parent else []) + [(p.job.id, p.job.action) for p in planned]
         source = next((c for c in reversed(chain) if (c[1], action) in CONSUMES), None)
         if chain:

@@ -99,3 +99,19 @@ def test_cancel_a_running_train_job_leaves_an_interrupt_checkpoint(tmp_path: Pat
     checkpoints = sorted(Path(train.results_dir).glob("model_epoch_*_step_*.pth"))
     assert len(checkpoints) == 1 and str(checkpoints[0]) in train.message     # the interrupt checkpoint
     assert evaluate.status == "CANCELED" and evaluate.message.startswith(f"parent job {train.id} (train) CANCELED")
+
+
+def test_submit_a_plan_and_name_a_parent(tmp_path: Path) -> None:
+    from skillbank.jobs.chain import SubmitError, plan_chain
+
+    client = Client(tmp_path / "ws", idle_exit_s=2)
+    (job,) = client.submit(client.plan(convert_request()))
+    assert Path(job.results_dir).parent == tmp_path / "ws" / "jobs" / job.id
+    assert client.wait(job.id, timeout=240).status == "COMPLETE"
+    with pytest.raises(SubmitError, match="export cannot take its input from convert job"):
+        plan_chain(client.store, f"export fast stereo, results in {tmp_path}/x", parent_job_id=job.id)
+    train = client.store.add(client.store.get(job.id).__class__(
+        id="", skill="depth-net-fast-stereo", action="train", route="direct_train", automl_policy="off", spec="{}",
+        results_dir=str(tmp_path / "t"), status="COMPLETE"))
+    (export,) = [p.job for p in plan_chain(client.store, "export fast stereo", parent_job_id=train.id)]
+    assert export.parent_job_id == train.id and export.action == "export"
