@@ -124,7 +124,7 @@ def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
                     f"{action} cannot take its input from {', '.join(f'{a} job {i}' for i, a in chain)}; "
                     f"parent/child pairs: {', '.join(f'{p} -> {c}' for p, c in CONSUMES)}")
             key = CONSUMES[(source[1], action)][1]
-            missing = [m for m in missing if not m.startswith(key.split(".")[0] + ".")]
+            missing = [m for m in missing if key not in m.split(":", 1)[0]]  # the parent fills it
         split = CHILD_SPLIT.get(action)
         if split and index > 0 and not (spec.get("dataset", {}).get(split) or {}).get("data_sources"):
             first_spec = yaml.safe_load(planned[0].job.spec) or {}
