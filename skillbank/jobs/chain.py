@@ -64,8 +64,9 @@ def _plan(call: Any) -> Any:
         raise SubmitError(exc.question) from None
 
 
-def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
-               overrides: dict[str, Any] | None = None) -> list[PlannedJob]:
+def plan_chain(
+    store: Store, request: Any, parent_job_id: str | None = None, overrides: dict[str, Any] | None = None
+) -> list[PlannedJob]:
     """Plan every job of ``request`` (words, JSON, dict, ToolCall or a Plan) without storing anything."""
     import yaml
 
@@ -108,9 +109,16 @@ def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
                 inputs = {k: v for k, v in base.inputs.items() if k in ("eval_dataset", "latest", "results_dir")}
                 if action == "inference" and "inference_dataset" in base.inputs:
                     inputs["inference_dataset"] = base.inputs["inference_dataset"]
-                this = ToolCall(skill=skill, action=action, automl_policy="off", inputs=inputs,
-                                spec_overrides=dict(base.spec_overrides) if call is not None else
-                                {"model": first_plan.spec.get("model", {})}, request=None)
+                this = ToolCall(
+                    skill=skill,
+                    action=action,
+                    automl_policy="off",
+                    inputs=inputs,
+                    spec_overrides=dict(base.spec_overrides)
+                    if call is not None
+                    else {"model": first_plan.spec.get("model", {})},
+                    request=None,
+                )
             if not this.inputs.get("results_dir"):
                 this = this.model_copy(update={"inputs": {**this.inputs, "results_dir": str(job_dir)}})
             plan = _plan(this)
@@ -122,7 +130,8 @@ def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
             if source is None:
                 raise SubmitError(
                     f"{action} cannot take its input from {', '.join(f'{a} job {i}' for i, a in chain)}; "
-                    f"parent/child pairs: {', '.join(f'{p} -> {c}' for p, c in CONSUMES)}")
+                    f"parent/child pairs: {', '.join(f'{p} -> {c}' for p, c in CONSUMES)}"
+                )
             key = CONSUMES[(source[1], action)][1]
             missing = [m for m in missing if key not in m.split(":", 1)[0]]  # the parent fills it
         split = CHILD_SPLIT.get(action)
@@ -153,8 +162,13 @@ def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
     return planned
 
 
-def submit_chain(store: Store, request: Any, parent_job_id: str | None = None,
-                 overrides: dict[str, Any] | None = None, backend: str = "local") -> list[Job]:
+def submit_chain(
+    store: Store,
+    request: Any,
+    parent_job_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    backend: str = "local",
+) -> list[Job]:
     """Plan and store every job of ``request`` (PENDING); returns them in chain order."""
     planned = plan_chain(store, request, parent_job_id, overrides)
     jobs: list[Job] = []

@@ -12,8 +12,15 @@ from skillbank.jobs.store import FINAL, ID_ALPHABET, Job, JobError, JobNotFoundE
 
 
 def _job(**kw) -> Job:
-    base = dict(id="", skill="depth-net-fast-stereo", action="convert", route="runtime", automl_policy="off",
-                spec="{}", results_dir="/tmp/x")
+    base = dict(
+        id="",
+        skill="depth-net-fast-stereo",
+        action="convert",
+        route="runtime",
+        automl_policy="off",
+        spec="{}",
+        results_dir="/tmp/x",
+    )
     return Job(**(base | kw))
 
 
@@ -45,7 +52,7 @@ def test_claim_respects_parents_and_gpus(tmp_path: Path) -> None:
     child = store.add(_job(parent_job_id=parent.id))
     gpu = store.add(_job(gpus_needed=2))
     assert store.claim("e:1", free_gpus=0).id == parent.id
-    assert store.claim("e:1", free_gpus=0) is None          # child waits for its parent, gpu job for GPUs
+    assert store.claim("e:1", free_gpus=0) is None  # child waits for its parent, gpu job for GPUs
     assert store.claim("e:1", free_gpus=2).id == gpu.id
     assert store.finish(parent.id, "COMPLETE", 0, "ok")
     assert not store.finish(parent.id, "FAILED", 1, "twice")  # a job ends once
@@ -90,7 +97,7 @@ def test_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
     for p in procs:
         p.join(timeout=60)
     flat = [i for chunk in claimed for i in chunk]
-    assert sorted(flat) == sorted(ids)            # none lost, none claimed twice
+    assert sorted(flat) == sorted(ids)  # none lost, none claimed twice
     assert all(store.get(i).status in FINAL for i in ids)
 
 
@@ -98,18 +105,22 @@ def test_status_comes_from_exit_code_and_status_json(tmp_path: Path) -> None:
     from skillbank.jobs.status_file import outcome, read_run_state
 
     path = tmp_path / "status.json"
-    path.write_text('{"status": "STARTED", "message": "go"}\n'
-                    '{"status": "RUNNING", "message": "e1", "kpi": {"train_loss": 1.0}, '
-                    '"categorical": {"epoch": 1, "max_epoch": 3, "eta": "0:01:00"}}\n'
-                    '{"status": "FAILURE", "message": "training diverged: loss is NaN at step 7"}\n')
+    path.write_text(
+        '{"status": "STARTED", "message": "go"}\n'
+        '{"status": "RUNNING", "message": "e1", "kpi": {"train_loss": 1.0}, '
+        '"categorical": {"epoch": 1, "max_epoch": 3, "eta": "0:01:00"}}\n'
+        '{"status": "FAILURE", "message": "training diverged: loss is NaN at step 7"}\n'
+    )
     state = read_run_state(path)
     assert state.progress == {"epoch": 1, "max_epoch": 3, "eta": "0:01:00"} and state.kpi == {"train_loss": 1.0}
-    assert outcome(4, state, False) == ("FAILED", "exit 4 (training diverged): training diverged: loss is NaN at "
-                                                  "step 7")
-    assert outcome(0, state, False)[0] == "FAILED"          # exit 0 without SUCCESS is no success
+    assert outcome(4, state, False) == (
+        "FAILED",
+        "exit 4 (training diverged): training diverged: loss is NaN at step 7",
+    )
+    assert outcome(0, state, False)[0] == "FAILED"  # exit 0 without SUCCESS is no success
     assert outcome(130, state, True)[0] == "CANCELED"
     path.write_text(path.read_text() + '{"status": "SUCCESS", "message": "done", "kpi": {"val/epe": 2.0}}\n')
     state = read_run_state(path)
     assert outcome(0, state, False) == ("COMPLETE", "done") and state.kpi == {"val/epe": 2.0}
     assert outcome(None, state, False)[0] == "COMPLETE"
-    assert outcome(1, state, False)[0] == "FAILED"          # a non-zero exit wins over the file
+    assert outcome(1, state, False)[0] == "FAILED"  # a non-zero exit wins over the file
