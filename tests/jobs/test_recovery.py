@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -77,3 +78,41 @@ def test_orphans_are_closed_or_adopted(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_cancel_kills_a_run_that_ignores_sigterm_after_the_grace(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ws")
+    job_dir = tmp_path / "stubborn"
+    job_dir.mkdir()
+    job = store.add(
+        Job(
+            id="",
+            skill="s",
+            action="convert",
+            route="runtime",
+            automl_policy="off",
+            spec="{}",
+            results_dir=str(job_dir / "convert"),
+            job_dir=str(job_dir),
+        )
+    )
+    executor = Executor(store, gpus=[], grace_s=1.0)
+    job = store.claim(executor.id, 0)
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    started = executor.backend("local").start(job, [sys.executable, "-c", code], dict(os.environ))
+    job.pid = started["pid"]
+    store.update(job.id, pid=job.pid)
+    executor.running[job.id] = job
+    deadline = time.monotonic() + 30
+    while "up" not in (job_dir / "job.log").read_text():  # SIGTERM is ignored from here on
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    store.request_cancel(job.id)
+    t0 = time.monotonic()
+    while store.get(job.id).status == "RUNNING":
+        assert time.monotonic() < deadline
+        executor.step()
+        time.sleep(0.1)
+    job = store.get(job.id)
+    assert job.status == "CANCELED" and job.exit_code == 128 + 9  # SIGKILL after the 1 s grace
+    assert 1.0 <= time.monotonic() - t0 < 20
