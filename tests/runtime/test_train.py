@@ -313,3 +313,6 @@ def test_weights_only_checkpoints_hold_the_weights_alone(tmp_path, tiny_spec):
     assert "optimizer_states" not in saved and "lr_schedulers" not in saved and saved["state_dict"]
     state_dict, _ = load_checkpoint_file(results / LATEST_NAME)  # what evaluate / export / pretrained read
     assert state_dict.keys() == {k.removeprefix("model.") for k in saved["state_dict"]}
+    # a later run into the same folder cannot resume from weights alone: one clear line, exit 2
+    assert run_action("train", str(spec), ["train.num_epochs=2"]) == 2
+    assert "holds weights only (train.checkpoint_weights_only)" in read_status(results)[-1]["message"]
