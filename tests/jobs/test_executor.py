@@ -126,3 +126,21 @@ def test_submit_a_plan_and_name_a_parent(tmp_path: Path) -> None:
     )
     (export,) = [p.job for p in plan_chain(client.store, "export fast stereo", parent_job_id=train.id)]
     assert export.parent_job_id == train.id and export.action == "export"
+
+
+def test_a_job_through_a_postgresql_store(tmp_path: Path) -> None:
+    import os
+
+    url = os.environ.get("SKILLBANK_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set SKILLBANK_TEST_POSTGRES_URL to run a job on a PostgreSQL store")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS jobs"))
+    engine.dispose()
+    client = Client(tmp_path / "ws", db_url=url, idle_exit_s=2)
+    (job,) = client.submit(convert_request())
+    assert client.wait(job.id, timeout=240).status == "COMPLETE"
+    assert not (tmp_path / "ws" / "jobs.db").exists()  # the rows live in PostgreSQL

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from skillbank.jobs.store import FINAL, ID_ALPHABET, Job, JobError, JobNotFoundError, Store
+
+#: e.g. postgresql+psycopg://postgres@/jobs?host=/tmp/pg&port=5432 (the PostgreSQL runs skip without it)
+PG_URL = os.environ.get("SKILLBANK_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """None (the embedded SQLite store) or a PostgreSQL URL whose jobs table starts empty."""
+    if request.param == "sqlite":
+        return None
+    if not PG_URL:
+        pytest.skip("set SKILLBANK_TEST_POSTGRES_URL to run the store tests on PostgreSQL")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS jobs"))
+    engine.dispose()
+    return PG_URL
 
 
 def _job(**kw) -> Job:
@@ -46,8 +66,8 @@ def test_store_uses_wal_and_roundtrips_fields(tmp_path: Path) -> None:
         store.list(status="DONE")
 
 
-def test_claim_respects_parents_and_gpus(tmp_path: Path) -> None:
-    store = Store(tmp_path)
+def test_claim_respects_parents_and_gpus(tmp_path: Path, db_url: str | None) -> None:
+    store = Store(tmp_path, db_url)
     parent = store.add(_job())
     child = store.add(_job(parent_job_id=parent.id))
     gpu = store.add(_job(gpus_needed=2))
@@ -59,8 +79,8 @@ def test_claim_respects_parents_and_gpus(tmp_path: Path) -> None:
     assert store.claim("e:1", free_gpus=0).id == child.id
 
 
-def test_cancel_pending_and_cascade(tmp_path: Path) -> None:
-    store = Store(tmp_path)
+def test_cancel_pending_and_cascade(tmp_path: Path, db_url: str | None) -> None:
+    store = Store(tmp_path, db_url)
     a = store.add(_job())
     b = store.add(_job(parent_job_id=a.id))
     c = store.add(_job(parent_job_id=b.id))
@@ -73,8 +93,8 @@ def test_cancel_pending_and_cascade(tmp_path: Path) -> None:
     assert job.status == "RUNNING" and job.cancel_requested
 
 
-def _claimer(workspace: str, out: mp.Queue) -> None:
-    store = Store(workspace)
+def _claimer(workspace: str, url: str | None, out: mp.Queue) -> None:
+    store = Store(workspace, url)
     mine = []
     while True:
         job = store.claim(f"proc:{mp.current_process().pid}", free_gpus=0)
@@ -85,12 +105,12 @@ def _claimer(workspace: str, out: mp.Queue) -> None:
     out.put(mine)
 
 
-def test_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
-    store = Store(tmp_path)
+def test_claims_are_exclusive_across_processes(tmp_path: Path, db_url: str | None) -> None:
+    store = Store(tmp_path, db_url)
     ids = {store.add(_job()).id for _ in range(40)}
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
-    procs = [ctx.Process(target=_claimer, args=(str(tmp_path), out)) for _ in range(4)]
+    procs = [ctx.Process(target=_claimer, args=(str(tmp_path), db_url, out)) for _ in range(4)]
     for p in procs:
         p.start()
     claimed = [out.get(timeout=120) for _ in procs]
