@@ -2,11 +2,13 @@
 
 The agent-facing core (spec models, registry, automl_policy resolution, request planning) imports no
 torch; the heavy runtime lives in :mod:`skillbank.runtime` and is imported only by its actions.
+``skillbank.Client`` (the jobs SDK, :mod:`skillbank.sdk`) is a lazy attribute: SQLAlchemy loads only
+when a Client is made.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "list_skills", "plan"]
+__all__ = ["Client", "__version__", "list_skills", "plan"]
 
 
 def __getattr__(name: str):  # noqa: ANN202 - lazy SDK surface: `import skillbank` stays light
@@ -14,6 +16,10 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy SDK surface: `import skillban
         from .router import plan
 
         return plan
+    if name == "Client":
+        from .sdk import Client
+
+        return Client
     if name == "list_skills":
         from .registry import list_skills
 
