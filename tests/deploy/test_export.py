@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,10 @@ def test_export_matches_pytorch_under_onnxruntime(tmp_path, export):
     assert run_action("export", str(spec), []) == 0
     status = read_status(tmp_path / "results" / "export" / "status.json")
     assert [e["status"] for e in status][0] == "STARTED" and status[-1]["status"] == "SUCCESS"
-    assert status[-1]["kpi"]["ort_max_abs_diff"] < 1e-3
+    assert status[-1]["kpi"]["drift_max_px"] < 1e-3
+    drift = json.loads((tmp_path / "results" / "export" / "drift.json").read_text())
+    assert drift["accepted"] and drift["max_abs_px"] == status[-1]["kpi"]["drift_max_px"]
+    assert drift["input"].startswith("synthetic pair") and drift["bp2_pct"] == 0.0
     onnx_file = Path(status[-1]["categorical"]["onnx_file"])
     assert onnx_file.is_file()
 
@@ -46,10 +50,10 @@ def test_export_matches_pytorch_under_onnxruntime(tmp_path, export):
     engine = open_engine(onnx_file)
     h, w = (96, 128) if export else (64, 96)
     batch = 2 if export else 1
-    left = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
-    out = engine(left, np.roll(left, -3, axis=3))
+    left = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32))
+    out = engine(left, torch.roll(left, -3, dims=3))
     assert out.shape == (batch, 1, h, w)
-    assert np.isfinite(out).all() and (out >= 0).all()
+    assert torch.isfinite(out).all() and (out >= 0).all()
 
 
 def test_export_needs_multiples_of_32(tmp_path, capsys):
