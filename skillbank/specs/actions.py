@@ -14,7 +14,10 @@ class EvaluateConfig(SpecSection):
     """``evaluate``: metrics on dataset.test_dataset."""
 
     checkpoint: str | None = spec_field(None, "Checkpoint to evaluate (a PyTorch run).", path=True)
-    trt_engine: str | None = spec_field(None, "TensorRT engine to evaluate instead (deploy side).", path=True)
+    trt_engine: str | None = spec_field(
+        None, "Deployed engine to run instead of a checkpoint: .engine (TensorRT), .onnx (onnxruntime) or .pt2 "
+        "(AOTInductor).", path=True
+    )
     results_dir: str | None = spec_field(None, "Results folder (default: <results_dir>/evaluate).", path=True)
     batch_size: int = spec_field(1, "Pairs per batch.", ge=1, le=256)
     input_height: int | None = spec_field(
