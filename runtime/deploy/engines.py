@@ -138,7 +138,8 @@ class TensorRTEngine:
 
         trt = import_tensorrt()
         self.trt = trt
-        self.device = device or torch.device("cuda")
+        # TensorRT runs on a CUDA GPU; without one only a stand-in module (the tests') gets this far
+        self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(Path(path).read_bytes())
         if self.engine is None:
