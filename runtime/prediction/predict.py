@@ -127,10 +127,9 @@ def _prepare_engine(path: str, action: str, device: torch.device, section: Any) 
     except Exception as exc:  # a corrupt or foreign file: one line naming the key
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigurationError(f"{action}.trt_engine: cannot load {path}: {first}") from None
-    # a CUDA .pt2 replays as a CUDA graph unless cuda_graph: false (TensorRT and onnxruntime run as they are)
-    asked = getattr(section, "cuda_graph", None)
-    graph = engine.device.type == "cuda" and (asked if asked is not None else engine.engine.kind == "AOTInductor")
-    predictor = Predictor(engine, device=engine.device, cuda_graph=graph)
+    # engines run as they are: an AOTInductor runner captured in a CUDA graph cannot be called directly again
+    # (its completion event was recorded in the capture), so a second input shape would fail
+    predictor = Predictor(engine, device=engine.device)
     predictor.plan = None
     return predictor, engine.device, f"engine {Path(path).name} ({engine.engine.kind})"
 

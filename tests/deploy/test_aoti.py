@@ -15,11 +15,11 @@ from test_export import _tiny_spec
 from skillbank.runtime.runner import run_action
 from skillbank.runtime.status import read_status
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
-                                 reason="AOTInductor needs a C++ compiler for CPU packages")]
+NO_COMPILER = shutil.which("c++") is None and shutil.which("g++") is None
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(NO_COMPILER, reason="AOTInductor needs a C++ compiler for CPU packages")
 def test_aoti_export_then_deploy_evaluate_and_inference(tmp_path, capsys):
     from skillbank.runtime.data.synthetic import generate_synthetic_stereo
     from skillbank.runtime.deploy.engines import AOTIEngine
