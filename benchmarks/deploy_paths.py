@@ -11,8 +11,8 @@ on the same pair (max / mean |d| px, bp2 = % of pixels more than 2 px apart).
   ``--second-run`` a second run's (the compile cache warm).
 * ``aoti_fp16``: ``depth_net export`` with ``format: aoti`` (fp16, folded BN, padded widths, whole graph
   compiled by AOTInductor; its drift.json), then the package: plain calls (``aoti_fp16``) and the same
-  runner replayed as a CUDA graph (``aoti_fp16_cuda_graph``: no host work per pair). ``--autotune`` adds
-  the package built with Inductor max-autotune (``aoti_fp16_autotune[_cuda_graph]``; a build of minutes).
+  runner replayed as a CUDA graph (``aoti_fp16_cuda_graph``: no host work per pair). ``--paths
+  aoti_autotune`` builds it with Inductor max-autotune (``aoti_fp16_autotune[_cuda_graph]``; minutes).
 
     python benchmarks/deploy_paths.py --out benchmarks/results/deploy_paths_h200.json
 
@@ -99,9 +99,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=16, help="pairs the inference action runs")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--paths", default="eager,inference,aoti", help="comma list of eager, inference, aoti")
+    parser.add_argument("--paths", default="eager,inference,aoti",
+                        help="comma list of eager, inference, aoti, aoti_autotune (max-autotune build: minutes)")
     parser.add_argument("--second-run", action="store_true", help="run the inference action twice (warm cache)")
-    parser.add_argument("--autotune", action="store_true", help="also build the package with max-autotune")
     args = parser.parse_args()
 
     from skillbank.runtime.data.synthetic import generate_synthetic_stereo
@@ -183,6 +183,10 @@ def main() -> None:
                          "ms_per_pair": last.get("kpi", {}).get("ms_per_pair"), "action_wall_s": wall,
                          "pairs": args.pairs, "fast_path": last.get("categorical", {}).get("path"),
                          "message": last.get("message")}
+                log_file = out_dir / "depth_net.log"
+                if log_file.is_file():  # the compile cost of the first pair and the cache state, as logged
+                    entry["log"] = [line.strip() for line in log_file.read_text().splitlines()
+                                    if "first pair at" in line or "compile cache" in line or "fast path" in line]
                 if code == 0:
                     entry.update(drift(read_pfm(out_dir / "000000.pfm"), ref))
             except Exception as exc:  # report and go on to the next path
@@ -190,12 +194,12 @@ def main() -> None:
             save(entry)
         torch.cuda.empty_cache()
 
-    if "aoti" in paths:
+    if paths & {"aoti", "aoti_autotune"}:
         import yaml
 
         from skillbank.runtime.deploy.engines import AOTIEngine
 
-        builds = [("aoti_fp16", False)] + ([("aoti_fp16_autotune", True)] if args.autotune else [])
+        builds = [b for b in (("aoti_fp16", False), ("aoti_fp16_autotune", True)) if b[0].replace("_fp16", "") in paths]
         for name, autotune in builds:
             out_dir = work / name
             spec = {"results_dir": str(work / "results"), "model": model_spec,
