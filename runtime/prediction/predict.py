@@ -35,7 +35,7 @@ def prepare_model(spec: Any, action: str) -> tuple[Predictor, torch.device, str]
     device = eval_device(section.num_gpus, list(section.gpu_ids))
     if not section.checkpoint:
         if section.trt_engine:
-            return _prepare_engine(section.trt_engine, action, device, section)
+            return _prepare_engine(section.trt_engine, action, device)
         raise ConfigurationError(f"{action}.checkpoint: required (the model to run)")
     path = resolve_weights(section.checkpoint, f"{action}.checkpoint")
     model = build_model(spec)
@@ -109,7 +109,7 @@ def prepare_run(spec: Any, action: str, split: str) -> tuple[Any, Any, Any, torc
     return dataset, loader, model, device
 
 
-def _prepare_engine(path: str, action: str, device: torch.device, section: Any) -> tuple[Predictor, torch.device, str]:
+def _prepare_engine(path: str, action: str, device: torch.device) -> tuple[Predictor, torch.device, str]:
     """The deploy side: ``.pt2`` (AOTInductor), ``.onnx`` (onnxruntime) or a TensorRT engine
     (:mod:`..deploy.engines`); a wrong kind or an unreadable file fails with one line naming the key."""
     from ..deploy.engines import EngineModule, UnknownEngineKind, engine_kind
