@@ -217,14 +217,14 @@ def main() -> None:
                     save({"path": name, "error": last.get("message"), "build_s": build_s})
                     continue
                 export_drift = json.loads((out_dir / "drift.json").read_text())
-                engine = AOTIEngine(Path(last["outputs"]["aoti_file"]), torch.device("cuda"))
+                engine = AOTIEngine(Path(last["categorical"]["aoti_file"]), torch.device("cuda"))
                 torch.cuda.reset_peak_memory_stats()
                 out = engine(left, right).float().cpu().numpy()
                 save({"path": name, **timed(lambda e=engine: e(left, right), args.runs, args.warmup),
                       "build_s": build_s, "export_kpi": last.get("kpi"), "drift_json": export_drift,
                       "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9, **drift(out, ref)})
                 try:
-                    graph, static_out, runner = capture_runner(Path(last["outputs"]["aoti_file"]), left, right)
+                    graph, static_out, runner = capture_runner(Path(last["categorical"]["aoti_file"]), left, right)
                     graph.replay()
                     torch.cuda.synchronize()
                     graphed = static_out.float().cpu().numpy()

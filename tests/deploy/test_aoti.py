@@ -29,7 +29,7 @@ def test_aoti_export_then_deploy_evaluate_and_inference(tmp_path, capsys):
     results = tmp_path / "results" / "export"
     status = read_status(results / "status.json")[-1]
     package = results / "FastFoundationStereo.pt2"
-    assert status["status"] == "SUCCESS" and status["outputs"]["aoti_file"] == str(package)
+    assert status["status"] == "SUCCESS" and status["categorical"]["aoti_file"] == str(package)
     assert status["categorical"]["optimized"] is True and status["categorical"]["dynamic_batch"] is True
     drift = json.loads((results / "drift.json").read_text())
     assert drift["accepted"] and drift["max_abs_px"] < 1e-3 and drift["reference"] == "PyTorch fp32 (cpu)"
