@@ -204,3 +204,14 @@ def test_real_tensorrt_builds_and_runs(exported, tmp_path):
     out = TensorRTEngine(engine)(left, right).cpu().numpy()
     ref = OnnxRuntimeEngine(exported["static"])(left, right).numpy()
     assert np.abs(out - ref).max() < 1e-2, real.__version__
+
+
+def test_bad_layer_precision_rule_names_the_key(trt, exported, tmp_path, capsys):
+    out = tmp_path / "engine"
+    code = run_action("gen_trt_engine", str(exported["spec"]),
+                      [f"gen_trt_engine.onnx_file={exported['static']}", f"gen_trt_engine.results_dir={out}",
+                       "gen_trt_engine.tensorrt.layers_precision=['classifier:int4']"])
+    assert code == 2
+    assert "gen_trt_engine.tensorrt.layers_precision: 'classifier:int4': expected 'layer_name:fp32'" in (
+        capsys.readouterr().err)
+    assert not [p for p in out.iterdir() if "engine" in p.name]
