@@ -47,6 +47,9 @@ def prepare_model(spec: Any, action: str) -> tuple[Predictor, torch.device, str]
     if plan.transforms or plan.cuda_graph:
         log.info("%s: %s", action, plan.describe())
     model = _apply_plan(model, plan, section, action)
+    if device.type == "cuda" and plan.cuda_graph:
+        # one shape per graph: cuDNN picks its fastest kernels during the warm-up, the graph keeps them
+        torch.backends.cudnn.benchmark = True
     hooks = _compile_cache_hooks(spec, plan, device) if plan.compile else {}
     predictor = Predictor(model, device=device, cuda_graph=plan.cuda_graph, warm_first_call=plan.compile, **hooks)
     predictor.plan = plan
