@@ -218,6 +218,7 @@ def main() -> None:
                     save({"path": name, "error": last.get("message"), "build_s": build_s})
                     continue
                 export_drift = json.loads((out_dir / "drift.json").read_text())
+                torch.backends.cudnn.benchmark = True   # as evaluate/inference run a CUDA package
                 engine = AOTIEngine(Path(last["categorical"]["aoti_file"]), torch.device("cuda"))
                 torch.cuda.reset_peak_memory_stats()
                 out = engine(left, right).float().cpu().numpy()

@@ -132,6 +132,8 @@ def _prepare_engine(path: str, action: str, device: torch.device) -> tuple[Predi
         raise ConfigurationError(f"{action}.trt_engine: cannot load {path}: {first}") from None
     # engines run as they are: an AOTInductor runner captured in a CUDA graph cannot be called directly again
     # (its completion event was recorded in the capture), so a second input shape would fail
+    if engine.device.type == "cuda" and engine.engine.kind == "AOTInductor":
+        torch.backends.cudnn.benchmark = True   # a static-shape package: the convolutions' fastest kernels
     predictor = Predictor(engine, device=engine.device)
     predictor.plan = None
     return predictor, engine.device, f"engine {Path(path).name} ({engine.engine.kind})"
