@@ -13,8 +13,8 @@ ACTION_HELP: dict[str, str] = {
     "train": "Train or fine-tune a network (Lightning; CPU, one GPU or many).",
     "evaluate": "Score a checkpoint on dataset.test_dataset (epe, bp1/2/3, d1, rmse).",
     "inference": "Write colourised disparity/depth PNGs (and raw PFM) for dataset.infer_dataset.",
-    "export": "Export a checkpoint to an fp32 ONNX graph (opset 17).",
-    "gen_trt_engine": "Build a TensorRT engine from the ONNX graph (needs the tensorrt package).",
+    "export": "Export a checkpoint to an fp32 ONNX graph or an AOTInductor .pt2 (drift-checked against PyTorch).",
+    "gen_trt_engine": "Build a TensorRT engine from the ONNX graph, drift-checked (needs the tensorrt package).",
     "convert": "Write annotation files from a folder tree, or render a synthetic stereo set with exact GT.",
 }
 

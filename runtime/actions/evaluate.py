@@ -12,8 +12,10 @@ export size of an engine).
 
 Outputs: ``<results_dir>/metrics_per_image.csv`` (one row per image) and the SUCCESS line's kpi
 under ``val/`` (``val/epe``, ``val/bp2``, ``val/epe_noc``, ...), as TAO's PyTorch evaluate writes.
-With ``evaluate.trt_engine`` (an exported ``.onnx`` run by onnxruntime, or a TensorRT engine) the
-deploy-side contract applies: plain kpi names (``epe``, ``bp2``, ...) and ``results.json``.
+With ``evaluate.trt_engine`` (a ``.pt2`` AOTInductor package, an exported ``.onnx`` run by onnxruntime,
+or a TensorRT engine) the deploy-side contract applies: plain kpi names (``epe``, ``bp2``, ...) and
+``results.json``. Either way ``ms_per_pair`` is the network's (engine's) median steady latency per pair;
+on a GPU the fast path runs unless ``evaluate.optimize: false`` (:mod:`..prediction.fast_path`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ def run(ctx: ActionContext) -> ActionResult:
     from tqdm import tqdm
 
     from ..metrics import MONO_METRICS, STEREO_METRICS, MetricAverager, stereo_image_metrics
+    from ..prediction.predict import is_engine, predict_batch, prepare_run
     from ..status import atomic_write_text
     from ..training.module import mono_depth_metrics
-    from ..training.predict import is_engine, predict_batch, prepare_run
 
     spec = ctx.spec
     stereo = spec.model.is_stereo
@@ -74,6 +76,7 @@ def run(ctx: ActionContext) -> ActionResult:
     kpi = overall.result("val/")
     kpi.update({f"{k}_noc": v for k, v in noc.result("val/").items()})
     kpi["val/images"] = len(rows)
+    ms = model.ms_per_pair()
     columns = ["image", "height", "width", *names]
     if noc.images:
         columns += [f"{n}_noc" for n in names]
@@ -88,7 +91,10 @@ def run(ctx: ActionContext) -> ActionResult:
         kpi_prefix = ""
     else:
         kpi_prefix = "val/"
+    if ms is not None:  # steady latency of the network (or engine) per pair, not a validation metric
+        kpi["ms_per_pair"] = round(ms, 3)
     shown = (f"{kpi_prefix}{k}" for k in ("epe", "bp2", "abs_rel", "delta1"))
     headline = ", ".join(f"{k.removeprefix('val/')} {kpi[k]:.4g}" for k in shown if k in kpi)
     extra = f"; {skipped} image(s) without valid GT skipped" if skipped else ""
+    extra += f"; {ms:.2f} ms per pair" if ms is not None else ""
     return ActionResult(f"Evaluated {len(rows)} image(s): {headline}{extra}", kpi=kpi)

@@ -1,7 +1,11 @@
-"""depth_net gen_trt_engine: a TensorRT engine from the exported ONNX graph.
+"""depth_net gen_trt_engine: a TensorRT engine from the exported ONNX graph, checked for drift.
 
-Written against the TensorRT 10 Python API and gated on its import; NOT exercised where this was built
-(TensorRT cannot be installed there). Without tensorrt the action fails with a Dependency error line.
+Written against the TensorRT 10 Python API (:mod:`..deploy.trt_build`) and tested with a stand-in module
+that checks those calls; gated on ``import tensorrt`` (without it the action fails with a Dependency
+error line). The engine is built under a temporary name, run on the drift pair (``drift_left`` /
+``drift_right`` or a synthetic pair, at the graph's static size or the profile's opt size) next to the
+ONNX graph under onnxruntime (fp32 CPU; export checked that graph against PyTorch), and kept only
+within ``gen_trt_engine.max_drift_px`` (:mod:`..deploy.drift`).
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..context import ActionContext, ActionResult
-from ..errors import ConfigurationError, DependencyError, FileSystemError
+from ..errors import ActionError, ConfigurationError, DependencyError, FileSystemError
 
 
 def _profiles(cfg, onnx_file: Path):  # noqa: ANN001, ANN202
@@ -42,10 +46,29 @@ def _profiles(cfg, onnx_file: Path):  # noqa: ANN001, ANN202
     return profiles
 
 
+def _drift_size(cfg, onnx_file: Path) -> tuple[int, int, int]:  # noqa: ANN001
+    """(batch, height, width) the drift pair runs at: the graph's static axes, else the profile's opt."""
+    import onnx
+
+    dims = onnx.load(str(onnx_file), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    batch = fixed[0] or cfg.tensorrt.opt_batch_size
+    return batch, fixed[2] or cfg.opt_height, fixed[3] or cfg.opt_width
+
+
 def run(ctx: ActionContext) -> ActionResult:
+    import os
+    import tempfile
+
+    import torch
+
+    from ..deploy.drift import drift_inputs, finalize, measure
+    from ..deploy.engines import OnnxRuntimeEngine, TensorRTEngine
     from ..deploy.trt_build import BuildSettings, TensorRTMissing, build_engine, import_tensorrt
 
     cfg = ctx.spec.gen_trt_engine
+    if not cfg.onnx_file:
+        raise ConfigurationError("gen_trt_engine.onnx_file: required (the graph depth_net export wrote)")
     onnx_file = Path(cfg.onnx_file)
     if not onnx_file.is_file():
         raise FileSystemError(f"gen_trt_engine.onnx_file: file not found: {onnx_file}")
@@ -55,17 +78,44 @@ def run(ctx: ActionContext) -> ActionResult:
     except TensorRTMissing as exc:
         raise DependencyError(str(exc)) from None
     engine = Path(cfg.trt_engine) if cfg.trt_engine else ctx.results_dir / "model.engine"
+    if engine.suffix.lower() not in (".engine", ".plan", ".trt"):
+        raise ConfigurationError(f"gen_trt_engine.trt_engine: {engine} must end in .engine, .plan or .trt")
     settings = BuildSettings(
-        fp16=cfg.tensorrt.data_type == "FP16",
+        precision=cfg.tensorrt.data_type,
         workspace_gib=cfg.tensorrt.workspace_size,
         profiles=profiles,
         layers_precision=list(cfg.tensorrt.layers_precision),
         timing_cache=Path(cfg.timing_cache) if cfg.timing_cache else None,
     )
     ctx.report.running(f"Building a {cfg.tensorrt.data_type} TensorRT engine from {onnx_file}")
-    build_engine(onnx_file, engine, settings)
+    engine.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{engine.stem}.", suffix=engine.suffix, dir=engine.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        build_engine(onnx_file, tmp, settings)
+    except ValueError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigurationError(f"gen_trt_engine.tensorrt.layers_precision: {exc}") from None
+    except RuntimeError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ActionError(str(exc)) from None
+    try:
+        batch, height, width = _drift_size(cfg, onnx_file)
+        reference_engine = OnnxRuntimeEngine(onnx_file)
+        arrays, input_name = drift_inputs(stereo=reference_engine.num_inputs == 2, height=height, width=width,
+                                          left=cfg.drift_left, right=cfg.drift_right, key="gen_trt_engine")
+        inputs = [torch.from_numpy(a).repeat(batch, 1, 1, 1) for a in arrays]
+        reference = reference_engine(*inputs).numpy()
+        out = TensorRTEngine(tmp)(*inputs).float().cpu().numpy()
+        drift = measure(reference, out, stereo=len(inputs) == 2, max_drift_px=cfg.max_drift_px,
+                        reference_name="the ONNX graph under onnxruntime (fp32)", input_name=input_name)
+        final = finalize(tmp, engine, drift, ctx.results_dir, key="gen_trt_engine")
+    finally:
+        tmp.unlink(missing_ok=True)
     return ActionResult(
-        message=f"Built {engine} ({cfg.tensorrt.data_type})",
-        categorical={"trt_engine": str(engine), "data_type": cfg.tensorrt.data_type},
-        outputs={"trt_engine": str(engine)},
+        message=f"Built {final} ({cfg.tensorrt.data_type}; drift {drift.max_abs_px:.2g} px)",
+        kpi=drift.kpi(),
+        categorical={"trt_engine": str(final), "data_type": cfg.tensorrt.data_type},
+        outputs={"trt_engine": str(final), "drift": str(ctx.results_dir / "drift.json")},
     )

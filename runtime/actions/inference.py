@@ -9,6 +9,9 @@
   ``save_raw_pfm``: the float prediction as ``<name>.pfm`` beside it (disparity in pixels; metric
   mono: metres; relative mono: affine-invariant inverse depth).
 * A tqdm progress bar; files are written atomically.
+* Speed: on a GPU the fast path runs unless ``inference.optimize: false`` (:mod:`..prediction.fast_path`);
+  the kpi ``ms_per_pair`` is the network's median steady latency per pair (first call per shape, which
+  compiles and captures, excluded) and the categorical ``path`` says which path ran.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def run(ctx: ActionContext) -> ActionResult:
     from tqdm import tqdm
 
     from ..data.io import write_disparity_png, write_pfm
-    from ..training.predict import predict_batch, prepare_run, unique_output_names
+    from ..prediction.predict import predict_batch, prepare_run, unique_output_names
 
     spec = ctx.spec
     cfg = spec.inference
@@ -54,8 +57,15 @@ def run(ctx: ActionContext) -> ActionResult:
             written += 1
     what = "disparity" if stereo else "depth"
     pfm = " + PFM" if cfg.save_raw_pfm else ""
-    return ActionResult(f"Wrote {written} colourised {what} PNG(s){pfm} to {out_dir}", kpi={"images": written},
-                        outputs={"folder": str(out_dir)})
+    kpi: dict[str, float] = {"images": written}
+    ms = model.ms_per_pair()
+    if ms is not None:
+        kpi["ms_per_pair"] = round(ms, 3)
+    plan = getattr(model, "plan", None)
+    categorical = {"path": plan.describe() if plan is not None else "engine"}
+    speed = f" ({ms:.2f} ms per pair)" if ms is not None else ""
+    return ActionResult(f"Wrote {written} colourised {what} PNG(s){pfm} to {out_dir}{speed}", kpi=kpi,
+                        categorical=categorical, outputs={"folder": str(out_dir)})
 
 
 def _input_paths(dataset, stereo: bool) -> list[str]:

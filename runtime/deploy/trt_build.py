@@ -1,9 +1,17 @@
 """Build a TensorRT engine from the exported ONNX graph (TensorRT 10 Python API).
 
-NOT EXERCISED in the workplace where this was written: TensorRT's wheels come from a host it cannot
-reach. The code follows the documented API (Builder, OnnxParser, IBuilderConfig memory pools, FP16
-flag, optimisation profiles, timing cache, per-layer precision constraints) and is imported only when
-``gen_trt_engine`` runs; without ``tensorrt`` the action fails with a Dependency error.
+Calls, in order (TensorRT 10 signatures): ``Builder(logger)``, ``builder.create_network(0)`` (explicit
+batch is the only mode), ``OnnxParser(network, logger).parse(bytes)``, ``builder.create_builder_config()``,
+``config.set_memory_pool_limit(MemoryPoolType.WORKSPACE, bytes)``, ``config.set_flag(BuilderFlag.FP16 /
+BF16)``, ``builder.create_optimization_profile()`` + ``profile.set_shape(name, min, opt, max)`` +
+``config.add_optimization_profile(profile)`` for every dynamic input, ``config.create_timing_cache(blob)``
++ ``config.set_timing_cache(cache, ignore_mismatch=False)``, ``builder.build_serialized_network(network,
+config)``. Tested against a stand-in module that checks these signatures (``tests/deploy/fake_tensorrt.py``);
+the real-TensorRT test runs where ``import tensorrt`` works. Without ``tensorrt`` the action fails with a
+Dependency error.
+
+Files: the engine is written atomically to the given path; the timing cache (if named) is read before
+the build and rewritten atomically after it.
 """
 
 from __future__ import annotations
@@ -43,9 +51,13 @@ class ShapeProfile:
     max: tuple[int, ...]
 
 
+#: gen_trt_engine.tensorrt.data_type -> the BuilderFlag names it sets
+PRECISION_FLAGS = {"FP32": (), "FP16": ("FP16",), "BF16": ("BF16",)}
+
+
 @dataclass
 class BuildSettings:
-    fp16: bool = True
+    precision: str = "FP16"
     workspace_gib: int = 8
     profiles: list[ShapeProfile] = field(default_factory=list)
     layers_precision: list[str] = field(default_factory=list)  # "layer_name:fp32"
@@ -64,8 +76,8 @@ def build_engine(onnx_file: Path, engine_file: Path, settings: BuildSettings) ->
         raise RuntimeError(f"{onnx_file}: TensorRT could not parse the ONNX graph: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_gib << 30)
-    if settings.fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
+    for flag in PRECISION_FLAGS[settings.precision]:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
     if settings.profiles:
         profile = builder.create_optimization_profile()
         for p in settings.profiles:
@@ -92,7 +104,11 @@ def _apply_layer_precisions(trt: Any, network: Any, config: Any, rules: list[str
     wanted = {}
     for rule in rules:
         name, _, precision = rule.partition(":")
-        wanted[name.strip()] = {"fp32": trt.float32, "fp16": trt.float16}[precision.strip().lower() or "fp32"]
+        types = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+        key = precision.strip().lower() or "fp32"
+        if not name.strip() or key not in types:
+            raise ValueError(f"{rule!r}: expected 'layer_name:fp32' (or :fp16, :bf16)")
+        wanted[name.strip()] = getattr(trt, types[key])
     for i in range(network.num_layers):
         layer = network.get_layer(i)
         for name, dtype in wanted.items():

@@ -14,7 +14,10 @@ class EvaluateConfig(SpecSection):
     """``evaluate``: metrics on dataset.test_dataset."""
 
     checkpoint: str | None = spec_field(None, "Checkpoint to evaluate (a PyTorch run).", path=True)
-    trt_engine: str | None = spec_field(None, "TensorRT engine to evaluate instead (deploy side).", path=True)
+    trt_engine: str | None = spec_field(
+        None, "Deployed engine to run instead of a checkpoint: .engine (TensorRT), .onnx (onnxruntime) or .pt2 "
+        "(AOTInductor).", path=True
+    )
     results_dir: str | None = spec_field(None, "Results folder (default: <results_dir>/evaluate).", path=True)
     batch_size: int = spec_field(1, "Pairs per batch.", ge=1, le=256)
     input_height: int | None = spec_field(
@@ -23,17 +26,21 @@ class EvaluateConfig(SpecSection):
     input_width: int | None = spec_field(None, "Evaluate at this width. Unset = native size.", ge=32)
     num_gpus: int = spec_field(1, "GPUs (0 = CPU).", ge=0, le=64)
     gpu_ids: list[int] = spec_field(default_factory=lambda: [0], description="GPU indices.")
-    optimize: bool = spec_field(
-        False, "FastFoundationStereo fast path: BatchNorm folded, pruned widths zero-padded to multiples of 8, "
-        "channels_last on GPUs. Exact up to rounding."
+    optimize: bool | None = spec_field(
+        None, "FastFoundationStereo fast path. Unset or true on a GPU: BatchNorm folded, pruned widths zero-padded to "
+        "multiples of 8, channels_last, fp16 weights, compiled regions and a CUDA graph per input shape (each "
+        "overridable below). false: eager fp32. On a CPU unset = eager; true = folded BatchNorm and padded widths."
     )
-    precision: Literal["fp32", "fp16", "bf16"] = spec_field(
-        "fp32", "Network weights and activations (FastFoundationStereo; fp16/bf16 need a GPU). The correlation, "
-        "lookup and upsampling stay fp32.", options=["fp32", "fp16", "bf16"]
+    precision: Literal["fp32", "fp16", "bf16"] | None = spec_field(
+        None, "Network weights and activations (FastFoundationStereo; fp16/bf16 need a GPU). Unset: fp16 on the GPU "
+        "fast path, else fp32. The correlation, lookup and upsampling stay fp32.", options=["fp32", "fp16", "bf16"]
     )
-    compile: bool = spec_field(
-        False, "torch.compile the encoder and one refinement iteration (FastFoundationStereo). Compiles once per "
-        "input size: set input_height/input_width for many pairs of mixed sizes."
+    compile: bool | None = spec_field(
+        None, "torch.compile the encoder and one refinement iteration (FastFoundationStereo). Unset: on with the GPU "
+        "fast path. Compiles once per input size (cached on disk): set input_height/input_width for mixed sizes."
+    )
+    cuda_graph: bool | None = spec_field(
+        None, "Replay the network as a CUDA graph, one per input shape (GPU only). Unset: on with the GPU fast path."
     )
 
     @model_validator(mode="after")
@@ -51,24 +58,54 @@ class InferenceConfig(EvaluateConfig):
 
 
 class ExportConfig(SpecSection):
-    """``export``: ONNX graph (always fp32; precision is chosen when the engine is built)."""
+    """``export``: an fp32 ONNX graph (precision is chosen when the engine is built) or an AOTInductor package."""
 
     checkpoint: str | None = spec_field(None, "Checkpoint to export.", path=True)
+    format: Literal["onnx", "aoti"] = spec_field(
+        "onnx", "'onnx': fp32 ONNX graph (for gen_trt_engine / onnxruntime); 'aoti': AOTInductor package (.pt2), "
+        "compiled for this machine's GPU (CPU with on_cpu or without a GPU).", options=["onnx", "aoti"]
+    )
     onnx_file: str | None = spec_field(None, "Output ONNX file (default: <results_dir>/<model_type>.onnx).", path=True)
+    aoti_file: str | None = spec_field(
+        None, "Output AOTInductor package, format aoti (default: <results_dir>/<model_type>.pt2).", path=True
+    )
     results_dir: str | None = spec_field(None, "Results folder (default: <results_dir>/export).", path=True)
     input_height: int = spec_field(480, "Input height (multiple of 32).", ge=32)
     input_width: int = spec_field(736, "Input width (multiple of 32).", ge=32)
     input_channel: int = spec_field(3, "Input channels.", ge=3, le=3)
     opset_version: int = spec_field(17, "ONNX opset (17 recommended; GridSample-free graph).", ge=13, le=20)
     batch_size: int = spec_field(1, "Batch size (-1 = dynamic batch axis).", ge=-1, le=256)
-    dynamic_hw: bool = spec_field(False, "Dynamic height/width axes (FastFoundationStereo only).")
-    on_cpu: bool = spec_field(False, "Trace on the CPU.")
+    dynamic_hw: bool = spec_field(False, "Dynamic height/width axes (ONNX, FastFoundationStereo only).")
+    on_cpu: bool = spec_field(False, "Trace on the CPU (format aoti: compile for the CPU).")
     valid_iters: int | None = spec_field(
         None, "Refinement iterations baked into the graph (default model.valid_iters).", ge=1
     )
+    precision: Literal["fp32", "fp16", "bf16"] = spec_field(
+        "fp32", "Format aoti: weights and activations (fp16/bf16 need a GPU). ONNX graphs are always fp32.",
+        options=["fp32", "fp16", "bf16"]
+    )
+    optimize: bool = spec_field(
+        True, "Format aoti, FastFoundationStereo: fold BatchNorm and zero-pad the pruned widths before compiling."
+    )
+    autotune: bool = spec_field(
+        False, "Format aoti: Inductor max-autotune (benchmarks kernel choices; builds take many minutes longer)."
+    )
+    max_drift_px: float = spec_field(
+        0.05, "Largest |artefact - PyTorch| accepted on the drift pair (pixels of disparity; mono: depth units).", gt=0
+    )
+    drift_left: str | None = spec_field(
+        None, "Drift check: left image (mono: the image), resized to the export size. Unset: a synthetic pair "
+        "rendered at the export size.", path=True
+    )
+    drift_right: str | None = spec_field(None, "Drift check: right image (stereo, with drift_left).", path=True)
 
     @model_validator(mode="after")
     def _check(self) -> ExportConfig:
+        if self.format == "onnx" and self.precision != "fp32":
+            raise ValueError("precision: ONNX graphs are fp32 (choose the engine precision in gen_trt_engine), "
+                             "or set format: aoti")
+        if self.drift_right and not self.drift_left:
+            raise ValueError("drift_right: set drift_left too")
         if self.batch_size == 0:
             raise ValueError("batch_size: must be >= 1, or -1 for a dynamic batch axis")
         for key in ("input_height", "input_width"):
@@ -80,7 +117,10 @@ class ExportConfig(SpecSection):
 class TensorRTConfig(SpecSection):
     """``gen_trt_engine.tensorrt``: builder settings."""
 
-    data_type: Literal["FP32", "FP16"] = spec_field("FP16", "Engine precision.", options=["FP32", "FP16"])
+    data_type: Literal["FP32", "FP16", "BF16"] = spec_field(
+        "FP16", "Engine precision (FP16/BF16 allow those kernels; FP32 layers remain where faster or required).",
+        options=["FP32", "FP16", "BF16"]
+    )
     workspace_size: int = spec_field(8, "Builder workspace, GiB.", ge=1, le=1024)
     min_batch_size: int = spec_field(1, "Dynamic batch: minimum.", ge=1)
     opt_batch_size: int = spec_field(1, "Dynamic batch: optimum.", ge=1)
@@ -111,6 +151,14 @@ class GenTrtEngineConfig(SpecSection):
     min_width: int | None = spec_field(None, "Dynamic H/W engines: min width.", ge=32)
     opt_width: int | None = spec_field(None, "Dynamic H/W engines: opt width.", ge=32)
     max_width: int | None = spec_field(None, "Dynamic H/W engines: max width.", ge=32)
+    max_drift_px: float = spec_field(
+        0.05, "Largest |engine - reference| accepted on the drift pair (the ONNX graph under onnxruntime, fp32).",
+        gt=0
+    )
+    drift_left: str | None = spec_field(
+        None, "Drift check: left image (mono: the image). Unset: a synthetic pair at the engine's size.", path=True
+    )
+    drift_right: str | None = spec_field(None, "Drift check: right image (stereo, with drift_left).", path=True)
 
 
 class ConvertConfig(SpecSection):

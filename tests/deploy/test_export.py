@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,10 @@ def test_export_matches_pytorch_under_onnxruntime(tmp_path, export):
     assert run_action("export", str(spec), []) == 0
     status = read_status(tmp_path / "results" / "export" / "status.json")
     assert [e["status"] for e in status][0] == "STARTED" and status[-1]["status"] == "SUCCESS"
-    assert status[-1]["kpi"]["ort_max_abs_diff"] < 1e-3
+    assert status[-1]["kpi"]["drift_max_px"] < 1e-3
+    drift = json.loads((tmp_path / "results" / "export" / "drift.json").read_text())
+    assert drift["accepted"] and drift["max_abs_px"] == status[-1]["kpi"]["drift_max_px"]
+    assert drift["input"].startswith("synthetic pair") and drift["bp2_pct"] == 0.0
     onnx_file = Path(status[-1]["categorical"]["onnx_file"])
     assert onnx_file.is_file()
 
@@ -46,10 +50,10 @@ def test_export_matches_pytorch_under_onnxruntime(tmp_path, export):
     engine = open_engine(onnx_file)
     h, w = (96, 128) if export else (64, 96)
     batch = 2 if export else 1
-    left = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
-    out = engine(left, np.roll(left, -3, axis=3))
+    left = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32))
+    out = engine(left, torch.roll(left, -3, dims=3))
     assert out.shape == (batch, 1, h, w)
-    assert np.isfinite(out).all() and (out >= 0).all()
+    assert torch.isfinite(out).all() and (out >= 0).all()
 
 
 def test_export_needs_multiples_of_32(tmp_path, capsys):
@@ -127,3 +131,45 @@ def test_static_engine_fed_another_size_names_the_keys(tmp_path, capsys):
     assert "evaluate.input_height/evaluate.input_width: engine FastFoundationStereo.onnx takes [1, 3, 64, 96]" in (
         capsys.readouterr().err
     )
+
+
+def test_export_above_max_drift_is_rejected_not_presented_as_good(tmp_path, capsys):
+    """A limit the graph cannot meet: the file is kept under its rejected name, drift.json says so, exit 1."""
+    spec = _tiny_spec(tmp_path)
+    results = tmp_path / "results" / "export"
+    assert run_action("export", str(spec), ["export.max_drift_px=1e-12"]) == 1
+    err = capsys.readouterr().err
+    assert "export.max_drift_px: FastFoundationStereo.onnx differs from PyTorch fp32 (CPU) by up to" in err
+    assert "kept as FastFoundationStereo.rejected.onnx, not deployable (drift.json)" in err
+    assert not (results / "FastFoundationStereo.onnx").exists()
+    assert (results / "FastFoundationStereo.rejected.onnx").is_file()
+    assert not [p.name for p in results.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    drift = json.loads((results / "drift.json").read_text())
+    assert drift["accepted"] is False and drift["max_drift_px"] == 1e-12 and drift["max_abs_px"] > 1e-12
+    assert read_status(results / "status.json")[-1]["status"] == "FAILURE"
+
+
+def test_export_drift_on_a_given_pair(tmp_path):
+    from skillbank.runtime.data.synthetic import generate_synthetic_stereo
+
+    generate_synthetic_stereo(tmp_path / "pair", num_pairs=1, height=80, width=120, max_disparity=12, seed=2)
+    left, right = tmp_path / "pair" / "left" / "000000.png", tmp_path / "pair" / "right" / "000000.png"
+    spec = _tiny_spec(tmp_path, drift_left=str(left), drift_right=str(right))
+    assert run_action("export", str(spec), []) == 0
+    drift = json.loads((tmp_path / "results" / "export" / "drift.json").read_text())
+    assert drift["input"] == f"{left} + {right} at 64x96" and drift["accepted"]
+
+
+def test_export_drift_pair_keys_are_checked(tmp_path, capsys):
+    spec = _tiny_spec(tmp_path)
+    assert run_action("export", str(spec), [f"export.drift_left={tmp_path / 'l.png'}"]) == 2
+    assert "export.drift_right: required with export.drift_left for a stereo network" in capsys.readouterr().err
+    assert run_action("export", str(spec), [f"export.drift_left={tmp_path / 'l.png'}",
+                                            f"export.drift_right={tmp_path / 'r.png'}"]) == 3
+    assert f"export.drift_left: file not found: {tmp_path / 'l.png'}" in capsys.readouterr().err
+
+
+def test_onnx_export_is_fp32(tmp_path, capsys):
+    spec = _tiny_spec(tmp_path)
+    assert run_action("export", str(spec), ["export.precision=fp16"]) == 2
+    assert "export.precision: ONNX graphs are fp32" in capsys.readouterr().err
