@@ -67,8 +67,21 @@ class Skill:
         return str(self.meta.get("description", ""))
 
     @property
+    def metadata(self) -> dict[str, str]:
+        """SKILL.md's ``metadata`` (Agent Skills: string keys to string values): TAO-style facts such as
+        ``version``, ``tool``, ``network_arch`` and ``tags``."""
+        raw = self.meta.get("metadata")
+        return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+    @property
+    def tags(self) -> list[str]:
+        """``metadata.tags``, a comma-separated string in SKILL.md, as a list."""
+        return [t.strip() for t in self.metadata.get("tags", "").split(",") if t.strip()]
+
+    @property
     def network_arch(self) -> str | None:
-        return self.info.get("network_arch")
+        """skill_info's ``network_arch`` (the planner's source), else SKILL.md's ``metadata.network_arch``."""
+        return self.info.get("network_arch") or self.metadata.get("network_arch")
 
     @property
     def actions(self) -> list[str]:
