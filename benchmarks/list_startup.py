@@ -10,7 +10,8 @@ console script's runs, the same count of runs of:
   plain ``list`` calls itself, and what ``skillbank list --help`` and every other command still run).
 
 The machine is shared: the 1-minute load average before and after is recorded; compare runs taken at
-low load.
+low load. Each command's CPU time (user + system of the child, ``cpu_median_ms``) is recorded too: it
+depends much less on what else runs than the wall time does.
 
     python benchmarks/list_startup.py [--runs 10] [--out benchmarks/results/list_startup_cpu2.json]
 """
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,21 +44,27 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _time_ms(cmd: list[str]) -> float:
+def _time_ms(cmd: list[str]) -> tuple[float, float]:
+    """(wall ms, CPU ms: user + system of the child) of one fresh process of ``cmd``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    ms = (time.perf_counter() - t0) * 1e3
+    wall = (time.perf_counter() - t0) * 1e3
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1e3
     if done.returncode != 0 or (cmd[-1] == "list" and "depth-net-fast-stereo" not in done.stdout):
         raise SystemExit(f"{' '.join(cmd)} failed (exit {done.returncode}): {done.stderr.strip()[:300]}")
-    return ms
+    return wall, cpu
 
 
-def _stats(values: list[float]) -> dict[str, float]:
+def _stats(runs: list[tuple[float, float]]) -> dict[str, object]:
+    wall, cpu = [w for w, _ in runs], [c for _, c in runs]
     return {
-        "median_ms": round(statistics.median(values), 1),
-        "min_ms": round(min(values), 1),
-        "max_ms": round(max(values), 1),
-        "runs_ms": [round(v, 1) for v in values],
+        "median_ms": round(statistics.median(wall), 1),
+        "min_ms": round(min(wall), 1),
+        "max_ms": round(max(wall), 1),
+        "cpu_median_ms": round(statistics.median(cpu), 1),
+        "runs_ms": [round(v, 1) for v in wall],
     }
 
 
@@ -92,7 +100,7 @@ def main() -> None:
     for cmd in commands.values():  # untimed: byte-code and file caches
         _time_ms(cmd)
     load_before = os.getloadavg()[0]
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(args.runs):
         for name, cmd in commands.items():
             times[name].append(_time_ms(cmd))
