@@ -15,7 +15,7 @@ Mono, over valid pixels, on depth (metres, or the depth implied by an aligned in
 ========= =========================================================================
 abs_rel   mean |pred - gt| / gt
 rmse      sqrt(mean((pred - gt) ** 2))
-delta1..3 % of pixels with max(pred / gt, gt / pred) < 1.25 ** k
+d1..d3    % of pixels with max(pred / gt, gt / pred) < 1.25 ** k (delta1..3; TAO's names)
 ========= =========================================================================
 
 For relative models (affine-invariant inverse depth) :func:`align_scale_shift` fits ``s * pred + t``
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 STEREO_METRICS: tuple[str, ...] = ("epe", "bp1", "bp2", "bp3", "d1", "rmse")
-MONO_METRICS: tuple[str, ...] = ("abs_rel", "rmse", "delta1", "delta2", "delta3")
+MONO_METRICS: tuple[str, ...] = ("abs_rel", "rmse", "d1", "d2", "d3")
 
 
 def stereo_image_metrics(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> dict[str, float] | None:
@@ -93,9 +93,9 @@ def mono_image_metrics(
     return {
         "abs_rel": float(((p - g).abs() / g).mean()),
         "rmse": math.sqrt(float(((p - g) ** 2).mean())),
-        "delta1": 100.0 * float((ratio < 1.25).float().mean()),
-        "delta2": 100.0 * float((ratio < 1.25**2).float().mean()),
-        "delta3": 100.0 * float((ratio < 1.25**3).float().mean()),
+        "d1": 100.0 * float((ratio < 1.25).float().mean()),
+        "d2": 100.0 * float((ratio < 1.25**2).float().mean()),
+        "d3": 100.0 * float((ratio < 1.25**3).float().mean()),
     }
 
 

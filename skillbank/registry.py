@@ -16,9 +16,8 @@ templates, spec keys) live in :mod:`skillbank.skill_checks` and run for ``skillb
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .skill_files import INFO_FILE, SKILL_FILE, SkillFileError, load_yaml_mapping, read_text, split_front_matter
 
@@ -26,8 +25,11 @@ ENV_VAR = "SKILLBANK_SKILLS_PATH"
 GENERATE_HINT = "run `skillbank schemas generate`"
 
 
-@dataclass(frozen=True)
-class Problem:
+# Records are NamedTuples, not dataclasses: importing dataclasses (it imports inspect) costs more CPU than
+# loading every skill, and the registry is the whole of `skillbank list`'s startup.
+
+
+class Problem(NamedTuple):
     """One problem of a skill folder: the file, the key in it, what is wrong."""
 
     file: str
@@ -38,8 +40,7 @@ class Problem:
         return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
 
 
-@dataclass(frozen=True)
-class AutomlStatus:
+class AutomlStatus(NamedTuple):
     """Whether train can go to the AutoML workflow for a skill, and if not, why."""
 
     enabled: bool
@@ -47,8 +48,7 @@ class AutomlStatus:
     reason: str
 
 
-@dataclass(frozen=True)
-class Skill:
+class Skill(NamedTuple):
     """A parsed skill folder."""
 
     name: str
@@ -67,8 +67,21 @@ class Skill:
         return str(self.meta.get("description", ""))
 
     @property
+    def metadata(self) -> dict[str, str]:
+        """SKILL.md's ``metadata`` (Agent Skills: string keys to string values): TAO-style facts such as
+        ``version``, ``tool``, ``network_arch`` and ``tags``."""
+        raw = self.meta.get("metadata")
+        return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+    @property
+    def tags(self) -> list[str]:
+        """``metadata.tags``, a comma-separated string in SKILL.md, as a list."""
+        return [t.strip() for t in self.metadata.get("tags", "").split(",") if t.strip()]
+
+    @property
     def network_arch(self) -> str | None:
-        return self.info.get("network_arch")
+        """skill_info's ``network_arch`` (the planner's source), else SKILL.md's ``metadata.network_arch``."""
+        return self.info.get("network_arch") or self.metadata.get("network_arch")
 
     @property
     def actions(self) -> list[str]:
@@ -175,12 +188,15 @@ def skill_dirs(root: Path) -> list[Path]:
     )
 
 
-@dataclass
 class Registry:
     """Every skill found, by name, plus the problems of folders that could not be loaded."""
 
-    skills: dict[str, Skill] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
+    def __init__(self, skills: dict[str, Skill] | None = None, problems: list[Problem] | None = None) -> None:
+        self.skills: dict[str, Skill] = dict(skills or {})
+        self.problems: list[Problem] = list(problems or [])
+
+    def __repr__(self) -> str:
+        return f"Registry(skills={sorted(self.skills)}, problems={len(self.problems)})"
 
     @classmethod
     def load(cls, extra: list[str | os.PathLike[str]] | None = None, *, builtin: bool = True) -> Registry:

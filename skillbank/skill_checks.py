@@ -2,9 +2,10 @@
 
 Checks, in order:
 
-- ``SKILL.md``: front matter parses; ``name`` equals the folder name, lowercase-hyphen, 1..64 chars;
-  ``description`` 1..1024 chars; ``license``/``compatibility`` strings, ``metadata.version``, ``tags``
-  a list; body under 500 lines; ``references/...`` links in the body point at files that exist.
+- ``SKILL.md``: the Agent Skills specification's rules as the reference library applies them
+  (:mod:`.skill_spec`: strictyaml-readable block YAML, allowed fields only, name = folder name, lengths,
+  ``metadata`` string to string, body under 500 lines); ``references/...`` links in the body point at
+  files that exist; ``metadata.network_arch``, when given, equals skill_info's ``network_arch``.
 - ``references/skill_info.yaml`` against ``references/skill_info.schema.json`` (jsonschema), and
   ``name`` equal to the folder name, ``automl_enabled`` equal to ``automl.enabled``.
 - Generated files: every action names a template and a schema; both exist and parse; the schema is a
@@ -35,9 +36,8 @@ from .skill_files import (
     read_text,
     split_front_matter,
 )
+from .skill_spec import check_skill_md
 
-NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-MAX_BODY_LINES = 500
 _LINK_RE = re.compile(r"\]\((references/[^)#\s]+)")
 
 
@@ -69,51 +69,31 @@ def _json_path(path: Any) -> str:
     return out
 
 
-def check_front_matter(skill_dir: Path) -> list[Problem]:
+def check_front_matter(skill_dir: Path, info: dict[str, Any] | None = None) -> list[Problem]:
+    """SKILL.md against the Agent Skills specification (:mod:`.skill_spec`), its ``references/`` links, and
+    its ``metadata.network_arch`` against skill_info's ``network_arch``."""
     folder = skill_dir.name
     label = f"{folder}/{SKILL_FILE}"
     try:
-        meta, body, _ = split_front_matter(read_text(skill_dir / SKILL_FILE, label), label)
+        text = read_text(skill_dir / SKILL_FILE, label)
     except SkillFileError as exc:
         return [Problem(exc.file, "", exc.message)]
-    problems: list[Problem] = []
-
-    def bad(key: str, message: str) -> None:
-        problems.append(Problem(label, key, message))
-
-    name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        bad("name", "required (the folder name)")
-    else:
-        if not NAME_RE.match(name) or len(name) > 64:
-            bad("name", f"{name!r} must be lowercase letters, digits and single hyphens, 1..64 chars")
-        if name != folder:
-            bad("name", f"{name!r} must equal the folder name {folder!r}")
-    desc = meta.get("description")
-    if not isinstance(desc, str) or not desc.strip():
-        bad("description", "required: what the skill does and when to use it (1..1024 chars)")
-    elif len(desc) > 1024:
-        bad("description", f"{len(desc)} chars; at most 1024")
-    for key in ("license", "compatibility"):
-        if key in meta and not isinstance(meta[key], str):
-            bad(key, "must be a string")
-    if "compatibility" in meta and isinstance(meta["compatibility"], str) and len(meta["compatibility"]) > 500:
-        bad("compatibility", "at most 500 chars")
-    metadata = meta.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        bad("metadata", "must be a mapping")
-    elif (
-        isinstance(metadata, dict) and "version" in metadata and not isinstance(metadata["version"], str | int | float)
-    ):
-        bad("metadata.version", "must be a string")
-    if "tags" in meta and not (isinstance(meta["tags"], list) and all(isinstance(t, str) for t in meta["tags"])):
-        bad("tags", "must be a list of strings")
-    n_lines = len(body.splitlines())
-    if n_lines >= MAX_BODY_LINES:
-        bad("body", f"{n_lines} lines; keep SKILL.md under {MAX_BODY_LINES} lines and move details to references/")
+    problems = [
+        Problem(f"{label}:{p.line}" if p.line else label, p.field, p.message) for p in check_skill_md(text, folder)
+    ]
+    try:
+        meta, body, _ = split_front_matter(text, label)
+    except SkillFileError:
+        return problems  # the spec check above has reported why
     for rel in sorted(set(_LINK_RE.findall(body))):
         if not (skill_dir / rel).is_file():
-            bad("body", f"links to {rel}, which does not exist")
+            problems.append(Problem(label, "body", f"links to {rel}, which does not exist"))
+    metadata = meta.get("metadata") if isinstance(meta.get("metadata"), dict) else {}
+    arch = (info or {}).get("network_arch")
+    if "network_arch" in metadata and arch is not None and str(metadata["network_arch"]) != arch:
+        problems.append(
+            Problem(label, "metadata.network_arch", f"{metadata['network_arch']!r} differs from {INFO_FILE}'s {arch!r}")
+        )
     return problems
 
 
@@ -273,9 +253,8 @@ def check_skill_dir(skill_dir: Path) -> list[Problem]:
     skill_dir = Path(skill_dir)
     if not skill_dir.is_dir():
         return [Problem(str(skill_dir), "", "not a folder")]
-    problems = check_front_matter(skill_dir)
     info, info_problems = check_skill_info(skill_dir)
-    problems += info_problems
+    problems = check_front_matter(skill_dir, info) + info_problems
     if info is None or info.get("kind", "model") != "model" or info_problems:
         return problems
     generated, loaded = _check_generated(skill_dir, info)

@@ -2,7 +2,7 @@
 
 Stereo: epe, bp1, bp2, bp3, d1, rmse (:mod:`..metrics`) over valid pixels and, where the annotation
 has a non-occlusion mask (4th column), also over non-occluded pixels (``*_noc``); computed per image,
-then averaged over images. Mono: abs_rel, rmse, delta1/2/3 (relative models aligned by least-squares
+then averaged over images. Mono: abs_rel, rmse, d1/d2/d3 (relative models aligned by least-squares
 scale and shift on inverse depth first).
 
 Size: native resolution by default. With ``evaluate.input_height`` x ``input_width`` both images are
@@ -93,7 +93,7 @@ def run(ctx: ActionContext) -> ActionResult:
         kpi_prefix = "val/"
     if ms is not None:  # steady latency of the network (or engine) per pair, not a validation metric
         kpi["ms_per_pair"] = round(ms, 3)
-    shown = (f"{kpi_prefix}{k}" for k in ("epe", "bp2", "abs_rel", "delta1"))
+    shown = (f"{kpi_prefix}{k}" for k in (("epe", "bp2") if stereo else ("abs_rel", "d1")))
     headline = ", ".join(f"{k.removeprefix('val/')} {kpi[k]:.4g}" for k in shown if k in kpi)
     extra = f"; {skipped} image(s) without valid GT skipped" if skipped else ""
     extra += f"; {ms:.2f} ms per pair" if ms is not None else ""

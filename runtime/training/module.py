@@ -7,7 +7,7 @@
 * ``validation_step``: forward in test mode (``valid_iters``), ``val_loss`` = TAO's (stereo: smooth L1 of
   the final disparity over valid pixels, :func:`.loss.stereo_val_loss`) or the training loss (mono),
   plus per-image metrics (:mod:`runtime.metrics`) summed across ranks at the end of the epoch and
-  logged as ``val/epe``, ``val/bp2``, ... (mono: ``val/abs_rel``, ``val/delta1``, ...).
+  logged as ``val/epe``, ``val/bp2``, ... (mono: ``val/abs_rel``, ``val/d1``, ...).
 * ``configure_optimizers``: :mod:`.schedule`, stepped every optimiser step.
 * ``train_dataloader`` / ``val_dataloader``: :mod:`.data`, with this process's rank and world size.
 

@@ -1,8 +1,10 @@
-"""Skill commands on the ``skillbank`` CLI: ``list``, ``show``, ``validate``, ``plan``.
+"""Skill commands on the ``skillbank`` CLI: ``list``, ``prompt``, ``show``, ``validate``, ``plan``.
 
 - ``skillbank list [--json]``: every skill (ours, SKILLBANK_SKILLS_PATH, ``--skills-path``).
+- ``skillbank prompt [NAME ...]``: the ``<available_skills>`` block for an agent's system prompt.
 - ``skillbank show NAME [--json]``: one skill: actions, inputs, AutoML status (runnable, and why not).
-- ``skillbank validate [DIR ...]``: deep checks; prints '<file>: <key>: <problem>' lines, exit 1 on any.
+- ``skillbank validate [DIR ...]``: the Agent Skills specification's rules plus deep checks; prints
+  '<file>[:<line>]: <field>: <problem>' lines, exit 1 on any.
 - ``skillbank plan '<request or JSON tool call>' [--json] [--write-spec PATH]``: the plan, before anything
   runs. A request that cannot be planned prints ``{"question": "..."}`` and exits 2.
 
@@ -28,7 +30,9 @@ def _registry(paths: list[Path] | None) -> Any:
 
 
 def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+    from skillbank.skill_listing import to_json
+
+    typer.echo(to_json(data))
 
 
 def list_cmd(
@@ -36,17 +40,33 @@ def list_cmd(
     skills_path: list[Path] = typer.Option(None, "--skills-path", help=SKILLS_PATH_HELP),
 ) -> None:
     """List skills: name, kind, actions, AutoML status."""
+    from skillbank.skill_listing import list_text, skipped_lines
+
     reg = _registry(skills_path)
-    rows = [s.summary() for s in reg.list()]
-    if as_json:
-        _echo_json(rows)
-    else:
-        for row in rows:
-            automl = "runnable" if row["automl_runnable"] else ("not runnable" if row["automl_enabled"] else "off")
-            actions = ", ".join(row["actions"]) or "-"
-            typer.echo(f"{row['name']:<24} {row['kind']:<9} automl {automl:<13} actions: {actions}")
-    for problem in reg.problems:
-        typer.echo(f"skipped: {problem}", err=True)
+    text = list_text(reg, as_json)
+    if text:
+        typer.echo(text)
+    for line in skipped_lines(reg):
+        typer.echo(line, err=True)
+
+
+def prompt_cmd(
+    names: list[str] = typer.Argument(None, help="Skills to include (default: every known skill)."),
+    skills_path: list[Path] = typer.Option(None, "--skills-path", help=SKILLS_PATH_HELP),
+) -> None:
+    """Print the <available_skills> block for an agent's system prompt (the Agent Skills reference
+    library's to-prompt format): each skill's name, description and SKILL.md path."""
+    from skillbank.skill_listing import available_skills_prompt, skipped_lines
+
+    reg = _registry(skills_path)
+    try:
+        skills = [reg.get(name) for name in names] if names else reg.list()
+    except KeyError as exc:
+        typer.echo(f"skillbank prompt: {exc.args[0]}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(available_skills_prompt(skills))
+    for line in skipped_lines(reg):
+        typer.echo(line, err=True)
 
 
 def show_cmd(
@@ -62,8 +82,8 @@ def show_cmd(
         typer.echo(f"skillbank show: {exc.args[0]}", err=True)
         raise typer.Exit(1) from None
     data = skill.summary() | {
-        "metadata": skill.meta.get("metadata"),
-        "tags": skill.meta.get("tags"),
+        "metadata": skill.metadata,
+        "tags": skill.tags,
         "action_details": skill.info.get("actions") or {},
         "automl": skill.info.get("automl"),
         "spec_shorthand_keys": skill.info.get("spec_shorthand_keys") or {},
@@ -153,6 +173,7 @@ def plan_cmd(
 def register(app: typer.Typer) -> None:
     """Add the skill commands to ``app``."""
     app.command("list")(list_cmd)
+    app.command("prompt")(prompt_cmd)
     app.command("show")(show_cmd)
     app.command("validate")(validate_cmd)
     app.command("plan")(plan_cmd)

@@ -49,7 +49,7 @@ def test_metric_averager_is_per_image_mean_and_reducible():
 def test_mono_metrics_and_alignment():
     gt = torch.tensor([1.0, 2.0, 4.0, 8.0])
     m = mono_image_metrics(gt * 1.1, gt, torch.ones(4, dtype=torch.bool))
-    assert m["abs_rel"] == pytest.approx(0.1) and m["delta1"] == 100.0
+    assert m["abs_rel"] == pytest.approx(0.1) and m["d1"] == 100.0
     inv = 1.0 / gt
     aligned = align_scale_shift(3.0 * inv + 0.5, inv, torch.ones(4, dtype=torch.bool))
     assert torch.allclose(aligned, inv, atol=1e-5)

@@ -42,8 +42,8 @@ def test_metric_mono_trains_and_evaluates(tmp_path, mono_annotation):
 
     assert run_action("evaluate", str(spec), [f"evaluate.checkpoint={tmp_path / 'results' / 'train'}"]) == 0
     kpi = read_status(tmp_path / "results" / "evaluate")[-1]["kpi"]
-    assert {"val/abs_rel", "val/rmse", "val/delta1", "val/delta2", "val/delta3"} <= set(kpi)
-    assert 0 <= kpi["val/delta1"] <= kpi["val/delta2"] <= kpi["val/delta3"] <= 100
+    assert {"val/abs_rel", "val/rmse", "val/d1", "val/d2", "val/d3"} <= set(kpi)
+    assert 0 <= kpi["val/d1"] <= kpi["val/d2"] <= kpi["val/d3"] <= 100
 
     annotation = tmp_path / "images.txt"  # inference reads images without depth
     annotation.write_text("".join(line.split()[0] + "\n" for line in mono_annotation.read_text().splitlines()))

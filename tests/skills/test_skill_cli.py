@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from skilltest_helpers import FFS
+import pytest
+from skilltest_helpers import FFS, edit
 from typer.testing import CliRunner
 
 from skillbank.cli import app
@@ -83,12 +84,69 @@ def test_import_list_and_plan_import_no_torch() -> None:
         "import json, sys\n"
         "import skillbank\n"
         "from skillbank.registry import list_skills\n"
+        "from skillbank.policy import resolve_automl_policy\n"
         "from skillbank.router import plan\n"
         "names = [s['name'] for s in list_skills()]\n"
+        "policy = resolve_automl_policy(None, 'train fast stereo, disable AutoML').policy\n"
         "p = plan('fine-tune fast stereo on /data/kitti, no HPO, results in /r')\n"
         "from skillbank.cli import app\n"
         "print(json.dumps({'torch': sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')),\n"
-        "                  'route': p.route, 'n': len(names)}))\n"
+        "                  'route': p.route, 'policy': policy, 'n': len(names)}))\n"
     )
     out = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
-    assert out == {"torch": [], "route": "direct_train", "n": out["n"]} and out["n"] >= 5
+    assert out == {"torch": [], "route": "direct_train", "policy": "off", "n": out["n"]} and out["n"] >= 5
+
+
+def test_console_list_imports_neither_torch_nor_the_cli_framework() -> None:
+    """``skillbank list`` (the console script's plain form) loads only the registry: no torch, and no
+    typer/pydantic/jsonschema/rich (the startup budget, benchmarks/list_startup.py)."""
+    code = (
+        "import io, json, sys, contextlib\n"
+        "from skillbank.console import main\n"
+        "sys.argv = ['skillbank', 'list', '--json']\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n"
+        "    main()\n"
+        "heavy = ('torch', 'typer', 'click', 'pydantic', 'jsonschema', 'rich', 'strictyaml')\n"
+        "print(json.dumps({'loaded': sorted(m for m in sys.modules if m.split('.')[0] in heavy),\n"
+        "                  'names': [row['name'] for row in json.loads(buf.getvalue())]}))\n"
+    )
+    out = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+    assert out["loaded"] == []
+    assert out["names"][:3] == [FFS, "depth-net-mono", "depth-net-stereo"]
+
+
+def test_console_script_is_the_fast_entry() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "skillbank"]
+    assert script.value == "skillbank.console:main"
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"], ["--skills-path", "{copy}", "--skills-path={broken}"]])
+def test_console_list_prints_what_the_typer_command_prints(skill_copy, tmp_path: Path, capsys, extra) -> None:
+    from skillbank.console import fast_list
+
+    copy = skill_copy(FFS, "my-stereo")
+    edit(copy / "SKILL.md", f"name: {FFS}", "name: my-stereo")
+    broken = tmp_path / "broken" / "bad-skill"
+    (broken / "references").mkdir(parents=True)
+    (broken / "references" / "skill_info.yaml").write_text("name: bad-skill\n", encoding="utf-8")
+    args = ["list", *(a.format(copy=copy.parent, broken=broken.parent) for a in extra)]
+    assert fast_list(args) is True
+    fast = capsys.readouterr()
+    typed = CliRunner().invoke(app, args)
+    assert typed.exit_code == 0
+    assert (fast.out, fast.err) == (typed.stdout, typed.stderr)
+    if extra[:1] == ["--skills-path"]:
+        assert "my-stereo" in fast.out and "skipped: " in fast.err and "bad-skill" in fast.err
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["list", "-h"], ["list", "--help"], ["list", "--jsn"], ["list", "--skills-path"], ["show", FFS]]
+)
+def test_console_leaves_other_calls_to_the_typer_app(args: list[str], capsys) -> None:
+    from skillbank.console import fast_list
+
+    assert fast_list(args) is False
+    assert capsys.readouterr().out == ""

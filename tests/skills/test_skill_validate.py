@@ -35,12 +35,12 @@ def test_our_skills_pass_validate() -> None:
 def test_bad_name_is_reported_with_file_and_key(skill_copy) -> None:
     copy = skill_copy(FFS, "Bad_Name")
     problems = problems_of(copy)
-    assert any(p.startswith("Bad_Name/SKILL.md: name:") and "must equal the folder name" in p for p in problems)
+    assert any(p.startswith("Bad_Name/SKILL.md:2: name:") and "must equal the folder name" in p for p in problems)
     edit(copy / "SKILL.md", "name: depth-net-fast-stereo", "name: Bad_Name")
-    assert any("Bad_Name/SKILL.md: name:" in p and "lowercase" in p for p in problems_of(copy))
+    assert any("Bad_Name/SKILL.md:2: name:" in p and "lowercase" in p for p in problems_of(copy))
     result = run_validate(copy)
     assert result.exit_code == 1
-    assert "Bad_Name/SKILL.md: name:" in result.stdout
+    assert "Bad_Name/SKILL.md:2: name:" in result.stdout
 
 
 def test_missing_template_is_reported(skill_copy) -> None:
@@ -128,11 +128,9 @@ def test_skill_info_problems_name_the_key(skill_copy, old: str, new: str, key: s
 
 def test_front_matter_rules(skill_copy) -> None:
     copy = skill_copy()
-    edit(copy / "SKILL.md", "tags: [stereo", "tags: stereo\nextra: [stereo")
-    edit(copy / "SKILL.md", "license: Apache-2.0", "license: [Apache-2.0]")
+    edit(copy / "SKILL.md", "license: Apache-2.0", "license:\n  - Apache-2.0")
     problems = problems_of(copy)
-    assert f"{FFS}/SKILL.md: tags: must be a list of strings" in problems
-    assert f"{FFS}/SKILL.md: license: must be a string" in problems
+    assert f"{FFS}/SKILL.md:10: license: must be a string" in problems
     long = skill_copy(FFS, "long-skill")
     edit(long / "SKILL.md", "name: depth-net-fast-stereo", "name: long-skill")
     edit(long / "references" / "skill_info.yaml", "name: depth-net-fast-stereo", "name: long-skill")
