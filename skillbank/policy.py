@@ -147,8 +147,8 @@ _PATTERNS: list[tuple[re.Pattern[str], Policy]] = [
         ),
         "auto",
     ),
-    (re.compile(rf"{_NOT_FINE}\btun(?:e|ing)\b", re.I), "auto"),  # bare "tune": "don't tune" is off
     (re.compile(rf"\b{_STRONG_TERM}", re.I), "auto"),  # a bare mention: "HPO for fast stereo", "we don't need HPO"
+    (re.compile(rf"{_NOT_FINE}\btun(?:e|ing)\b", re.I), "auto"),  # bare "tune": "don't tune" is off
 ]
 
 _TAKE_BACK_COMMA = re.compile(r"\b(actually|wait|on\s+second\s+thought)\s*,", re.I)  # "actually, don't" is one clause

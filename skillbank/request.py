@@ -231,7 +231,7 @@ _ACTION_WORDS: list[tuple[str, re.Pattern[str], bool]] = [
     (
         "evaluate",
         re.compile(
-            r"\b(?:evaluat(?:e|ion|ing)|score|benchmark|measure|test\s+on)\b"
+            r"\b(?:eval(?:uat(?:e|ion|ing))?|score|benchmark|measure|test\s+on)\b"
             r"(?!\s+(?:split|set|data(?:set)?|pairs|folder|file)\b)",
             re.I,
         ),
@@ -264,6 +264,7 @@ _NEGATED_BEFORE = re.compile(
     r"\b(?:no|not|don'?t|do\s+not|without|w/o|skip(?:ping)?|never|instead\s+of|no\s+need\s+to)\s+(?:\w+\s+)?$", re.I
 )
 _NOUN_BEFORE = re.compile(r"\b(?:the|a|an|my|our|your|its|this|that|last|previous|during|after|from|of)\s+$", re.I)
+_USE_IT_TO = re.compile(r"\b(?:use|apply|run)\s+(?:it|them|the\s+(?:new\s+)?model)\s+to\s+$", re.I)
 _STEP_BOUNDARY = re.compile(
     r"(?:[,;.!?]|\b(?:and|then|after\s+that|afterwards|finally|next|also|plus|once\s+(?:it'?s\s+)?done|when\s+done))"
     r"(?:\s+(?:then|also|finally|please|and|afterwards|next))*\s*$",
@@ -346,6 +347,9 @@ def _action_hits(words: str) -> list[tuple[int, str, bool]]:
                 continue  # "no training", "without exporting"
             if name == "train" and m.group(0).lower() in ("train", "training") and _NOUN_BEFORE.search(before):
                 continue  # "the training run", "after training"
+            if re.search(r"\bto\s+$", before) and not _USE_IT_TO.search(before):
+                continue  # a purpose ("train mono to predict depth"), not a step
+
             hits.append((m.start(), name, verb))
     return sorted(hits)
 
@@ -488,6 +492,8 @@ def parse_text(text: str, vocabulary: Iterable[str] | None = None) -> ToolCall:
         if m and train_here and key not in overrides:
             overrides[key] = kind(float(m.group(1))) if kind is int else float(m.group(1))
     overrides.update(_action_numbers(text[first_span[0] : first_span[1]], action))
+    if "train.num_gpus" in overrides:  # "2 GPUs": one id each (the spec checks ids against num_gpus)
+        overrides.setdefault("train.gpu_ids", list(range(int(overrides["train.num_gpus"]))))
     m = re.search(r"\b(fp16|fp32)\s+(?:tensorrt\s+|trt\s+)?engine\b", text, re.I)
     if m:
         overrides["gen_trt_engine.tensorrt.data_type"] = m.group(1).upper()
