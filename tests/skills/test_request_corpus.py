@@ -17,7 +17,6 @@ KEYS = {
     "r", "skill", "action", "route", "policy", "source", "parent", "next", "steps", "spec", "from_parent", "ready",
     "fixes", "q", "q_has", "notes_has",
 }  # fmt: skip
-CATEGORIES = ("hpo_verb", "automl_off", "typo", "unsupported", "image_folder", "parent", "chain", "json")
 
 
 def _load() -> list[dict[str, Any]]:
