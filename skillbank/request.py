@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -466,13 +467,18 @@ def _action_numbers(text: str, action: str | None) -> dict[str, Any]:
     return overrides
 
 
+@lru_cache(maxsize=16)
+def _vocabulary(extra: frozenset[str]) -> frozenset[str]:
+    return PLANNER_WORDS | {w.lower() for w in extra}
+
+
 def parse_text(text: str, vocabulary: Iterable[str] | None = None) -> ToolCall:
     """Read a plain-words request into a :class:`ToolCall` (only what is clear).
 
     ``vocabulary``: extra words to repair typos against (the router passes the registry's action and
     architecture names); the planner's own model, action and AutoML words are always used.
     """
-    vocab = PLANNER_WORDS | {w.lower() for w in vocabulary or ()}
+    vocab = _vocabulary(frozenset(vocabulary or ()))
     text, fixes = repair_typos(text, vocab)
     words = mask_paths(text)  # folder names like /runs/x/train/ are not verbs or models
     skill = _skill_from(words)

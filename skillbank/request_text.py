@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 #: A path in a sentence (group 1). Not preceded by a word character, "/", "~" or "." so "w/o" and
 #: "km/h" are not paths; ends at whitespace, a comma, a semicolon or a quote.
@@ -79,16 +80,28 @@ def _allowed(target: str) -> int:
     return 0 if len(target) <= 4 else 1 if len(target) <= 7 else 2
 
 
+@lru_cache(maxsize=16)
+def _index(vocabulary: frozenset[str]) -> dict[str, tuple[str, ...]]:
+    """Vocabulary words by first letter."""
+    index: dict[str, list[str]] = {}
+    for word in sorted(vocabulary):
+        index.setdefault(word[:1], []).append(word)
+    return {letter: tuple(words) for letter, words in index.items()}
+
+
 def closest_word(token: str, vocabulary: Iterable[str]) -> str | None:
     """The vocabulary word ``token`` is a light typo of, or None (exact words and common words: None)."""
-    word = token.lower()
-    if len(word) < 4 or word in COMMON_WORDS:
+    vocab = vocabulary if isinstance(vocabulary, frozenset) else frozenset(vocabulary)
+    return _closest(token.lower(), vocab)
+
+
+@lru_cache(maxsize=4096)
+def _closest(word: str, vocab: frozenset[str]) -> str | None:
+    if len(word) < 4 or word in COMMON_WORDS or word in vocab:
         return None
     best: tuple[int, str] | None = None
-    for target in vocabulary:
-        if target == word:
-            return None
-        if target[0] != word[0] or abs(len(target) - len(word)) > 2:
+    for target in _index(vocab).get(word[0], ()):
+        if abs(len(target) - len(word)) > 2:
             continue
         if len(target) <= 4:
             ok = len(word) == len(target) and sorted(word) == sorted(target) and edit_distance(word, target, 1) == 1
@@ -103,8 +116,8 @@ def closest_word(token: str, vocabulary: Iterable[str]) -> str | None:
 
 def repair_typos(text: str, vocabulary: Iterable[str] = PLANNER_WORDS) -> tuple[str, list[tuple[str, str]]]:
     """``text`` with light typos of planner words repaired (paths untouched), and the (typo, word) pairs."""
-    vocab = tuple(sorted(set(vocabulary)))
-    known = set(vocab)
+    vocab = vocabulary if isinstance(vocabulary, frozenset) else frozenset(vocabulary)
+    known = vocab
     masked = mask_paths(text)
     fixes: list[tuple[str, str]] = []
     out: list[str] = []
