@@ -5,9 +5,12 @@ Resolution order:
 1. An explicit value (tool-call field ``automl_policy``, CLI flag): ``auto`` or ``off``. Synonyms:
    ``on``/``enabled``/``true``/``yes`` mean auto; ``disabled``/``disable``/``none``/``no``/``false``/
    ``0``/``direct``/``plain`` mean off. Anything else is a :class:`PolicyError`.
-2. The request's words. Off: "turn off AutoML", "disable AutoML", "no HPO", "plain training",
-   "without hyperparameter search", "skip automl", "don't tune", "no hyperparameter optimization",
-   "w/o HPO", "AutoML: off", ... Auto: "use AutoML", "with HPO", "enable hyperparameter search", ...
+2. The request's words. Off: "turn off AutoML", "AutoML turned off", "disable AutoML", "no HPO",
+   "plain training", "without any hyperparameter search", "skip the HPO", "don't tune hyperparameters",
+   "HPO: no", "sans HPO", "automl_policy: off", "HPO-free", "we don't need HPO", "w/o HPO", ...
+   Auto: "use AutoML", "with HPO", "enable hyperparameter search", and HPO named as the task ("run HPO
+   for ...", "tune the hyperparameters of ...", "hyperparameter search on ...", "sweep the lr"; the
+   request reader uses :data:`HPO_REQUEST` to make such a request a train request).
 3. Otherwise ``auto`` (source ``default``).
 
 Rules for the words:
@@ -21,6 +24,10 @@ Rules for the words:
   add "no HPO" to turn it off for this run.
 - Clauses are split at . ; ! ? newlines, commas, "and", "but", "then"; when clauses disagree, the last
   one wins (people correct themselves: "use automl, actually no, plain training" is off).
+- A clause that takes the previous policy phrase back without naming AutoML counts only when it says so
+  plainly: "no HPO needed? actually do run it" is auto, "use automl? actually, don't" is off; "no hpo;
+  run it on 2 gpus" stays off.
+- Negations about other things do not count: "no augmentation" leaves the default.
 
 The decision is per run: nothing here reads or writes skill metadata.
 """

@@ -7,9 +7,13 @@ JSON tool call (what an agent sends)::
      "inputs": {"train_datasets": ["/data/kitti"], "eval_dataset": "/data/kitti_val", "results_dir": "/runs/x"}}
 
 Plain words ("fine-tune fast stereo on /data/kitti, no HPO, lr 1e-5, 3 epochs, results in /runs/x") are
-read by :func:`parse_text`: the skill from model words, the action from verbs, paths by the words before
-them, numbers by their units. Only what is clear is taken; the rest stays unset (the planner asks or
-reports it as missing). ``automl_policy`` words are left to :mod:`skillbank.policy`.
+read by :func:`parse_text`: light typos of model and action words are repaired first
+(:mod:`skillbank.request_text`), then the skill comes from model words, the steps from verbs ("train ...,
+then evaluate it on /data/val.txt and export it": one step per verb, each with the paths and numbers
+in its own words), paths by the words before them, numbers by their units, and a parent job from
+"with parent job <id>" / "from job <id>" / "parent_job_id: <id>". Only what is clear is taken; the rest
+stays unset (the planner asks or reports it as missing). ``automl_policy`` words are left to
+:mod:`skillbank.policy`. What the planner understands is described in docs/planner.md.
 """
 
 from __future__ import annotations
