@@ -122,7 +122,8 @@ HPO_REQUEST = re.compile(
     rf"\b(?:run|do|launch|start|perform|use|kick\s+off|try)\s+(?:an?\s+|the\s+|some\s+)?{_STRONG_TERM}"
     rf"|\b(?:optimi[sz]e|tune|search(?:\s+over)?|sweep(?:\s+over)?)\s+(?:the\s+|over\s+)?{_HP_OBJECT}"
     rf"|\bfind\s+(?:the\s+)?(?:best|optimal|good)\s+{_HP_OBJECT}"
-    rf"|\b{_STRONG_TERM}\s+(?:on|for|of|over|with)\b|^\W*{_STRONG_TERM}\b|\bsweep\b|{_NOT_FINE}\btune\b",
+    rf"|\b{_STRONG_TERM}\s+(?:on|for|of|over|with)\b|\bsweep\b|{_NOT_FINE}\btune\b"
+    rf"|^\W*{_STRONG_TERM}\b(?![^.;,!?]{{0,24}}\b(?:off|no|not|none|false|disabled|0)\b)",
     re.I,
 )
 

@@ -218,8 +218,6 @@ _SKILL_WORDS: list[tuple[str, re.Pattern[str]]] = [
     ("depth-net-stereo", re.compile(r"\bfoundation[\s-]*stereo\b|\bstereo\b", re.I)),
 ]
 
-_ACTION_HINT = "train, evaluate, inference, export, gen_trt_engine or convert"
-
 #: (action, pattern, verb): a verb starts a step; a noun ("onnx", "metrics", "depth maps") names the
 #: action only when nothing else did, or after "then"/"and"/a comma.
 _ACTION_WORDS: list[tuple[str, re.Pattern[str], bool]] = [
@@ -354,7 +352,6 @@ def _action_hits(words: str) -> list[tuple[int, str, bool]]:
                 continue  # "the training run", "after training"
             if re.search(r"\bto\s+$", before) and not _USE_IT_TO.search(before):
                 continue  # a purpose ("train mono to predict depth"), not a step
-
             hits.append((m.start(), name, verb))
     return sorted(hits)
 
