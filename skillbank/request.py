@@ -219,13 +219,13 @@ _SKILL_WORDS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 #: (action, pattern, verb): a verb starts a step; a noun ("onnx", "metrics", "depth maps") names the
-#: action only when nothing else did, or after "then"/"and"/a comma.
+#: action only when nothing else did, or after "then"/"finally"/... or a verb asking for it (_NOUN_STEP).
 _ACTION_WORDS: list[tuple[str, re.Pattern[str], bool]] = [
     (
         "train",
         re.compile(
             r"\b(?:fine[\s-]?tun(?:e|ing)|re-?train(?:ing)?|finetun(?:e|ing)|train(?:ing)?)\b"
-            r"(?!\s+(?:split|set|data(?:set)?|pairs|folder|checkpoint|run|job|loss|images)\b)",
+            r"(?!\s+(?:split|set|data(?:set)?|pairs|folder|checkpoint|run|job|loss|images|files?)\b|\s*(?:and|&|/)\s*val)",
             re.I,
         ),
         True,
@@ -234,17 +234,20 @@ _ACTION_WORDS: list[tuple[str, re.Pattern[str], bool]] = [
     (
         "evaluate",
         re.compile(
-            r"\b(?:eval(?:uat(?:e|ion|ing))?|score|benchmark|measure|test\s+on)\b"
+            r"\b(?:eval(?:uat(?:e|ing))?|scor(?:e|ing)|benchmark|measure|test\s+on)\b"
             r"(?!\s+(?:split|set|data(?:set)?|pairs|folder|file)\b)",
             re.I,
         ),
         True,
     ),
-    ("evaluate", re.compile(r"\bmetrics?\b", re.I), False),
+    ("evaluate", re.compile(r"\b(?:metrics?|evaluation)\b", re.I), False),
     (
         "inference",
         re.compile(
-            r"\b(?:infer(?:ence)?|predict|run\s+(?:it\s+)?on)\b(?!\s+(?:split|set|data(?:set)?|folder)\b)", re.I
+            r"\b(?:infer(?:ence)?|predict|run\s+(?:it|the\s+model|(?:the\s+)?(?:fast\s+stereo|ffs|bp2|stereo|"
+            r"foundation\s*stereo|mono|monocular|depth\s+anything(?:\s+v2)?)(?:\s+model)?)?\s*on)\b"
+            r"(?!\s+(?:split|set|data(?:set)?|folder)\b)",
+            re.I,
         ),
         True,
     ),
@@ -266,11 +269,14 @@ _ACTION_WORDS: list[tuple[str, re.Pattern[str], bool]] = [
 _NEGATED_BEFORE = re.compile(
     r"\b(?:no|not|don'?t|do\s+not|without|w/o|skip(?:ping)?|never|instead\s+of|no\s+need\s+to)\s+(?:\w+\s+)?$", re.I
 )
-_NOUN_BEFORE = re.compile(r"\b(?:the|a|an|my|our|your|its|this|that|last|previous|during|after|from|of)\s+$", re.I)
+_NOUN_BEFORE = re.compile(r"\b(?:the|a|an|my|our|your|its|this|that|last|previous|during|after|from|of|into)\s+$", re.I)
+_PURPOSE_TO = re.compile(r"(?<!\bwant\s)(?<!\blike\s)(?<!\bneed\s)(?<!\bthen\s)\bto\s+$", re.I)
 _USE_IT_TO = re.compile(r"\b(?:use|apply|run)\s+(?:it|them|the\s+(?:new\s+)?model)\s+to\s+$", re.I)
-_STEP_BOUNDARY = re.compile(
-    r"(?:[,;.!?]|\b(?:and|then|after\s+that|afterwards|finally|next|also|plus|once\s+(?:it'?s\s+)?done|when\s+done))"
-    r"(?:\s+(?:then|also|finally|please|and|afterwards|next))*\s*$",
+#: Before a noun ("metrics", "predictions", "onnx") that names a later step: "then", "finally", ... or a verb
+#: that asks for it ("and get predictions on ...").
+_NOUN_STEP = re.compile(
+    r"(?:\b(?:then|after\s+that|afterwards|finally|next|once\s+(?:it'?s\s+)?done|when\s+done)"
+    r"|\b(?:get|produce|make|compute|give\s+me|write|save|create|output)(?:\s+(?:the|some|its|their))?)\s*$",
     re.I,
 )
 
@@ -350,8 +356,6 @@ def _action_hits(words: str) -> list[tuple[int, str, bool]]:
                 continue  # "no training", "without exporting"
             if name == "train" and m.group(0).lower() in ("train", "training") and _NOUN_BEFORE.search(before):
                 continue  # "the training run", "after training"
-            if re.search(r"\bto\s+$", before) and not _USE_IT_TO.search(before):
-                continue  # a purpose ("train mono to predict depth"), not a step
             hits.append((m.start(), name, verb))
     return sorted(hits)
 
@@ -363,11 +367,13 @@ def _steps_from(words: str) -> list[_Step]:
     for start, name, verb in _action_hits(words):
         if steps and name == steps[-1].action:
             continue
-        boundary = _STEP_BOUNDARY.search(words[max(0, start - 30) : start]) is not None
+        before = words[max(0, start - 40) : start]
+        if steps and _PURPOSE_TO.search(before) and not _USE_IT_TO.search(before):
+            continue  # a purpose ("train mono to predict depth"), not a step
         if not steps and not verb:
             nouns.append((start, name))
             continue
-        if verb or boundary:
+        if verb or _NOUN_STEP.search(before):
             steps.append(_Step(name, start))
     if not steps and nouns:
         steps = [_Step(nouns[0][1], nouns[0][0])]
@@ -481,7 +487,7 @@ def parse_text(text: str, vocabulary: Iterable[str] | None = None) -> ToolCall:
     """
     vocab = _vocabulary(frozenset(vocabulary or ()))
     text, fixes = repair_typos(text, vocab)
-    words = mask_paths(text)  # folder names like /runs/x/train/ are not verbs or models
+    words = mask_paths(text, "\u00b7")  # folder names like /runs/x/train/ are not verbs, models or spaces
     skill = _skill_from(words)
     steps = _steps_from(words)
     action = steps[0].action if steps else None

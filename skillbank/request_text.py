@@ -24,9 +24,9 @@ PATH_PATTERN = r"((?<![\w/~.])(?:~|\.{1,2})?/[^\s,;'\"]+)"
 PATH_RE = re.compile(PATH_PATTERN)
 
 
-def mask_paths(text: str) -> str:
-    """``text`` with every path replaced by spaces of the same length."""
-    return PATH_RE.sub(lambda m: " " * len(m.group(0)), text)
+def mask_paths(text: str, fill: str = " ") -> str:
+    """``text`` with every path replaced by ``fill`` characters (same length, so offsets keep)."""
+    return PATH_RE.sub(lambda m: fill * len(m.group(0)), text)
 
 
 def _words(text: str) -> frozenset[str]:
