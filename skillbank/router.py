@@ -129,8 +129,12 @@ class Plan(BaseModel):
 
     def step_call(self, index: int, parent_job_id: str | None = None) -> ToolCall:
         """The request for ``next_steps[index]`` (0-based), to plan once ``parent_job_id`` (the job of its
-        ``parent_step``) exists; without it the step's own inputs must name its model."""
+        ``parent_step``) exists; without it the step's own inputs must name its model. A step that uses
+        annotation files (inference after convert) reads them from the path in its inputs: the given job
+        only orders it, and the model comes from its inputs or the job the request named."""
         step = self.next_steps[index]
+        if step.uses == "annotations":
+            parent_job_id = None
         return ToolCall(
             skill=self.skill,
             action=step.action,

@@ -190,9 +190,9 @@ def test_image_folder_for_inference_plans_convert_or_asks_never_invents_a_file(r
     infer = p.next_steps[0]
     assert infer.inputs["inference_dataset"] == "/o/convert/test.txt" and infer.inputs["checkpoint"] == "/c/x.pth"
     assert (infer.parent_step, infer.uses) == (0, "annotations")
-    assert plan(p.step_call(0), registry).spec["dataset"]["infer_dataset"]["data_sources"][0]["data_file"] == (
-        "/o/convert/test.txt"
-    )
+    infer_plan = plan(p.step_call(0, parent_job_id="conv1"), registry)
+    assert infer_plan.spec["dataset"]["infer_dataset"]["data_sources"][0]["data_file"] == "/o/convert/test.txt"
+    assert (infer_plan.parent_job_id, infer_plan.spec["inference"]["checkpoint"]) == (None, "/c/x.pth")
     flat = tmp_path / "flat"
     flat.mkdir()
     (flat / "a.png").write_bytes(b"x")
