@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .policy import HPO_REQUEST
-from .request_text import PATH_PATTERN, PATH_RE, PLANNER_WORDS, mask_paths, repair_typos
+from .request_text import PATH_PATTERN, PATH_RE, PLANNER_WORDS, mask_paths, repair_typos, word_set
 
 #: A job id as a request may name it (short, human-typable).
 JOB_ID_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9])?")
@@ -322,13 +322,18 @@ _NUMBERS: list[tuple[str, re.Pattern[str], type]] = [
 ]
 
 _ID = r"[\"'`]?(" + JOB_ID_RE.pattern + r")"
-#: "with parent job <id>", "parent_job_id: <id>", "job id <id>" (any id); "from job <id>", "of job <id>",
-#: "job <id>'s" (an id with a digit, so "from job results" is not a job).
+#: "with parent job <id>", "parent_job_id: <id>", "job id <id>"; "from job <id>", "of job <id>", "job <id>'s".
+#: Words that follow "from job" in ordinary sentences (:data:`_NOT_IDS`) are not ids: "from job results".
 _PARENT_LABELLED = re.compile(r"\b(?:parent[\s_-]?job(?:[\s_-]?id)?|job[\s_-]?id)\s*(?:[:=#]\s*|\s+)#?" + _ID, re.I)
 _PARENT_LOOSE = re.compile(
     r"\b(?:(?:from|of|after|using|on\s+top\s+of)\s+(?:the\s+)?job\s+#?" + _ID + r"|\bjob\s+#?" + _ID + r"'s)", re.I
 )
-_NOT_IDS = {"folder", "dir", "directory", "is", "the", "of", "id", "path", "results", "output"}
+_NOT_IDS = word_set(
+    """a an the this that these those which where what when before above earlier later last previous same
+    and or with to on in at of for from is was are were be id ids number no path folder dir directory
+    results result output outputs run runs checkpoint checkpoints file files data log logs list queue
+    history weights model models it its one"""
+)
 
 
 def _skill_from(text: str) -> str | None:
@@ -389,12 +394,11 @@ def _steps_from(words: str) -> list[_Step]:
 def parent_job_from(text: str) -> str | None:
     """The parent job a request names ("with parent job <id>", "from job <id>", "parent_job_id: <id>")."""
     words = mask_paths(text)
-    for pattern, needs_digit in ((_PARENT_LABELLED, False), (_PARENT_LOOSE, True)):
+    for pattern in (_PARENT_LABELLED, _PARENT_LOOSE):
         for m in pattern.finditer(words):
             job = next(g for g in m.groups() if g)
-            if job.lower() in _NOT_IDS or (needs_digit and not any(c.isdigit() for c in job)):
-                continue
-            return job
+            if job.lower() not in _NOT_IDS:
+                return job
     return None
 
 

@@ -29,12 +29,13 @@ def mask_paths(text: str, fill: str = " ") -> str:
     return PATH_RE.sub(lambda m: fill * len(m.group(0)), text)
 
 
-def _words(text: str) -> frozenset[str]:
+def word_set(text: str) -> frozenset[str]:
+    """The whitespace-separated words of ``text``."""
     return frozenset(text.split())
 
 
 #: Words the planner's patterns look for (lower case; hyphens dropped, as in "finetune").
-PLANNER_WORDS = _words(
+PLANNER_WORDS = word_set(
     """
     stereo foundation foundationstereo fastfoundationstereo monocular depth anything depthanything depthanythingv2
     mono fast tune train training retrain finetune finetuning evaluate evaluation evaluating inference infer
@@ -44,7 +45,7 @@ PLANNER_WORDS = _words(
 )
 
 #: Common English words within reach of a planner word (from an English word-frequency list): never repaired.
-COMMON_WORDS = _words(
+COMMON_WORDS = word_set(
     """
     concert convent covert death dept disparate evacuate evacuated evacuating evacuation evacuations evolution
     evolute exaltation exhort expert experts extort fats influence inner inter molecular moon perdition predation
