@@ -162,19 +162,22 @@ _PATTERNS: list[tuple[re.Pattern[str], Policy]] = [
 _TAKE_BACK_COMMA = re.compile(r"\b(actually|wait|on\s+second\s+thought)\s*,", re.I)  # "actually, don't" is one clause
 
 #: A clause that takes back the previous policy phrase without naming AutoML again: "no HPO needed?
-#: actually do run it" (auto), "use automl, actually don't" (off). Only read after a policy phrase.
+#: actually do run it" (auto), "use automl, actually don't" (off). Only read after a policy phrase, and
+#: only when the clause ends there ("actually, run it on 4 GPUs" is about the run, not AutoML).
 _TAKE_BACK: list[tuple[re.Pattern[str], Policy]] = [
     (
         re.compile(
-            r"\b(?:actually|on\s+second\s+thought|after\s+all|wait)\b.*\b(?:run|use|enable|keep|want|do)\s+"
-            r"(?:it|that|them|one)\b|\bdo\s+(?:run|use|enable|want)\s+(?:it|that|them|one)\b",
+            r"(?:\b(?:actually|on\s+second\s+thought|after\s+all|wait)\b.*\b(?:run|use|enable|keep|want|do)|"
+            r"\bdo\s+(?:run|use|enable|want))\s+(?:it|that|them|one)(?:\s+(?:after\s+all|anyway|please|too))?\W*$",
             re.I,
         ),
         "auto",
     ),
     (
         re.compile(
-            r"\b(?:actually|on\s+second\s+thought|wait)\b[\s,]*(?:no|don'?t|do\s+not|not|skip\s+it|drop\s+it)\b", re.I
+            r"\b(?:actually|on\s+second\s+thought|wait)\b[\s,]*(?:no|don'?t|do\s+not|not|skip\s+it|drop\s+it)"
+            r"(?:\s+(?:do\s+it|it|that|please|thanks))?\W*$",
+            re.I,
         ),
         "off",
     ),

@@ -59,6 +59,7 @@ OFF_PHRASES = [
     ("automl not required", "automl not required"),
     ("use automl? actually, don't", "actually don't"),
     ("train ffs, no hpo for now; run it on 2 gpus", "no hpo"),  # "run it" is the training, not a take-back
+    ("train ffs, no hpo. Actually, run it on 4 gpus instead", "no hpo"),
 ]
 
 AUTO_PHRASES = [
@@ -88,6 +89,8 @@ AUTO_PHRASES = [
     ("no HPO needed? actually do run it", "request"),
     ("train with no augmentation", "default"),
     ("no augmentation, no flips", "default"),
+    ("use automl. actually, not on kitti but on /data/x", "request"),
+    ("no HPO; actually do run it", "request"),
     ("", "default"),
 ]
 
