@@ -162,6 +162,9 @@ class ToolCall(BaseModel):
             return data
         data = dict(data)
         inputs = data.get("inputs")
+        job = inputs.get("parent_job") if isinstance(inputs, dict) else None
+        if isinstance(job, str) and "/" not in job and JOB_ID_RE.fullmatch(job):  # an id, not a folder
+            inputs = {("parent_job_id" if k == "parent_job" else k): v for k, v in inputs.items()}
         if isinstance(inputs, dict) and "parent_job_id" in inputs:
             inputs = dict(inputs)
             parent = inputs.pop("parent_job_id")
