@@ -119,6 +119,7 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+            "niceness": os.nice(0),
         },
         "target_ms_per_request": 20,
         "requests": len(REQUESTS),
