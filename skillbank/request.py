@@ -457,6 +457,18 @@ def _path_inputs(
     return inputs, overrides
 
 
+def _train_numbers(text: str) -> dict[str, Any]:
+    """Training settings read from the words: lr, weight decay, epochs, GPUs (with one id each), seed."""
+    overrides: dict[str, Any] = {}
+    for key, pattern, kind in _NUMBERS:
+        m = pattern.search(text)
+        if m and key not in overrides:
+            overrides[key] = kind(float(m.group(1))) if kind is int else float(m.group(1))
+    if "train.num_gpus" in overrides:  # "2 GPUs": one id each (the spec checks ids against num_gpus)
+        overrides["train.gpu_ids"] = list(range(int(overrides["train.num_gpus"])))
+    return overrides
+
+
 def _action_numbers(text: str, action: str | None) -> dict[str, Any]:
     """Overrides of one step read from its words: batch size, export shape, engine precision."""
     overrides: dict[str, Any] = {}
@@ -507,13 +519,9 @@ def parse_text(text: str, vocabulary: Iterable[str] | None = None) -> ToolCall:
         inputs = {"results_dir": results[0], **inputs}
     # train settings ("lr 1e-5", "3 epochs") belong to the first step unless a later step is the training
     train_here = action == "train" or not any(step.action == "train" for step in steps)
-    for key, pattern, kind in _NUMBERS:
-        m = pattern.search(text)
-        if m and train_here and key not in overrides:
-            overrides[key] = kind(float(m.group(1))) if kind is int else float(m.group(1))
+    if train_here:
+        overrides.update(_train_numbers(text))
     overrides.update(_action_numbers(text[first_span[0] : first_span[1]], action))
-    if "train.num_gpus" in overrides:  # "2 GPUs": one id each (the spec checks ids against num_gpus)
-        overrides.setdefault("train.gpu_ids", list(range(int(overrides["train.num_gpus"]))))
     m = re.search(r"\b(fp16|fp32)\s+(?:tensorrt\s+|trt\s+)?engine\b", text, re.I)
     if m:
         overrides["gen_trt_engine.tensorrt.data_type"] = m.group(1).upper()
@@ -534,10 +542,7 @@ def parse_text(text: str, vocabulary: Iterable[str] | None = None) -> ToolCall:
         step_inputs, step_overrides = _path_inputs(text, step.action, (step.start, step.end), taken)
         step_overrides.update(_action_numbers(segment, step.action))
         if step.action == "train":
-            for key, pattern, kind in _NUMBERS:
-                m = pattern.search(text)
-                if m:
-                    step_overrides[key] = kind(float(m.group(1))) if kind is int else float(m.group(1))
+            step_overrides.update(_train_numbers(text))
         fields: dict[str, Any] = {"action": step.action, "inputs": step_inputs, "spec_overrides": step_overrides}
         if step.action in ("evaluate", "inference") and re.search(r"\b(?:engine|tensorrt|trt)\b", segment, re.I):
             fields["uses"] = "engine"
