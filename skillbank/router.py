@@ -31,9 +31,10 @@ from pydantic import BaseModel, Field, ValidationError
 from .data_folders import check_inference_folder, missing_annotation_files
 from .policy import PolicyError, resolve_automl_policy
 from .registry import Registry, Skill, default_registry
-from .request import Artifact, NextStep, ToolCall, consumes, parse_request
+from .request import parse_request
 from .request_text import mask_paths
 from .spec_builder import SpecBuildError, build_spec
+from .tool_call import Artifact, NextStep, ToolCall, consumes
 
 Route = Literal["automl", "direct_train", "runtime"]
 QuestionKind = Literal[
