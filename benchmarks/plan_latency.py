@@ -1,8 +1,9 @@
 """Micro-benchmark: latency of ``skillbank.router.plan()`` per request, after the registry is loaded.
 
-Target: < 20 ms per request (after registry load) on a 2-core CPU. Also measured: registry load in a
-fresh process (import + ``Registry.load()``), and the first plan() of a process (it pays the lazy
-imports of the spec models and jsonschema once).
+Target: < 20 ms per request (after registry load) on a 2-core CPU. Also measured: requests as people
+write them (typos, AutoML off in other words, a parent job, a chain; timed apart from the fixed set), the
+registry load in a fresh process (import + ``Registry.load()``), and the first plan() of a process (it
+pays the lazy imports of the spec models and jsonschema once).
 
     python benchmarks/plan_latency.py [--repeats 30] [--out benchmarks/results/plan_latency_cpu2.json]
 """
@@ -37,6 +38,15 @@ REQUESTS: list[str | dict] = [
         "spec_overrides": {"learning_rate": 2e-5, "train": {"num_gpus": 2, "gpu_ids": [0, 1]}},
     },
     {"skill": "depth-net-stereo", "action": "train", "inputs": {"train_datasets": "/d", "results_dir": "/r"}},
+]
+
+#: Requests as people write them (typos, AutoML off in other words, a parent job, a chain), timed apart so
+#: the set above stays comparable across versions.
+WORDING_REQUESTS: list[str | dict] = [
+    "fine-tnue fast sterio on /data/kitti, AutoML turned off, results in /runs/ffs",
+    "run HPO for the mono model on /data/nyu, results in /runs/mono",
+    "evaluate ffs with parent job k7qx2m on /data/kitti, results in /o",
+    "train ffs on /data/kitti, then evaluate it on /data/val.txt and export it, results in /runs/a",
 ]
 
 LOAD_CODE = (
@@ -91,6 +101,14 @@ def main() -> None:
             ms = (time.perf_counter() - t0) * 1e3
             per_request[str(i)].append(ms)
             all_ms.append(ms)
+    for request in WORDING_REQUESTS:
+        plan(request, registry)
+    wording_ms: list[float] = []
+    for _ in range(args.repeats):
+        for request in WORDING_REQUESTS:
+            t0 = time.perf_counter()
+            plan(request, registry)
+            wording_ms.append((time.perf_counter() - t0) * 1e3)
 
     result = {
         "benchmark": "skillbank.router.plan() latency after registry load",
@@ -101,6 +119,7 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+            "niceness": os.nice(0),
         },
         "target_ms_per_request": 20,
         "requests": len(REQUESTS),
@@ -110,6 +129,8 @@ def main() -> None:
             (r if isinstance(r, str) else json.dumps(r))[:90]: _stats(per_request[str(i)])
             for i, r in enumerate(REQUESTS)
         },
+        "wording_requests": WORDING_REQUESTS,
+        "wording_plan_ms": _stats(wording_ms),
         "fresh_process": {
             "import_registry_ms": _stats([c["import_ms"] for c in cold]),
             "registry_load_ms": _stats([c["load_ms"] for c in cold]),
@@ -117,7 +138,7 @@ def main() -> None:
             "torch_imported": any(c["torch_imported"] for c in cold),
         },
     }
-    result["meets_target"] = result["plan_ms"]["p95_ms"] < 20
+    result["meets_target"] = result["plan_ms"]["p95_ms"] < 20 and result["wording_plan_ms"]["p95_ms"] < 20
     text = json.dumps(result, indent=2)
     print(text)
     if args.out is not None:

@@ -41,6 +41,25 @@ OFF_PHRASES = [
     ("Fine-tune FFS with a vanilla training run", "vanilla training"),
     ("stop using automl", "stop using automl"),
     ("no-hpo run on kitti", "no-hpo"),
+    ("AutoML turned off", "AutoML turned off"),
+    ("fine-tune ffs without any hyperparameter search", "without any hyperparameter search"),
+    ("don't tune hyperparameters", "don't tune hyperparameters"),
+    ("HPO: no", "HPO: no"),
+    ("sans HPO", "sans HPO"),
+    ("no automl", "no automl"),
+    ("skip the HPO", "skip the HPO"),
+    ("hyperparameter tuning disabled", "hyperparameter tuning disabled"),
+    ("turn AutoML off", "turn AutoML off"),
+    ("automl_policy: off", "automl_policy: off"),
+    ("AutoML should stay off", "AutoML should stay off"),
+    ("we don't need HPO", "don't need HPO"),
+    ("an HPO-free run", "HPO-free"),
+    ("non-HPO training", "non-HPO"),
+    ("forget about automl", "forget about automl"),
+    ("automl not required", "automl not required"),
+    ("use automl? actually, don't", "actually don't"),
+    ("train ffs, no hpo for now; run it on 2 gpus", "no hpo"),  # "run it" is the training, not a take-back
+    ("train ffs, no hpo. Actually, run it on 4 gpus instead", "no hpo"),
 ]
 
 AUTO_PHRASES = [
@@ -62,6 +81,16 @@ AUTO_PHRASES = [
     ("results in /x/hpo_off", "default"),
     ("train on /data/no_hpo, results in /x/automl-off", "default"),
     ("evaluate the checkpoint", "default"),
+    ("run HPO for fast stereo", "request"),
+    ("tune the hyperparameters of ffs", "request"),
+    ("hyperparameter search on mono", "request"),
+    ("optimize hyperparameters", "request"),
+    ("sweep the learning rate", "request"),
+    ("no HPO needed? actually do run it", "request"),
+    ("train with no augmentation", "default"),
+    ("no augmentation, no flips", "default"),
+    ("use automl. actually, not on kitti but on /data/x", "request"),
+    ("no HPO; actually do run it", "request"),
     ("", "default"),
 ]
 

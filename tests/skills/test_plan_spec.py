@@ -44,6 +44,7 @@ def test_words_give_numbers_paths_and_next_steps() -> None:
         "train.optim.lr": 1e-5,
         "train.num_epochs": 3,
         "train.num_gpus": 2,
+        "train.gpu_ids": [0, 1],  # one id per GPU, else the spec is invalid
         "gen_trt_engine.tensorrt.data_type": "FP16",
         "dataset.train_dataset.batch_size": 2,
     }
