@@ -302,3 +302,23 @@ def test_steady_throughput_leaves_out_the_epochs_start_up(monkeypatch):
         short.on_train_batch_end(trainer, None, None, [torch.zeros(2, 1)], i)
     assert short.steady_samples_per_s() is None
     assert callbacks._batch_size(torch.zeros(5, 2)) == 5 and callbacks._batch_size({"x": "no tensor"}) == 0
+
+
+def test_startup_time_runs_to_where_the_steady_clock_starts(monkeypatch):
+    """``startup_s``: from the start of training to the end of batch STEADY_AFTER + 1 (compilation and
+    capture of the first steps included), reported once, on the first epoch."""
+    from types import SimpleNamespace
+
+    from skillbank.runtime.training import callbacks
+
+    reporter = callbacks.StatusReporter(reporter=None)
+    clock = iter([5.0, 6.0, 70.0, 70.1, 70.2, 70.3, 70.4])  # train start, epoch start, then 5 batch ends
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: next(clock))
+    trainer = SimpleNamespace(world_size=1)
+    reporter.on_train_start(trainer, None)
+    reporter.on_train_epoch_start(trainer, None)
+    for i in range(5):
+        reporter.on_train_batch_end(trainer, None, None, [torch.zeros(2, 1)], i)
+        if i < callbacks.STEADY_AFTER:
+            assert reporter.startup_s is None
+    assert reporter.startup_s == pytest.approx(70.3 - 5.0)

@@ -51,19 +51,19 @@ def _noise_field(h: int, w: int) -> np.ndarray:
 def finish_view(
     rng: np.random.Generator, image: np.ndarray, cfg, highlights: list[Highlight], right: bool
 ) -> np.ndarray:
-    """float32 RGB (0..255) -> uint8 RGB with this view's photometry (see the module docstring)."""
+    """uint8 RGB -> uint8 RGB with this view's photometry (see the module docstring)."""
     h, w = image.shape[:2]
     sigma = float(rng.uniform(0.0, cfg.blur_sigma))
     if sigma > 0.25:
         image = cv2.GaussianBlur(image, (0, 0), sigma)
     gain = np.exp(rng.normal(0.0, cfg.exposure)) * (1.0 + rng.normal(0.0, 0.03, size=3))
-    image *= gain.astype(np.float32)
+    image = cv2.multiply(image, (*map(float, gain), 0.0), dtype=cv2.CV_32F)  # to float and exposed, one pass
     if cfg.vignetting > 0:
         k = float(rng.uniform(0.0, cfg.vignetting))
         cx, cy = w / 2 + rng.normal(0, 0.05 * w), h / 2 + rng.normal(0, 0.05 * h)
         xs = ((np.arange(w, dtype=np.float32) - cx) / (0.5 * np.hypot(h, w))) ** 2
         ys = ((np.arange(h, dtype=np.float32) - cy) / (0.5 * np.hypot(h, w))) ** 2
-        image *= (1.0 - k * (ys[:, None] + xs[None, :]))[..., None]
+        image *= np.maximum(1.0 - k * (ys[:, None] + xs[None, :]), 0.1)[..., None]
     if highlights:
         _add_highlights(image, highlights)
     if right and cfg.rectification_px > 0:
@@ -74,12 +74,11 @@ def finish_view(
         m[1, 2] += dy
         image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     noise = float(rng.uniform(0.3, cfg.noise_sigma)) if cfg.noise_sigma > 0.3 else 0.0
-    if noise > 0:  # sensor noise before quantisation: a random window of a shared unit-normal field
-        field = _noise_field(max(_NOISE_FIELD[0], h), max(_NOISE_FIELD[1], w))
-        y0, x0 = int(rng.integers(field.shape[0] - h + 1)), int(rng.integers(field.shape[1] - w + 1))
-        image = cv2.scaleAdd(field[y0 : y0 + h, x0 : x0 + w], noise, image)
-        cv2.max(image, 0.0, dst=image)
-    out = cv2.convertScaleAbs(image)  # round + saturate to uint8
+    field = _noise_field(max(_NOISE_FIELD[0], h), max(_NOISE_FIELD[1], w))
+    y0, x0 = int(rng.integers(field.shape[0] - h + 1)), int(rng.integers(field.shape[1] - w + 1))
+    # sensor noise before quantisation (a random window of a shared unit-normal field), then round and
+    # saturate to 8 bits, in one pass
+    out = cv2.addWeighted(image, 1.0, field[y0 : y0 + h, x0 : x0 + w], noise, 0.0, dtype=cv2.CV_8U)
     gamma = float(np.exp(rng.normal(0.0, cfg.gamma)))
     if abs(gamma - 1.0) > 1e-3:  # response curve as a lookup table on the 8-bit values
         lut = np.clip(np.round(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)

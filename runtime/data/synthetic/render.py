@@ -102,8 +102,8 @@ def render_stereo_pair(
         d = float(disp[int(np.clip(y, 0, height - 1)), int(np.clip(x, 0, width - 1))])
         moved.append((x - d + float(rng.normal(0, 2 * sigma)), y + float(rng.normal(0, 0.5 * sigma)), sigma, amp))
     return SyntheticPair(
-        finish_view(rng, left.astype(np.float32), config, spots, right=False),
-        finish_view(rng, right.astype(np.float32), config, moved, right=True),
+        finish_view(rng, left, config, spots, right=False),
+        finish_view(rng, right, config, moved, right=True),
         disp,
         disp_right,
         nocc,
