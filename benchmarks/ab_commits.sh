@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Same-machine A/B of the FFS training step across commits (or any source snapshots).
 #
-#   bash benchmarks/ab_commits.sh prepare 32672d1 HEAD     # here: git archive each into .devdata/<name>
-#   bash benchmarks/ab_commits.sh run 32672d1 HEAD          # on the GPU (device tool: carry .whl and .devdata)
+#   bash benchmarks/ab_commits.sh prepare main HEAD     # here: git archive each into .devdata/<name>
+#   bash benchmarks/ab_commits.sh run main HEAD          # on the GPU (device tool: carry .whl and .devdata)
 #
 # A branch name's slashes become underscores in its folder (try/x -> .devdata/try_x); `run` takes either.
 # `run` installs each snapshot in turn (editable, offline) and times it with its own

@@ -1,4 +1,4 @@
-"""Multi-GPU DDP scaling of FFS bp2 training (issue 7): 1 vs N GPUs, bf16, 320x736 crops, batch 2 per GPU.
+"""Multi-GPU DDP scaling of FFS bp2 training: 1 vs N GPUs, bf16, 320x736 crops, batch 2 per GPU.
 
 Two measurements, written to one JSON:
 
@@ -11,7 +11,7 @@ Two measurements, written to one JSON:
    synthetic set (rendered by ``depth_net convert``), 2 epochs; per-epoch train_loss (status.json, mean
    across ranks), time per epoch, and the checkpoint files written (a DDP run writes each once).
 
-    python benchmarks/ddp_scaling.py --gpus 2 --out ddp_scaling.json
+    python benchmarks/ddp_scaling.py --gpus 2 --out benchmarks/results/ddp_scaling_h100x2.json
 
 NVLink multicast stays off (NCCL_NVLS_ENABLE=0), as the GPU machines require.
 """

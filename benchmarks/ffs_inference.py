@@ -7,7 +7,7 @@ A torch.profiler pass over the eager bf16 variant lists kernel launches per pair
 
     python benchmarks/ffs_inference.py --out benchmarks/results/ffs_inference_h100.json
 
-Reference: TAO's own FFS code on an H100 (FFS_ARCHITECTURE.md, "Measured"): eager fp32 78.6 ms, TF32
+Reference: TAO's own FFS code on an H100 (docs/performance.md, "TAO's own code"): eager fp32 78.6 ms, TF32
 54.8 ms, bf16 autocast 66.5 ms, torch.compile + fp16 67.0 ms.
 """
 

@@ -6,10 +6,7 @@ Stereo: 480x736, batch 1, the spec's default FoundationStereo block (vitl, 3 GRU
 DepthAnythingV2 vitl at 518x518 and 518x924, fp32 and bf16. Each timing: warm-up, then the median of
 ``--runs`` CUDA-event timings; peak memory from torch.cuda.max_memory_allocated.
 
-    python benchmarks/foundation_stereo_gpu.py --out benchmarks/results/foundation_stereo_h100.json
-
-Upstream reference points: FS ViT-L ~15.6 TFLOPs at 480x640 with 32 iterations; ~2 FPS in upstream's
-peer plot (FFS_ARCHITECTURE.md).
+    python benchmarks/foundation_stereo_gpu.py --out benchmarks/results/foundation_stereo_gpu_h100.json
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ last one the checkpoint), and ``steady_pairs_per_s`` from its kpi ``train_sample
 after its first 3 steps, so none of that: compare it with ``train_throughput.py``'s step).
 
     python benchmarks/train_end_to_end.py --work /tmp/e2e --out benchmarks/results/train_end_to_end_h100.json \\
-        train.cuda_graph=true train.channels_last=true
+        --pairs 768 train.cuda_graph=true train.channels_last=true train.compile=true train.pad_channels=true
 """
 
 from __future__ import annotations

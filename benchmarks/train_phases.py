@@ -15,8 +15,8 @@ pattern, reports where it came from: its phase, the chain of CPU ops around its 
 last, e.g. ``aten::copy_ < aten::contiguous < aten::convolution_backward``) and the innermost op's input
 shapes, strides and dtypes, grouped, with GPU milliseconds per step: which tensors a strided copy moves.
 
-    python benchmarks/train_phases.py --out benchmarks/results/train_phases_h200.json \
-        --variant bf16_cl_compile_pad
+    python benchmarks/train_phases.py --out benchmarks/results/train_phases_h100.json \
+        --variant bf16_cl_compile_pad --top 40 --sites Cat --sites copy
 """
 
 from __future__ import annotations

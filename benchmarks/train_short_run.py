@@ -12,10 +12,9 @@ Writes one JSON with the before/after kpi, the per-epoch status lines and the en
 (Lightning + data loading included). ``--tiny`` runs a CPU-sized version (tiny widths) as a smoke test.
 
     python benchmarks/train_short_run.py --middlebury .devdata/middlebury --work /tmp/short \
-        --out benchmarks/results/train_short_run_h100.json --pairs-per-s 5 --budget-s 150
-    python benchmarks/train_short_run.py --middlebury .devdata/middlebury --work /tmp/short \
-        --out benchmarks/results/train_short_run_fast_h200.json --pairs 512 --pairs-per-s 20 --budget-s 160 \
-        --train-timeout-s 380 train.compile=true train.pad_channels=true train.cuda_graph=true train.channels_last=true
+        --out benchmarks/results/train_short_run_h200.json --pairs 384 --pairs-per-s 26 --budget-s 140 \
+        train.cuda_graph=true train.channels_last=true train.compile=true train.pad_channels=true
+    python benchmarks/train_short_run.py --middlebury .devdata/middlebury --work /tmp/short --out /tmp/s.json --tiny
 """
 
 from __future__ import annotations

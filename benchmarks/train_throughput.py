@@ -18,11 +18,12 @@ torch.profiler pass over that variant (2 steps): kernel launches per step, GPU-b
 kernels and ops.
 
     python benchmarks/train_throughput.py --out benchmarks/results/train_throughput_h100.json \
+        --warmup 3 --steps 10 --variants bf16_cl_compile_pad_graph          # the committed result
+    python benchmarks/train_throughput.py --out /tmp/variants.json \
         --variants bf16,bf16_cl_graph,fp32,fp32_cl_graph --profile bf16_cl_graph
-    python benchmarks/train_throughput.py --out /tmp/compiled.json --warmup 3 --steps 10 \
-        --variants bf16_cl_compile_pad_graph,bf16_cl_compile_graph,bf16_cl_graph,fp32_cl_compile_graph
 
-TAO reference (DEPTH_NET_FACTS / issue 7): 3.8 pairs/s (530 ms/step, batch 2), 32 GB, fp32.
+TAO reference (TAO's own FFS code on an H100, fp32; docs/performance.md): 3.8 pairs/s (530 ms/step,
+batch 2), 32 GB.
 """
 
 from __future__ import annotations

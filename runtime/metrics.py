@@ -1,6 +1,6 @@
 """Evaluation metrics for stereo disparity and monocular depth, computed per image then averaged.
 
-Stereo (DEPTH_NET_FACTS.md section 6), over the pixels of a mask (``valid``, and ``nocc`` when the
+Stereo (docs/runtime.md, "evaluate"), over the pixels of a mask (``valid``, and ``nocc`` when the
 data has a non-occlusion mask), with ``err = |pred - gt|`` in pixels:
 
 ======= ===========================================================================

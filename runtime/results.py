@@ -1,4 +1,4 @@
-"""Results folder resolution and the saved experiment.yaml (DEPTH_NET_FACTS.md section 2)."""
+"""Results folder resolution and the saved experiment.yaml (docs/spec_and_results.md, "The results folder")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""status.json: the JSON Lines event log TAO users and their scripts read (DEPTH_NET_FACTS.md section 2).
+"""status.json: the JSON Lines event log TAO users and their scripts read (docs/spec_and_results.md).
 
 One object per event: ``date`` (m/d/yyyy), ``time`` (h:m:s), ``status`` (STARTED | RUNNING | SUCCESS |
 FAILURE | SKIPPED), ``verbosity``, ``message`` and optional ``kpi``, ``categorical``, ``graphical``.

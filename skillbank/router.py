@@ -1,6 +1,6 @@
 """Plan a request: pick the skill and action, resolve the automl_policy, route, and build the spec.
 
-Routes (DEPTH_NET_FACTS.md section 9):
+Routes (docs/runtime.md, "What we rely on from TAO"):
 
 - ``automl``: action train, policy auto, the skill's ``automl_enabled`` true, and both
   ``schemas/train.schema.json`` and ``references/spec_template_train.yaml`` present. The plan carries

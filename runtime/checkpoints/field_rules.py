@@ -2,7 +2,7 @@
 
 A checkpoint trained with other widths fails ``load_state_dict`` with hundreds of raw size dumps. Each
 :class:`FieldRule` says "dimension ``dim`` of the tensors whose key matches ``pattern`` equals spec field
-``field``" (FFS_ARCHITECTURE.md, "The 15 width fields", with names checked against
+``field``" (docs/networks.md, "The 15 width fields", with names checked against
 ``ffs_bp2_state_dict.tsv``). :func:`diagnose` reads the field's value off both tensors, so the message
 can say ``model.gru_hidden: checkpoint has 60, spec has 128`` and name one example tensor.
 

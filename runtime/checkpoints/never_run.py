@@ -2,7 +2,7 @@
 
 TAO's FastFoundationStereo inherits modules from the FoundationStereo teacher that its forward never
 calls: ``context_zqr_convs`` (442,752 parameters) and nine hourglass leftovers under ``cost_agg``
-(2,611,564 parameters; figures from FFS_ARCHITECTURE.md, checked against ``ffs_bp2_state_dict.tsv``).
+(2,611,564 parameters; docs/networks.md "Tensors FFS never runs", checked against ``ffs_bp2_state_dict.tsv``).
 TAO checkpoints and the upstream pickle still hold their (untrained) weights. Our FFS does not build
 them, so the loader drops exactly these keys (and only when the target network lacks them: the FS
 teacher does run them and loads them normally).

@@ -6,8 +6,8 @@ Two steps, applied to every key of every checkpoint kind:
    and then one leading ``module.`` (DataParallel / DDP).
 2. :func:`upstream_to_tao_key` applies :data:`RENAME_RULES` in order. They turn the names of upstream
    Fast-FoundationStereo's pickle (timm EdgeNeXt layout, ``nn.Sequential`` wrappers, ``bn`` / ``IN``
-   norms) into the names TAO's implementation (and ours) uses; see FFS_ARCHITECTURE.md, "Upstream
-   checkpoint key -> TAO key renames", and the ``upstream_pickle_key_inferred`` column of
+   norms) into the names TAO's implementation (and ours) uses; see docs/networks.md, "Upstream
+   checkpoint names", and the ``upstream_pickle_key_inferred`` column of
    ``ffs_bp2_state_dict.tsv``.
 
 Each rule is anchored so that it is a no-op on names that are already TAO names (renaming twice changes

@@ -1,4 +1,4 @@
-"""Augmentation driven by the spec's ``augmentation`` block (DEPTH_NET_FACTS.md section 4).
+"""Augmentation driven by the spec's ``augmentation`` block (docs/spec_and_results.md, "Augmentation").
 
 Training (``StereoAugmentor``), in this order, all on numpy arrays with OpenCV resizes:
 

@@ -1,6 +1,6 @@
 """Export a depth network to an fp32 ONNX graph and check it with onnxruntime.
 
-Four cases (DEPTH_NET_FACTS.md section 8): static [B,3,H,W]; dynamic batch (batch_size -1); dynamic
+Four cases (docs/runtime.md, "export"): static [B,3,H,W]; dynamic batch (batch_size -1); dynamic
 H/W (FastFoundationStereo only: FoundationStereo and DepthAnything bake the ViT positional embedding
 into the graph, so they warn and fall back to static); both. Precision is chosen when an engine is
 built; the graph is always fp32. The refinement iterations are unrolled into the graph.

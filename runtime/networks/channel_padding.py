@@ -3,7 +3,7 @@
 bp2 prunes widths to values such as 28 (3D cost volume), 60 (GRU hidden), 97/100 (GRU input and
 gating), 36 (disparity head) and 12 (image stem). cuDNN's half-precision channels-last kernels
 want multiples of 8: other counts cost an ``nhwcAddPaddingKernel`` copy per convolution and often
-a slower kernel (``benchmarks/conv_alignment.py`` times every layer both ways).
+a slower kernel (every layer timed both ways: ``benchmarks/EXPERIMENTS.md``, conv_alignment).
 
 :func:`pad_channels_` widens those tensors with zeros so that the padded channels carry exact zeros
 through the whole network and the result does not change (up to rounding):

@@ -50,8 +50,8 @@ WIDE_INPUT = 256
 #: whether linear layers (bp2: the disparity head's MLPs, 40 -> 216/248 -> 40 channels) join the
 #: batched products. Their inputs and output gradients are (pixels, channels) matrices already, so a
 #: product per iteration needs no concatenation (~0.9 ms of the side stream's in a step); on an H100
-#: per iteration was 0.3 ms faster (69.89 vs 70.25 and 70.32 vs 70.61 ms, runs 26-27 of
-#: benchmarks/results/train_speed_ab_h200.json)
+#: per iteration was 0.3 ms faster (69.89 vs 70.25 and 70.32 vs 70.61 ms in two sessions;
+#: benchmarks/EXPERIMENTS.md)
 BATCH_LINEARS = False
 #: iterations per batched product, started on the side stream once that many iterations' backwards
 #: have run (the rest with the last one's, overlapping the encoder's backward; 0: all at once). 11 of
@@ -60,7 +60,7 @@ BATCH_ITERATIONS = 11
 
 #: output channels from which a convolution's bias gradient is a matrix-vector product (``ones @
 #: dy``, cuBLAS) rather than ``convolution_backward``'s reduction: 1.6-2.5x faster over 323,840
-#: pixels of 40-248 channels, slower for 8 and 16 (benchmarks/results/bias_grad_h100.json); linears'
+#: pixels of 40-248 channels, slower for 8 and 16 (benchmarks/EXPERIMENTS.md, bias_grad); linears'
 #: bias gradients always are
 GEMV_BIAS_CHANNELS = 32
 

@@ -11,7 +11,7 @@
    (:meth:`FastFoundationStereo.compile_regions`). It compiles once per input size (tens of seconds
    on an H100), so it pays off for many pairs of one size (set ``input_height``/``input_width``).
 
-Measured on an H100 (``benchmarks/results/ffs_inference_padded_h100.json``, 480x736, 8 iterations):
+Measured on an H100 (``benchmarks/results/ffs_inference_h100.json``, 480x736, 8 iterations):
 eager fp32 57 ms; all three plus a CUDA graph 9.2 ms, within 0.007 px of fp32.
 The state_dict changes shape (folded norms, padded widths): keep the checkpoint for training.
 """

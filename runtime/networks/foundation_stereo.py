@@ -22,7 +22,7 @@ as TAO returns them: init_disp the soft-argmin disparity at 1/4 resolution in 1/
 The refinement input is detached each iteration (the classifier learns only from a loss on init_disp).
 
 Widths: the 15 FFS width fields are honoured when set, else the FS teacher widths are used (see
-FFS_ARCHITECTURE.md's width table). The frozen ViT (``feature.dino``) never trains: requires_grad False,
+docs/networks.md, "The 15 width fields"). The frozen ViT (``feature.dino``) never trains: requires_grad False,
 always in eval mode, run under no_grad. ``stereo_backbone.depth_anything_v2_pretrained_path`` (a local file
 in upstream DepthAnythingV2 key layout) is loaded into it when set.
 

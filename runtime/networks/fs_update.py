@@ -29,7 +29,7 @@ from .update import DispHead, MotionEncoder, SelectiveConvGRU
 
 @dataclass(frozen=True)
 class UpdateWidths:
-    """Every width of the update block (see FFS_ARCHITECTURE.md's width table, "FS teacher" column)."""
+    """Every width of the update block (docs/networks.md, "The 15 width fields", "FS teacher" column)."""
 
     corr_planes: int  # corr_levels * (2r + 1) * (volume_dim + 1)
     hidden: int  # GRU hidden width, all levels

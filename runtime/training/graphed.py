@@ -125,7 +125,7 @@ class _CapturedLoss:
         in place). The buffers live in the graphs' memory pool: both replays rewrite them, the
         forward's activations included. With ``zero_grad(set_to_none=True)`` between steps, as
         Lightning does, nothing is copied and this costs one pass over the parameters (28 us for bp2's
-        422 on a 2-core CPU: ``benchmarks/graph_node_cost.py``)."""
+        422 on a 2-core CPU: ``benchmarks/EXPERIMENTS.md``, graph_node_cost)."""
         for p, g, _ in self.grads:
             if p.grad is not None and p.grad.data_ptr() == g.data_ptr():
                 p.grad = p.grad.clone()

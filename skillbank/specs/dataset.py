@@ -1,4 +1,4 @@
-"""``dataset`` section: splits, data sources and augmentation (DEPTH_NET_FACTS.md sections 4 and 5)."""
+"""``dataset`` section: splits, data sources and augmentation (docs/spec_and_results.md, "dataset", "Augmentation")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``model`` section: network type, common stereo/mono fields and the 15 FFS width fields.
 
 Per-type defaults: a FastFoundationStereo spec that omits a field gets the bp2 value (the released
-checkpoint's block, DEPTH_NET_FACTS.md section 7), so TAO's silent traps (max_disparity falling back
+checkpoint's block, docs/networks.md "The bp2 spec block"), so TAO's silent traps (max_disparity falling back
 to 416, gwc normalisation off) cannot happen. The 15 width fields go together: omit all of them for bp2,
 or give all of them for a custom pruning; a partial width block is an error naming the missing keys
 (TAO gives an opaque shape mismatch).
@@ -20,7 +20,7 @@ MODEL_TYPES = ["FoundationStereo", "FastFoundationStereo", "MetricDepthAnything"
 STEREO_TYPES = {"FoundationStereo", "FastFoundationStereo"}
 MONO_TYPES = {"MetricDepthAnything", "RelativeDepthAnything"}
 
-#: The 15 width fields of FastFoundationStereo, bp2 values (FFS_ARCHITECTURE.md width table).
+#: The 15 width fields of FastFoundationStereo, bp2 values (docs/networks.md, "The 15 width fields").
 FFS_BP2_WIDTHS: dict[str, Any] = {
     "motion_encoder_widths": [56, 96, 16, 12],
     "motion_encoder_final": 48,
@@ -41,7 +41,7 @@ FFS_BP2_WIDTHS: dict[str, Any] = {
 #: Number of values each list-valued width field takes.
 WIDTH_LIST_LENGTHS = {k: len(v) for k, v in FFS_BP2_WIDTHS.items() if isinstance(v, list)}
 
-#: Non-width fields of the bp2 block (DEPTH_NET_FACTS.md section 7).
+#: Non-width fields of the bp2 block (docs/networks.md, "The bp2 spec block").
 FFS_BP2_MODEL: dict[str, Any] = {
     "encoder": "vitl",
     "hidden_dims": [128],

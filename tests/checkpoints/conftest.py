@@ -1,6 +1,6 @@
 """Shared fixtures for the checkpoint tests: the bp2 manifest and a module tree under foreign names.
 
-``data/ffs_bp2_state_dict.tsv`` is a copy of /work/shared/reference/ffs_bp2_state_dict.tsv (722 rows):
+``data/ffs_bp2_state_dict.tsv`` is TAO's bp2 tensor manifest (722 rows; docs/networks.md):
 every tensor of TAO's FFS bp2 network with its upstream pickle name and whether its owner runs.
 """
 

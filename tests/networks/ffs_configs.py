@@ -1,4 +1,4 @@
-"""Model configs for the FFS tests: the bp2 block (DEPTH_NET_FACTS.md section 7) and a tiny one."""
+"""Model configs for the FFS tests: the bp2 block (docs/networks.md, "The bp2 spec block") and a tiny one."""
 
 from __future__ import annotations
 
