@@ -29,6 +29,9 @@ def _convert(ctx: ActionContext) -> ActionResult:
             max_disparity=cfg.max_disparity,
             seed=cfg.seed,
             split_ratio=cfg.split_ratio,
+            config=cfg.synthetic,
+            workers=cfg.workers,
+            progress=_progress_bar(cfg.num_pairs),
         )
     else:
         report = convert_folders(
@@ -45,3 +48,17 @@ def _convert(ctx: ActionContext) -> ActionResult:
     ctx.report.running(summary)
     kpi = {f"num_{name}": n for name, n in report.counts.items()}
     return ActionResult(message=summary, kpi=kpi)
+
+
+def _progress_bar(total: int):
+    """A tqdm bar over rendered pairs (on stderr; silent when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="rendering", unit="pair", disable=None, leave=False)
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+        if done == _total:
+            bar.close()
+
+    return update

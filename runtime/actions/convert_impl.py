@@ -149,10 +149,17 @@ def make_synthetic(
     max_disparity: float,
     seed: int = 0,
     split_ratio: float | None = None,
+    *,
+    config=None,
+    workers: int = 1,
+    progress=None,
 ) -> ConvertReport:
-    """Render synthetic pairs into ``out_dir`` (see runtime/data/synthetic.py) and write
-    train.txt/val.txt (``split_ratio``) or test.txt beside them, 4 columns each."""
-    generate_synthetic_stereo(out_dir, num_pairs, height, width, max_disparity, seed)
+    """Render synthetic pairs into ``out_dir`` (see runtime/data/synthetic/) and write
+    train.txt/val.txt (``split_ratio``) or test.txt beside them, 4 columns each. ``config`` is the
+    ``convert.synthetic`` section (None = defaults), ``workers`` rendering processes (0 = all cores)."""
+    generate_synthetic_stereo(
+        out_dir, num_pairs, height, width, max_disparity, seed, config=config, workers=workers, progress=progress
+    )
     return convert_folders(
         out_dir,
         "left",

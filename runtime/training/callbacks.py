@@ -3,6 +3,8 @@
 Each line (rank 0 only; the Reporter's StatusLogger is disabled on other ranks) carries
 ``kpi``: ``train_loss`` (epoch mean, reduced across ranks), ``val_loss`` and ``val/*`` metrics only
 when validation ran this epoch (``validation_interval``), ``train_samples_per_s`` (steady state, below),
+``startup_s`` (first epoch only: seconds from the start of training to where the steady clock starts, the end
+of batch ``STEADY_AFTER`` + 1: data workers, compilation and CUDA-graph capture included),
 and ``categorical``: ``epoch`` (1-based count of finished epochs), ``max_epoch``, ``step`` (optimiser
 steps), ``time_per_epoch`` and ``eta`` (h:mm:ss).
 
@@ -62,6 +64,11 @@ class StatusReporter(pl.Callback):
         self._epoch_times: list[float] = []
         self._batch_ends: list[tuple[float, int]] = []      # (host time, samples) per batch of the epoch
         self.last_kpi: dict[str, float] = {}
+        self._train_start: float | None = None
+        self.startup_s: float | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._train_start = time.monotonic()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.monotonic()
@@ -70,6 +77,8 @@ class StatusReporter(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self._batch_ends.append((time.monotonic(), _batch_size(batch) * trainer.world_size))
+        if self.startup_s is None and self._train_start is not None and len(self._batch_ends) == STEADY_AFTER + 1:
+            self.startup_s = self._batch_ends[-1][0] - self._train_start
 
     def steady_samples_per_s(self) -> float | None:
         """This epoch's samples per second after its first ``STEADY_AFTER`` batches (module docstring)."""
@@ -102,6 +111,8 @@ class StatusReporter(pl.Callback):
         rate = self.steady_samples_per_s()
         if rate is not None:
             kpi["train_samples_per_s"] = round(rate, 3)
+        if self.startup_s is not None and not self._epoch_times[:-1]:
+            kpi["startup_s"] = round(self.startup_s, 2)
         self.last_kpi = kpi
         done = trainer.current_epoch + 1
         max_epoch = int(trainer.max_epochs or done)

@@ -18,6 +18,7 @@ from .errors import SpecError
 from .experiment import ACTION_SPLITS, ACTIONS, ExperimentSpec, get_dotted, missing_requirements
 from .loading import load_spec, read_yaml_mapping, spec_to_dict
 from .model import FFS_BP2_MODEL, FFS_BP2_WIDTHS, MODEL_TYPES, ModelConfig
+from .synthetic import SyntheticConfig
 from .train import OptimConfig, TrainConfig
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "SpecError",
+    "SyntheticConfig",
     "TensorRTConfig",
     "TrainConfig",
     "WandbConfig",

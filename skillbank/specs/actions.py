@@ -8,6 +8,7 @@ from pydantic import model_validator
 
 from .base import SpecSection
 from .fields import spec_field
+from .synthetic import SyntheticConfig
 
 
 class EvaluateConfig(SpecSection):
@@ -182,7 +183,11 @@ class ConvertConfig(SpecSection):
     num_pairs: int = spec_field(64, "Synthetic mode: pairs to render.", ge=1, le=100000)
     height: int = spec_field(320, "Synthetic mode: image height.", ge=32, le=4096)
     width: int = spec_field(736, "Synthetic mode: image width.", ge=32, le=8192)
-    max_disparity: int = spec_field(96, "Synthetic mode: largest disparity rendered (px).", ge=1, le=416)
+    max_disparity: int = spec_field(192, "Synthetic mode: disparities stay below this (px).", ge=2, le=416)
+    workers: int = spec_field(0, "Synthetic mode: rendering processes (0 = one per CPU core).", ge=0, le=256)
+    synthetic: SyntheticConfig = spec_field(
+        default_factory=SyntheticConfig, description="Synthetic mode: scene, texture and photometry knobs."
+    )
 
 
 class WandbConfig(SpecSection):

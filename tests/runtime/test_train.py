@@ -316,3 +316,23 @@ def test_weights_only_checkpoints_hold_the_weights_alone(tmp_path, tiny_spec):
     # a later run into the same folder cannot resume from weights alone: one clear line, exit 2
     assert run_action("train", str(spec), ["train.num_epochs=2"]) == 2
     assert "holds weights only (train.checkpoint_weights_only)" in read_status(results)[-1]["message"]
+
+
+def test_startup_time_runs_to_where_the_steady_clock_starts(monkeypatch):
+    """``startup_s``: from the start of training to the end of batch STEADY_AFTER + 1 (compilation and
+    capture of the first steps included), reported once, on the first epoch."""
+    from types import SimpleNamespace
+
+    from skillbank.runtime.training import callbacks
+
+    reporter = callbacks.StatusReporter(reporter=None)
+    clock = iter([5.0, 6.0, 70.0, 70.1, 70.2, 70.3, 70.4])  # train start, epoch start, then 5 batch ends
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: next(clock))
+    trainer = SimpleNamespace(world_size=1)
+    reporter.on_train_start(trainer, None)
+    reporter.on_train_epoch_start(trainer, None)
+    for i in range(5):
+        reporter.on_train_batch_end(trainer, None, None, [torch.zeros(2, 1)], i)
+        if i < callbacks.STEADY_AFTER:
+            assert reporter.startup_s is None
+    assert reporter.startup_s == pytest.approx(70.3 - 5.0)
