@@ -277,8 +277,12 @@ def main() -> None:
             "dataset.infer_dataset.batch_size=1",
         ]
         # eager fp32 for scoring: the GPU fast path would compile once per image size (a few images of many sizes)
-        common = [*model_over, *[o for o in overrides if o.endswith("num_gpus=0")], "evaluate.optimize=false",
-                  "inference.optimize=false"]
+        common = [
+            *model_over,
+            *[o for o in overrides if o.endswith("num_gpus=0")],
+            "evaluate.optimize=false",
+            "inference.optimize=false",
+        ]
         rc_e, eval_s, eval_lines, _ = depth_net(
             "evaluate",
             spec_path,
