@@ -4,7 +4,8 @@ Tools (structured output; every failure is an MCP tool error, ``isError`` true, 
 
 - ``list_skills``, ``show_skill(name)``, ``validate_skills(path)``;
 - ``plan_request(request, automl_policy)``: the plan (skill, action, route, automl_policy, policy_source,
-  message, spec, command, next_actions), or ``{"question": ...}`` when the planner needs an answer first;
+  message, spec, command, next_actions, next_steps), or ``{"question": ..., "kind": ...}`` when the planner
+  needs an answer first (a normal result, not an error; paths outside the roots are refused as errors);
 - ``submit_job(request, parent_job_id)`` -> ``{"jobs": [{id, action, status, parent_job_id, results_dir,
   kpi}, ...]}`` (a chained request gives several jobs linked by parent ids);
 - ``job_status(job_id)``, ``job_logs(job_id, tail)``, ``cancel_job(job_id)``, ``list_jobs(status)``.
@@ -140,7 +141,8 @@ def show_skill(name: str) -> dict[str, Any]:
 
 def plan_request(request: str, automl_policy: str | None = None) -> dict[str, Any]:
     """Plan a request (plain words or a JSON tool call) without running it. Returns the plan, or
-    {"question": ...} when the request needs an answer first."""
+    {"question": ..., "kind": ...} when the request needs an answer first (kind: which_model, unsupported,
+    which_action, needs_annotation, ...). Paths outside the server's roots are refused (a tool error)."""
     from .router import PlanQuestion, plan
 
     call = _parse(request, automl_policy)
@@ -148,7 +150,7 @@ def plan_request(request: str, automl_policy: str | None = None) -> dict[str, An
     try:
         return json.loads(plan(call).model_dump_json())
     except PlanQuestion as exc:
-        return {"question": exc.question}
+        return {"question": exc.question, "kind": exc.kind}
 
 
 def validate_skills(path: str | None = None) -> dict[str, Any]:

@@ -58,6 +58,7 @@ def test_tools_plan_submit_and_poll_to_complete(tmp_path: Path) -> None:
             )
         )
         vague = _data(await session.call_tool("plan_request", {"request": "hello there"}))
+        which = _data(await session.call_tool("plan_request", {"request": f"estimate depth on {tmp_path}/x.txt"}))
         submitted = _data(await session.call_tool("submit_job", {"request": json.dumps(CONVERT)}))
         job_id = submitted["jobs"][0]["id"]
         deadline = time.monotonic() + 150
@@ -76,6 +77,7 @@ def test_tools_plan_submit_and_poll_to_complete(tmp_path: Path) -> None:
             tools=tools,
             plan=plan,
             vague=vague,
+            which=which,
             submitted=submitted,
             status=status,
             logs=logs,
@@ -98,7 +100,8 @@ def test_tools_plan_submit_and_poll_to_complete(tmp_path: Path) -> None:
     } <= set(out["tools"])
     assert out["tools"]["submit_job"].output_schema is not None
     assert out["plan"]["route"] == "direct_train" and out["plan"]["policy_source"] == 'request: "no HPO"'
-    assert set(out["vague"]) == {"question"}
+    assert set(out["vague"]) == {"question", "kind"} and out["vague"]["kind"] == "unsupported"
+    assert out["which"]["kind"] == "which_model" and out["which"]["question"].startswith("Which model?")
     job = out["submitted"]["jobs"][0]
     assert set(job) == {"id", "action", "status", "parent_job_id", "results_dir", "kpi"}
     assert out["status"]["status"] == "COMPLETE" and out["status"]["exit_code"] == 0
