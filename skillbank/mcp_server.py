@@ -97,15 +97,18 @@ def _spec_paths(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def check_request_paths(call: Any) -> None:
-    """Refuse a request whose inputs or spec overrides (what the client gave) name a path outside the
-    roots. Paths the planner derives come from these or from the workspace, which lies inside a root."""
-    for name in PATH_INPUTS:
-        value = call.inputs.get(name)
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item:
-                resolve_inside_roots(item, f"inputs.{name}")
-    for key, value in _spec_paths(dict(call.spec_overrides)):
-        resolve_inside_roots(value, key)
+    """Refuse a request whose inputs or spec overrides (what the client gave, the later steps' own
+    included) name a path outside the roots. Paths the planner derives come from these or from the
+    workspace, which lies inside a root."""
+    parts = [("", call), *((f"next_steps[{i}].", step) for i, step in enumerate(call.next_steps))]
+    for where, part in parts:
+        for name in PATH_INPUTS:
+            value = part.inputs.get(name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and item:
+                    resolve_inside_roots(item, f"{where}inputs.{name}")
+        for key, value in _spec_paths(dict(part.spec_overrides)):
+            resolve_inside_roots(value, where + key)
 
 
 def _parse(request: str, automl_policy: str | None = None) -> Any:

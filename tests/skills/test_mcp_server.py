@@ -129,6 +129,10 @@ def test_errors_are_tool_errors_and_paths_stay_inside_the_roots(tmp_path: Path) 
             ),
             "results": ("plan_request", {"request": json.dumps(CONVERT | {"inputs": {"results_dir": "/tmp/x"}})}),
             "validate": ("validate_skills", {"path": str(outside)}),
+            "later_step": (
+                "submit_job",
+                {"request": f"train fast stereo on {root}/train.txt, no HPO, then evaluate it on {outside}/val.txt"},
+            ),
             "unknown_skill": ("show_skill", {"name": "nope"}),
             "unknown_job": ("job_status", {"job_id": "zzzzzz"}),
             "bad_json": ("plan_request", {"request": "{not json"}),
@@ -149,6 +153,7 @@ def test_errors_are_tool_errors_and_paths_stay_inside_the_roots(tmp_path: Path) 
     assert f"resolves to {outside}/test.txt" in text["symlink"]
     assert "outside the allowed roots" in text["results"] and "outside the allowed roots" in text["validate"]
     assert "nope" in text["unknown_skill"] and "zzzzzz" in text["unknown_job"]
+    assert "next_steps[0].inputs.eval_dataset: " in text["later_step"] and "refused" in text["later_step"]
     assert not list((root / "skillbank_jobs" / "jobs").glob("*")) if (root / "skillbank_jobs").exists() else True
 
 
