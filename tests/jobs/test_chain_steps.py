@@ -118,3 +118,24 @@ def test_a_named_parent_job_fills_the_planned_key(tmp_path: Path) -> None:
     assert backend.specs[tuned.id]["train"]["pretrained_model_path"] == str(Path(train.results_dir) / CHECKPOINT)
     with pytest.raises(SubmitError, match="parent job given|names parent job"):
         client.submit(f"export fast stereo from job {train.id}", parent_job_id="abc234")
+
+
+def test_inference_on_an_image_folder_waits_for_convert_and_takes_the_named_jobs_checkpoint(tmp_path: Path) -> None:
+    """convert <- inference (reads the convert job's test.txt); its model from the job the request named."""
+    data = _data(tmp_path / "d")
+    for side in ("left", "right"):
+        (data / "imgs" / side).mkdir(parents=True)
+        (data / "imgs" / side / "0.png").write_bytes(b"x")
+    client = Client(tmp_path / "ws", start_executor=False)
+    backend = FakeBackend()
+    (train,) = client.submit(f"train fast stereo on {data}/train.txt, validate on {data}/val.txt, no HPO")
+    _run_all(client, backend, [train.id])
+    convert, infer = client.submit(f"run inference with fast stereo on the images in {data}/imgs from job {train.id}")
+    assert (convert.action, infer.action, infer.parent_job_id) == ("convert", "inference", convert.id)
+    assert infer.options == {"from_parent": {"inference.checkpoint": "checkpoint"}, "from_job": train.id}
+    done = _run_all(client, backend, [convert.id, infer.id])
+    assert [j.status for j in done] == ["COMPLETE"] * 2, [j.message for j in done]
+    ran = backend.specs[infer.id]
+    assert ran["inference"]["checkpoint"] == str(Path(train.results_dir) / CHECKPOINT)
+    sources = ran["dataset"]["infer_dataset"]["data_sources"]
+    assert [s["data_file"] for s in sources] == [str(Path(convert.results_dir) / "test.txt")]
