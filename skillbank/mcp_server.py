@@ -4,7 +4,8 @@ Tools (structured output; every failure is an MCP tool error, ``isError`` true, 
 
 - ``list_skills``, ``show_skill(name)``, ``validate_skills(path)``;
 - ``plan_request(request, automl_policy)``: the plan (skill, action, route, automl_policy, policy_source,
-  message, spec, command, next_actions), or ``{"question": ...}`` when the planner needs an answer first;
+  message, spec, command, next_actions, next_steps), or ``{"question": ..., "kind": ...}`` when the planner
+  needs an answer first (a normal result, not an error; paths outside the roots are refused as errors);
 - ``submit_job(request, parent_job_id)`` -> ``{"jobs": [{id, action, status, parent_job_id, results_dir,
   kpi}, ...]}`` (a chained request gives several jobs linked by parent ids);
 - ``job_status(job_id)``, ``job_logs(job_id, tail)``, ``cancel_job(job_id)``, ``list_jobs(status)``.
@@ -96,15 +97,18 @@ def _spec_paths(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def check_request_paths(call: Any) -> None:
-    """Refuse a request whose inputs or spec overrides (what the client gave) name a path outside the
-    roots. Paths the planner derives come from these or from the workspace, which lies inside a root."""
-    for name in PATH_INPUTS:
-        value = call.inputs.get(name)
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item:
-                resolve_inside_roots(item, f"inputs.{name}")
-    for key, value in _spec_paths(dict(call.spec_overrides)):
-        resolve_inside_roots(value, key)
+    """Refuse a request whose inputs or spec overrides (what the client gave, the later steps' own
+    included) name a path outside the roots. Paths the planner derives come from these or from the
+    workspace, which lies inside a root."""
+    parts = [("", call), *((f"next_steps[{i}].", step) for i, step in enumerate(call.next_steps))]
+    for where, part in parts:
+        for name in PATH_INPUTS:
+            value = part.inputs.get(name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and item:
+                    resolve_inside_roots(item, f"{where}inputs.{name}")
+        for key, value in _spec_paths(dict(part.spec_overrides)):
+            resolve_inside_roots(value, where + key)
 
 
 def _parse(request: str, automl_policy: str | None = None) -> Any:
@@ -140,7 +144,8 @@ def show_skill(name: str) -> dict[str, Any]:
 
 def plan_request(request: str, automl_policy: str | None = None) -> dict[str, Any]:
     """Plan a request (plain words or a JSON tool call) without running it. Returns the plan, or
-    {"question": ...} when the request needs an answer first."""
+    {"question": ..., "kind": ...} when the request needs an answer first (kind: which_model, unsupported,
+    which_action, needs_annotation, ...). Paths outside the server's roots are refused (a tool error)."""
     from .router import PlanQuestion, plan
 
     call = _parse(request, automl_policy)
@@ -148,7 +153,7 @@ def plan_request(request: str, automl_policy: str | None = None) -> dict[str, An
     try:
         return json.loads(plan(call).model_dump_json())
     except PlanQuestion as exc:
-        return {"question": exc.question}
+        return {"question": exc.question, "kind": exc.kind}
 
 
 def validate_skills(path: str | None = None) -> dict[str, Any]:

@@ -62,8 +62,11 @@ class Client:
     ) -> list[Any]:
         """Store the jobs of ``request`` (a chain for "..., then ...") and start the executor.
 
+        ``parent_job_id``: a stored job the first action takes its input from (as if the request named it).
         ``overrides``: extra spec keys (nested or dotted) applied to every job of the chain.
         ``backend``: ``local`` (this machine) or ``slurm`` (see :mod:`skillbank.jobs.slurm`).
+        A request the planner cannot plan raises :class:`skillbank.jobs.chain.SubmitError` with the question
+        and its ``kind``.
         """
         from .jobs.chain import submit_chain
 

@@ -6,7 +6,9 @@
 ``--json`` prints one object ``{"jobs": [{"id", "action", "status", "parent_job_id", "results_dir",
 "kpi"}, ...]}``. ``run --wait`` follows the jobs to their end and exits 1 unless every one COMPLETEd;
 without ``--wait`` it returns at once and the workspace's detached executor runs the jobs (docs/jobs.md).
-Errors are one line on stderr with exit 2 (a request that cannot be planned, an unknown job).
+Errors are one line on stderr with exit 2 (a request that cannot be planned, an unknown job); with
+``--json`` a request the planner asks about prints ``{"question": ..., "kind": ...}`` (as ``skillbank plan``
+does) and exits 2.
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ def run_cmd(
     try:
         jobs = client.submit(request, parent_job_id=parent, overrides=extra)
     except JobError as exc:
+        kind = getattr(exc, "kind", None)
+        if as_json and kind:  # the planner asks back: the question as the JSON answer
+            typer.echo(json.dumps({"question": str(exc), "kind": kind}))
+            raise typer.Exit(2) from None
         raise _fail(str(exc)) from None
     if not wait:
         _print_jobs(jobs, as_json)

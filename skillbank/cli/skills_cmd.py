@@ -6,7 +6,8 @@
 - ``skillbank validate [DIR ...]``: the Agent Skills specification's rules plus deep checks; prints
   '<file>[:<line>]: <field>: <problem>' lines, exit 1 on any.
 - ``skillbank plan '<request or JSON tool call>' [--json] [--write-spec PATH]``: the plan, before anything
-  runs. A request that cannot be planned prints ``{"question": "..."}`` and exits 2.
+  runs. A request that cannot be planned prints ``{"question": "...", "kind": "..."}`` (the planner's
+  question kind, e.g. ``which_model``, ``unsupported``) and exits 2.
 
 No torch is imported by any of these (the registry and planner are the light core).
 """
@@ -144,15 +145,15 @@ def plan_cmd(
 
     text = sys.stdin.read() if request == "-" else request
     try:
-        call = parse_request(text)
+        call: Any = parse_request(text)
         if automl_policy is not None:
             call = call.model_copy(update={"automl_policy": automl_policy})
+    except ValueError:
+        call = text  # the planner words the bad_request question (one line naming the field)
+    try:
         result = plan(call, _registry(skills_path))
     except PlanQuestion as exc:
-        typer.echo(json.dumps({"question": exc.question}))
-        raise typer.Exit(2) from None
-    except ValueError as exc:
-        typer.echo(json.dumps({"question": f"The request does not parse ({exc}); please restate it."}))
+        typer.echo(json.dumps({"question": exc.question, "kind": exc.kind}))
         raise typer.Exit(2) from None
     if write_spec is not None:
         import yaml

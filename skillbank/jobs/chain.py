@@ -1,16 +1,20 @@
-"""From a request to the jobs that serve it: plan the first action, then each next action of a chained
-request ("train ..., then evaluate it and export it") for the same skill, linked by parent ids: each
-job's parent is the nearest earlier job (or the named parent job) whose artefact its action consumes
-(:data:`.parents.CONSUMES`), so "train, then evaluate it and export it" gives train <- evaluate and
-train <- export, and "export, then build an engine" gives export <- gen_trt_engine.
+"""From a request to the jobs that serve it: the planner's plan of the first action, then one job per
+later step of a chained request ("train ..., then evaluate it on /d/val.txt and export it").
+
+Which step feeds which is the planner's (:attr:`skillbank.router.Plan.next_steps`: ``parent_step`` and
+``uses``); each later step is planned by :meth:`~skillbank.router.Plan.step_call` with its parent's job id,
+so it keeps its own inputs (its data, its overrides) and the planner says which spec key the parent's
+file fills (``from_parent``). A job stores that as ``options["from_parent"]``; the executor fills it from
+the parent when the parent COMPLETEs (:mod:`.parents`). A step that reads a convert job's annotation
+file (inference on an image folder) waits for that job and reads ``<its results>/test.txt``; its model
+then comes from its own inputs or the job the request named (``options["from_job"]``).
 
 Each job gets its folder ``<workspace>/jobs/<id>/`` (``spec.yaml``, ``job.log``); its results go to the
 request's results folder when it names one, else to that job folder (the runtime writes
-``<results_dir>/<action>/``). A child is planned now with everything but its parent's artefact, which
-the executor fills in when the parent COMPLETEs (:mod:`.parents`). The child reuses the request's
-overrides (model block included, so every job builds the same network); an evaluate child scores on the
-request's evaluation data, else on the parent's validation data. Nothing is stored unless every job of
-the chain plans.
+``<results_dir>/<action>/``). Every job of the chain reuses the first step's spec overrides (the model
+block included, so every job builds the same network) under its own; an evaluate or inference step that
+names no data reads the validation data of the train job it descends from. Nothing is stored unless
+every job of the chain plans.
 """
 
 from __future__ import annotations
@@ -20,15 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .parents import CONSUMES
 from .store import Job, JobError, Store
 
-#: the dataset split each action reads, and the split of a train parent to fall back on
+#: the dataset split each action reads (filled from a train ancestor's val_dataset when the step names none)
 CHILD_SPLIT = {"evaluate": "test_dataset", "inference": "infer_dataset"}
 
 
 class SubmitError(JobError):
-    """The request cannot become jobs as it stands (one line: the question or what is missing)."""
+    """The request cannot become jobs as it stands (one line: the question or what is missing).
+    ``kind`` is the planner's question kind when the planner asked (see ``skillbank.router.QuestionKind``)."""
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -61,102 +69,136 @@ def _plan(call: Any) -> Any:
     try:
         return plan(call)
     except PlanQuestion as exc:
-        raise SubmitError(exc.question) from None
+        raise SubmitError(exc.question, exc.kind) from None
+
+
+def _first_plan(request: Any, parent_job_id: str | None, overrides: dict[str, Any] | None) -> tuple[Any, Any]:
+    """(plan of the first action, its ToolCall or None for a given Plan), with ``parent_job_id`` and
+    ``overrides`` applied."""
+    from ..request import parse_request
+    from ..router import Plan
+
+    if isinstance(request, Plan):
+        if overrides:
+            raise SubmitError("overrides: a Plan is already built; plan the request with these overrides instead")
+        if parent_job_id and parent_job_id != request.parent_job_id:
+            raise SubmitError(
+                f"parent_job_id {parent_job_id}: the plan was made with parent job {request.parent_job_id or 'none'}; "
+                "plan the request with this parent instead"
+            )
+        return request, None
+    try:
+        call = parse_request(request)
+    except ValueError as exc:
+        _plan(request)  # the planner's one-line bad_request question
+        raise SubmitError(f"The request does not parse ({exc}); please restate it.", "bad_request") from None
+    update: dict[str, Any] = {}
+    if overrides:
+        update["spec_overrides"] = {**call.spec_overrides, **overrides}
+    if parent_job_id:
+        if call.parent_job_id not in (None, parent_job_id):
+            raise SubmitError(
+                f"parent_job_id {parent_job_id}: the request names parent job {call.parent_job_id}; give one parent"
+            )
+        update["parent_job_id"] = parent_job_id
+    if update:
+        call = call.model_copy(update=update)
+    return _plan(call), call
+
+
+def _source(store: Store, planned: list[PlannedJob], job_id: str) -> Job:
+    """The job ``job_id``: one of this chain's, else one in the store (JobNotFoundError when none)."""
+    return next((p.job for p in planned if p.job.id == job_id), None) or store.get(job_id)
+
+
+def _check_source(action: str, source: Job, from_parent: dict[str, str]) -> None:
+    from ..tool_call import PRODUCES
+
+    for key, kind in from_parent.items():
+        if PRODUCES.get(source.action) != kind:
+            makers = ", ".join(a for a, k in PRODUCES.items() if k == kind)
+            raise SubmitError(
+                f"{action} cannot take its input from {source.action} job {source.id}: {key} needs a {kind}, "
+                f"which {makers} jobs make"
+            )
+
+
+def _train_val_sources(planned: list[PlannedJob], parent_id: str | None) -> Any:
+    """The val_dataset data_sources of the nearest train job up the chain from ``parent_id``."""
+    import yaml
+
+    by_id = {p.job.id: p.job for p in planned}
+    job = by_id.get(parent_id or "")
+    while job is not None:
+        if job.action == "train":
+            spec = yaml.safe_load(job.spec) or {}
+            return ((spec.get("dataset") or {}).get("val_dataset") or {}).get("data_sources")
+        job = by_id.get(job.parent_job_id or "")
+    return None
 
 
 def plan_chain(
     store: Store, request: Any, parent_job_id: str | None = None, overrides: dict[str, Any] | None = None
 ) -> list[PlannedJob]:
-    """Plan every job of ``request`` (words, JSON, dict, ToolCall or a Plan) without storing anything."""
+    """Plan every job of ``request`` (words, JSON, dict, ToolCall or a Plan) without storing anything.
+    ``parent_job_id``: a stored job the first action takes its input from (as if the request named it)."""
     import yaml
 
-    from ..request import ToolCall, parse_request
-    from ..router import Plan
-
-    if isinstance(request, Plan):
-        call = None
-        first_plan: Any = request
-        skill, first_action, next_actions = request.skill, request.action, list(request.next_actions)
-    else:
-        try:
-            call = parse_request(request)
-        except ValueError as exc:
-            raise SubmitError(f"The request does not parse ({exc}); please restate it.") from None
-        if overrides:
-            call = call.model_copy(update={"spec_overrides": {**call.spec_overrides, **overrides}})
-        first_plan = None
-        skill, first_action, next_actions = call.skill, call.action, list(call.next_actions)
-    parent_job_id = parent_job_id or getattr(call, "parent_job_id", None) or getattr(request, "parent_job_id", None)
-    parent = store.get(parent_job_id) if parent_job_id else None
-    latest = bool(call.inputs.get("latest")) if call is not None else False
-
+    first, call = _first_plan(request, parent_job_id, overrides)
+    base_overrides = dict(call.spec_overrides) if call is not None else {"model": first.spec.get("model", {})}
     planned: list[PlannedJob] = []
-    for index, action in enumerate([first_action, *next_actions]):
+    for index in range(1 + len(first.next_steps)):
         job_id = store.new_id()
         job_dir = store.workspace / "jobs" / job_id
-        if index == 0 and first_plan is not None:
-            plan = first_plan
-            spec = copy.deepcopy(plan.spec)
-            own_results = "results_dir" in plan.inputs
-            if not own_results:  # the plan was made without a results folder: the job's folder
-                spec["results_dir"] = str(job_dir)
+        step = first.next_steps[index - 1] if index else None
+        chain_parent = planned[step.parent_step].job if step is not None and step.parent_step is not None else None
+        if step is None:
+            plan, inputs = first, dict(call.inputs) if call is not None else {}
         else:
-            own_results = False
-            if index == 0:
-                this = call
-            else:
-                base = call or ToolCall(skill=skill, action=action)
-                inputs = {k: v for k, v in base.inputs.items() if k in ("eval_dataset", "latest", "results_dir")}
-                if action == "inference" and "inference_dataset" in base.inputs:
-                    inputs["inference_dataset"] = base.inputs["inference_dataset"]
-                this = ToolCall(
-                    skill=skill,
-                    action=action,
-                    automl_policy="off",
-                    inputs=inputs,
-                    spec_overrides=dict(base.spec_overrides)
-                    if call is not None
-                    else {"model": first_plan.spec.get("model", {})},
-                    request=None,
-                )
-            if not this.inputs.get("results_dir"):
-                this = this.model_copy(update={"inputs": {**this.inputs, "results_dir": str(job_dir)}})
-            plan = _plan(this)
-            spec = copy.deepcopy(plan.spec)
+            this = first.step_call(index - 1, chain_parent.id if chain_parent else None)
+            update: dict[str, Any] = {"spec_overrides": {**base_overrides, **this.spec_overrides}}
+            if step.uses == "annotations" and chain_parent is not None and "inference_dataset" not in this.inputs:
+                annotations = str(Path(chain_parent.results_dir) / "test.txt")  # what convert writes
+                update["inputs"] = {**this.inputs, "inference_dataset": annotations}
+            this = this.model_copy(update=update)
+            plan, inputs = _plan(this), dict(this.inputs)
+        spec = copy.deepcopy(plan.spec)
+        own_results = "results_dir" in plan.inputs
+        if not own_results:  # no results folder named: the job's own folder
+            spec["results_dir"] = str(job_dir)
         missing = [m for m in plan.missing if own_results or not m.startswith("results_dir:")]
-        chain = ([(parent.id, parent.action)] if parent else []) + [(p.job.id, p.job.action) for p in planned]
-        source = next((c for c in reversed(chain) if (c[1], action) in CONSUMES), None)
-        if chain:
-            if source is None:
-                raise SubmitError(
-                    f"{action} cannot take its input from {', '.join(f'{a} job {i}' for i, a in chain)}; "
-                    f"parent/child pairs: {', '.join(f'{p} -> {c}' for p, c in CONSUMES)}"
-                )
-            key = CONSUMES[(source[1], action)][1]
-            missing = [m for m in missing if key not in m.split(":", 1)[0]]  # the parent fills it
-        split = CHILD_SPLIT.get(action)
-        if split and index > 0 and not (spec.get("dataset", {}).get(split) or {}).get("data_sources"):
-            first_spec = yaml.safe_load(planned[0].job.spec) or {}
-            sources = ((first_spec.get("dataset") or {}).get("val_dataset") or {}).get("data_sources")
+        parent_id = chain_parent.id if chain_parent is not None else plan.parent_job_id
+        options: dict[str, Any] = {"from_parent": dict(plan.from_parent)}
+        if plan.parent_job_id and plan.parent_job_id != parent_id:
+            options["from_job"] = plan.parent_job_id  # the model's job; parent_id only orders (annotations)
+        if plan.from_parent:
+            _check_source(plan.action, _source(store, planned, plan.parent_job_id), plan.from_parent)
+        elif parent_id:
+            _source(store, planned, parent_id)  # a named parent must exist
+        split = CHILD_SPLIT.get(plan.action)
+        if split and step is not None and any(f".{split}." in m.split(":", 1)[0] for m in missing):
+            sources = _train_val_sources(planned, parent_id)
             if sources:
-                spec.setdefault("dataset", {}).setdefault(split, {})["data_sources"] = sources
-                missing = [m for m in missing if split not in m]
+                spec.setdefault("dataset", {}).setdefault(split, {})["data_sources"] = copy.deepcopy(sources)
+                missing = [m for m in missing if f".{split}." not in m.split(":", 1)[0]]
         if missing:
-            raise SubmitError(f"{skill} {action}: not ready: " + "; ".join(missing))
+            raise SubmitError(f"{plan.skill} {plan.action}: not ready: " + "; ".join(missing))
+        if inputs.get("latest"):
+            options["latest"] = True
         job = Job(
             id=job_id,
             skill=plan.skill,
-            action=action,
+            action=plan.action,
             route=plan.route,
             automl_policy=plan.automl_policy,
             spec=yaml.safe_dump(spec, sort_keys=False),
-            results_dir=_results_dir(spec, action),
-            parent_job_id=source[0] if source else None,
+            results_dir=_results_dir(spec, plan.action),
+            parent_job_id=parent_id,
             job_dir=str(job_dir),
-            request=(call.request or "") if call is not None and index == 0 else "",
-            gpus_needed=_gpus_needed(spec, action),
-            command=["depth_net", action, "-e", str(job_dir / "spec.yaml")],
-            options={"latest": latest} if latest else {},
+            request=(call.request or "") if call is not None and step is None else "",
+            gpus_needed=_gpus_needed(spec, plan.action),
+            command=["depth_net", plan.action, "-e", str(job_dir / "spec.yaml")],
+            options=options,
         )
         planned.append(PlannedJob(job, plan, list(plan.notes)))
     return planned

@@ -10,7 +10,8 @@ One loop (:meth:`Executor.step`, every ``poll_s``):
 3. follow running jobs' ``status.json`` (epoch, max_epoch, eta, kpi) into the store;
 4. start jobs while fewer than ``max_jobs`` run: a job is claimed atomically (:meth:`.store.Store.claim`),
    gets ``CUDA_VISIBLE_DEVICES`` set to free GPU ids (empty for a CPU job; the spec's ``gpu_ids``
-   renumbered to them), its parent's artefact (:mod:`.parents`) written into its spec, and
+   renumbered to them), its parent's artefact written into its spec (the keys of the plan's
+   ``from_parent``, :func:`.parents.fill_planned`), and
    ``depth_net <action> -e <job_dir>/spec.yaml`` started by its backend: a local subprocess
    (:mod:`.backends`) or an sbatch job (:mod:`.slurm`, claimed without a GPU cap: Slurm places them).
 
@@ -42,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from .backends import LocalBackend, depth_net_argv
-from .parents import ParentError, fill_from_parent
+from .parents import check_parent_ready, fill_from_parent, fill_planned
 from .status_file import outcome, read_run_state
-from .store import Job, Store
+from .store import Job, JobError, Store
 
 AUTOML_UNAVAILABLE = (
     "AutoML runner not available: this job's route is automl (AutoML is enabled for the skill and the request "
@@ -238,13 +239,18 @@ class Executor:
             return
         spec = yaml.safe_load(job.spec) or {}
         artifact = None
+        latest = bool(job.options.get("latest"))
+        wanted = job.options.get("from_parent")  # the planner's spec key -> artefact kind (None: a bare job)
         try:
-            if job.parent_job_id:
-                _key, artifact = fill_from_parent(
-                    spec, self.store.get(job.parent_job_id), job.action, latest=bool(job.options.get("latest"))
-                )
+            if job.parent_job_id and wanted is None:
+                _key, artifact = fill_from_parent(spec, self.store.get(job.parent_job_id), job.action, latest=latest)
+            elif job.parent_job_id or job.options.get("from_job"):
+                if job.parent_job_id:
+                    check_parent_ready(self.store.get(job.parent_job_id))
+                source = self.store.get(job.options.get("from_job") or job.parent_job_id)
+                artifact = fill_planned(spec, source, wanted or {}, latest=latest)
             spec_path = write_spec(job, spec)
-        except (ParentError, OSError) as exc:
+        except (JobError, OSError) as exc:
             self._close(job, "FAILED", None, str(exc), {})
             return
         if gpus:  # the job sees only its GPUs, renumbered from 0

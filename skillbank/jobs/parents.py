@@ -13,6 +13,10 @@ export                 gen_trt_engine          the ``.onnx`` file; ``gen_trt_eng
 gen_trt_engine         evaluate / inference    the ``.engine`` file; ``<action>.trt_engine``
 =====================  ======================  ==========================================================
 
+A job planned by :mod:`.chain` carries the planner's ``from_parent`` (spec key -> checkpoint | onnx |
+engine) in ``options``; :func:`fill_planned` fills exactly those keys. The table above is the default for a
+job stored without it.
+
 A parent that FAILED, was CANCELED or is still PENDING/RUNNING, or holds nothing suitable, is a
 :class:`ParentError` with one line that says which and what was looked for.
 """
@@ -75,11 +79,21 @@ def resolve_parent_artefact(parent: Job, child_action: str, latest: bool = False
     """(spec key, file) the child of ``parent`` takes; ParentError when the parent cannot provide it."""
     check_parent_ready(parent)
     kind, key = CONSUMES.get((parent.action, child_action), (None, artefact_key(parent.action, child_action)))
+    return key, resolve_artefact(parent, kind, latest)
+
+
+def resolve_artefact(parent: Job, kind: str, latest: bool = False) -> Path:
+    """The file of ``kind`` (checkpoint | onnx | engine) in the COMPLETE job ``parent``'s results folder."""
+    from ..tool_call import PRODUCES
+
+    check_parent_ready(parent)
+    if PRODUCES.get(parent.action) != kind:
+        raise ParentError(f"parent job {parent.id} ({parent.action}) makes no {kind}")
     folder = Path(parent.results_dir)
     if kind == "checkpoint":
         if latest:
             if (folder / LATEST_NAME).is_file():
-                return key, folder / LATEST_NAME
+                return folder / LATEST_NAME
             raise ParentError(f"parent job {parent.id} holds no {LATEST_NAME} in {folder}")
         hit = newest_checkpoint(folder)
         if hit is None:
@@ -87,18 +101,35 @@ def resolve_parent_artefact(parent: Job, child_action: str, latest: bool = False
             raise ParentError(
                 f"parent job {parent.id} (train) holds no model_epoch_EEE_step_SSSSS.pth in {folder}{hint}"
             )
-        return key, hit[2]
+        return hit[2]
     if kind == "onnx":
-        return key, _single(folder, ".onnx", parent)
-    return key, _single(folder, ".engine", parent)
+        return _single(folder, ".onnx", parent)
+    return _single(folder, ".engine", parent)
 
 
 def fill_from_parent(spec: dict[str, Any], parent: Job, child_action: str, latest: bool = False) -> tuple[str, str]:
     """Set the child's artefact key in ``spec`` (nested dict) from ``parent``; returns (key, path)."""
     key, path = resolve_parent_artefact(parent, child_action, latest)
+    _set(spec, key, path)
+    return key, str(path)
+
+
+def fill_planned(spec: dict[str, Any], parent: Job, from_parent: dict[str, str], latest: bool = False) -> str | None:
+    """Set each spec key of ``from_parent`` (the planner's: key -> artefact kind) to ``parent``'s file of
+    that kind; returns the file(s) set (None when there is nothing to take: the parent only orders)."""
+    paths = []
+    for key, kind in from_parent.items():
+        path = resolve_artefact(parent, kind, latest)
+        _set(spec, key, path)
+        paths.append(str(path))
+    if not from_parent:
+        check_parent_ready(parent)
+    return ", ".join(paths) or None
+
+
+def _set(spec: dict[str, Any], key: str, path: Path) -> None:
     section, name = key.split(".", 1)
     spec.setdefault(section, {})
     spec[section][name] = str(path)
     if name == "trt_engine":  # an engine run has no checkpoint
         spec[section].pop("checkpoint", None)
-    return key, str(path)

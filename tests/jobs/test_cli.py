@@ -54,8 +54,12 @@ def test_run_without_wait_returns_and_the_executor_runs_the_job(tmp_path: Path) 
 
 def test_unplannable_request_is_one_line_exit_2(tmp_path: Path) -> None:
     out = _cli("run", "hello there", "--workspace", str(tmp_path / "ws"))
-    assert out.returncode == 2 and out.stderr.startswith("skillbank: Which model?")
+    assert out.returncode == 2 and out.stderr.startswith("skillbank: The skill bank cannot do this request")
     assert out.stderr.strip().count("\n") == 0
+    out = _cli("run", "train on /d/train.txt, no HPO", "--workspace", str(tmp_path / "ws"), "--json")
+    assert out.returncode == 2 and set(json.loads(out.stdout)) == {"question", "kind"}
+    assert json.loads(out.stdout)["kind"] == "which_model" and json.loads(out.stdout)["question"].startswith("Which")
+    assert not (tmp_path / "ws" / "jobs").exists() or not list((tmp_path / "ws" / "jobs").iterdir())
 
 
 def test_listing_stays_light() -> None:

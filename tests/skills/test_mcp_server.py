@@ -58,6 +58,7 @@ def test_tools_plan_submit_and_poll_to_complete(tmp_path: Path) -> None:
             )
         )
         vague = _data(await session.call_tool("plan_request", {"request": "hello there"}))
+        which = _data(await session.call_tool("plan_request", {"request": f"estimate depth on {tmp_path}/x.txt"}))
         submitted = _data(await session.call_tool("submit_job", {"request": json.dumps(CONVERT)}))
         job_id = submitted["jobs"][0]["id"]
         deadline = time.monotonic() + 150
@@ -76,6 +77,7 @@ def test_tools_plan_submit_and_poll_to_complete(tmp_path: Path) -> None:
             tools=tools,
             plan=plan,
             vague=vague,
+            which=which,
             submitted=submitted,
             status=status,
             logs=logs,
@@ -98,7 +100,8 @@ def test_tools_plan_submit_and_poll_to_complete(tmp_path: Path) -> None:
     } <= set(out["tools"])
     assert out["tools"]["submit_job"].output_schema is not None
     assert out["plan"]["route"] == "direct_train" and out["plan"]["policy_source"] == 'request: "no HPO"'
-    assert set(out["vague"]) == {"question"}
+    assert set(out["vague"]) == {"question", "kind"} and out["vague"]["kind"] == "unsupported"
+    assert out["which"]["kind"] == "which_model" and out["which"]["question"].startswith("Which model?")
     job = out["submitted"]["jobs"][0]
     assert set(job) == {"id", "action", "status", "parent_job_id", "results_dir", "kpi"}
     assert out["status"]["status"] == "COMPLETE" and out["status"]["exit_code"] == 0
@@ -126,6 +129,10 @@ def test_errors_are_tool_errors_and_paths_stay_inside_the_roots(tmp_path: Path) 
             ),
             "results": ("plan_request", {"request": json.dumps(CONVERT | {"inputs": {"results_dir": "/tmp/x"}})}),
             "validate": ("validate_skills", {"path": str(outside)}),
+            "later_step": (
+                "submit_job",
+                {"request": f"train fast stereo on {root}/train.txt, no HPO, then evaluate it on {outside}/val.txt"},
+            ),
             "unknown_skill": ("show_skill", {"name": "nope"}),
             "unknown_job": ("job_status", {"job_id": "zzzzzz"}),
             "bad_json": ("plan_request", {"request": "{not json"}),
@@ -146,6 +153,7 @@ def test_errors_are_tool_errors_and_paths_stay_inside_the_roots(tmp_path: Path) 
     assert f"resolves to {outside}/test.txt" in text["symlink"]
     assert "outside the allowed roots" in text["results"] and "outside the allowed roots" in text["validate"]
     assert "nope" in text["unknown_skill"] and "zzzzzz" in text["unknown_job"]
+    assert "next_steps[0].inputs.eval_dataset: " in text["later_step"] and "refused" in text["later_step"]
     assert not list((root / "skillbank_jobs" / "jobs").glob("*")) if (root / "skillbank_jobs").exists() else True
 
 

@@ -42,9 +42,12 @@ def test_plan_json_tool_call_and_policy_flag() -> None:
 def test_unplannable_request_prints_a_question_and_exits_2() -> None:
     result = runner.invoke(app, ["plan", "make it better", "--json"])
     assert result.exit_code == 2
-    assert set(json.loads(result.output)) == {"question"}
+    assert json.loads(result.output)["kind"] == "unsupported" and set(json.loads(result.output)) == {"question", "kind"}
     result = runner.invoke(app, ["plan", '{"skill": "depth-net-mono", "action": "train", "oops": 1}'])
     assert result.exit_code == 2 and "oops" in json.loads(result.output)["question"]
+    assert json.loads(result.output)["kind"] == "bad_request"
+    result = runner.invoke(app, ["plan", "train on /d/train.txt, no HPO", "--json"])
+    assert result.exit_code == 2 and json.loads(result.output)["kind"] == "which_model"
 
 
 def test_plan_writes_the_spec_and_names_it_in_the_command(tmp_path: Path) -> None:
