@@ -1,0 +1,125 @@
+"""How a trial's ``depth_net`` run is started, watched and stopped: the one seam between the search and processes.
+
+:class:`TrialLauncher` starts ``depth_net <action> -e <spec>`` for one trial (its own results folder, its
+spec saved there first) and hands back a :class:`RunningAction`: ``poll()`` (exit code or None),
+``wait()``, ``stop()`` (SIGTERM, then SIGKILL after a grace period: depth_net train writes an interrupt
+checkpoint on SIGTERM). The search reads progress from the run's ``status.json``, never from the process.
+
+:class:`SubprocessLauncher` runs the action as a child process (argv list, no shell). The child gets
+``PR_SET_PDEATHSIG`` (Linux) so it dies with the runner: a runner killed with ``kill -9`` leaves no trial
+training on behind its back while the study retries that trial.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+#: Seconds between SIGTERM and SIGKILL when a run is stopped.
+STOP_GRACE_S = 20.0
+
+
+class RunningAction(Protocol):
+    """A started depth_net action."""
+
+    results_dir: Path
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def stop(self) -> int: ...
+
+
+class TrialLauncher(Protocol):
+    """Starts depth_net actions for trials and the baseline."""
+
+    def launch(self, action: str, spec_path: Path, results_dir: Path, *, name: str) -> RunningAction: ...
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class SubprocessAction:
+    """A depth_net action running as a child process; its stdout/stderr go to ``<results_dir>/runner.log``."""
+
+    process: subprocess.Popen
+    results_dir: Path
+    grace_s: float = STOP_GRACE_S
+    _log: object = field(default=None, repr=False)
+
+    def poll(self) -> int | None:
+        code = self.process.poll()
+        if code is not None:
+            self._close()
+        return code
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.process.wait(timeout)
+        self._close()
+        return code
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL if still alive after the grace period; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(self.grace_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.wait()
+
+    def _close(self) -> None:
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+            self._log = None
+
+
+@dataclass
+class SubprocessLauncher:
+    """Runs ``python -m skillbank.runtime.cli <action> -e <spec>`` (the depth_net entry point) per trial."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    grace_s: float = STOP_GRACE_S
+
+    def launch(self, action: str, spec_path: Path, results_dir: Path, *, name: str) -> SubprocessAction:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "skillbank.runtime.cli", action, "-e", str(spec_path)]
+        log = open(results_dir / "runner.log", "ab")  # noqa: SIM115 - closed when the process ends
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        process = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=str(results_dir),
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+        )
+        return SubprocessAction(process, results_dir, self.grace_s, log)
+
+
+def wait_until_done(run: RunningAction, poll_s: float = 0.5, timeout: float | None = None) -> int:
+    """Block until ``run`` ends (polling, so a caller's thread can be interrupted); returns its exit code."""
+    start = time.monotonic()
+    while True:
+        code = run.poll()
+        if code is not None:
+            return code
+        if timeout is not None and time.monotonic() - start > timeout:
+            return run.stop()
+        time.sleep(poll_s)
