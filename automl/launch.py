@@ -8,6 +8,11 @@ checkpoint on SIGTERM). The search reads progress from the run's ``status.json``
 :class:`SubprocessLauncher` runs the action as a child process (argv list, no shell). The child gets
 ``PR_SET_PDEATHSIG`` (Linux) so it dies with the runner: a runner killed with ``kill -9`` leaves no trial
 training on behind its back while the study retries that trial.
+
+:class:`JobsLauncher` makes each run a job of the skill bank's job store (:mod:`skillbank.jobs`): the
+workspace's executor runs it (within its caps on jobs and GPUs), the job is a child of the AutoML job
+when the study itself runs as one, ``poll()`` follows the job's status and ``stop()`` asks the store to
+cancel it (the executor sends SIGTERM, then SIGKILL). ``skillbank automl run --jobs WORKSPACE`` uses it.
 """
 
 from __future__ import annotations
@@ -123,3 +128,83 @@ def wait_until_done(run: RunningAction, poll_s: float = 0.5, timeout: float | No
         if timeout is not None and time.monotonic() - start > timeout:
             return run.stop()
         time.sleep(poll_s)
+
+
+#: job status -> exit code when the store does not know the run's own (killed, adopted after a crash)
+_JOB_EXIT = {"COMPLETE": 0, "CANCELED": 130, "FAILED": 1}
+
+
+@dataclass
+class JobAction:
+    """A depth_net action running as a job of the job store."""
+
+    store: object
+    job_id: str
+    results_dir: Path
+    poll_s: float = 1.0
+
+    def poll(self) -> int | None:
+        job = self.store.get(self.job_id)  # type: ignore[attr-defined]
+        if job.status not in _JOB_EXIT:
+            return None
+        return job.exit_code if job.exit_code is not None else _JOB_EXIT[job.status]
+
+    def wait(self, timeout: float | None = None) -> int:
+        return wait_until_done(self, self.poll_s, timeout)
+
+    def stop(self, reason: str = "stopped by AutoML (pruned)") -> int:
+        job = self.store.get(self.job_id)  # type: ignore[attr-defined]
+        if job.status not in _JOB_EXIT:
+            self.store.request_cancel(self.job_id, reason)  # type: ignore[attr-defined]
+        while (code := self.poll()) is None:
+            time.sleep(self.poll_s)
+        return code
+
+
+@dataclass
+class JobsLauncher:
+    """Submits each run as a job (``options.automl_trial``; child of ``parent_job_id`` when set) and makes
+    sure the workspace's executor runs."""
+
+    workspace: str
+    db_url: str | None = None
+    parent_job_id: str | None = None
+    skill: str = ""
+    max_jobs: int | None = None
+    _store: object = field(default=None, repr=False)
+
+    @property
+    def store(self) -> object:
+        if self._store is None:
+            from skillbank.jobs.store import Store
+
+            self._store = Store(self.workspace, self.db_url)
+        return self._store
+
+    def launch(self, action: str, spec_path: Path, results_dir: Path, *, name: str) -> JobAction:
+        import yaml
+
+        from skillbank.jobs.executor import ensure_executor
+        from skillbank.jobs.store import Job
+
+        store = self.store
+        spec = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
+        gpus = int((spec.get(action) or {}).get("num_gpus", (spec.get("train") or {}).get("num_gpus", 0)) or 0)
+        job = Job(
+            id=store.new_id(),  # type: ignore[attr-defined]
+            skill=self.skill,
+            action=action,
+            route="direct_train" if action == "train" else "runtime",
+            automl_policy="off",
+            spec=yaml.safe_dump(spec, sort_keys=False),
+            results_dir=str(results_dir),
+            parent_job_id=self.parent_job_id,
+            job_dir=str(results_dir),
+            request=name,
+            gpus_needed=gpus,
+            command=["depth_net", action, "-e", str(spec_path)],
+            options={"automl_trial": True},
+        )
+        store.add(job)  # type: ignore[attr-defined]
+        ensure_executor(self.workspace, self.db_url, self.max_jobs)
+        return JobAction(store, job.id, results_dir)

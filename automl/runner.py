@@ -40,6 +40,14 @@ from .trials import Outcome, run_trial
 Echo = Callable[[str], None]
 
 
+def status_log(settings: StudySettings) -> Any:
+    """``<results_dir>/automl/status.json``: the study's own event log (STARTED, a RUNNING line per finished
+    trial with the best value so far, SUCCESS or FAILURE), in depth_net's format, for the job store."""
+    from skillbank.runtime.status import StatusLogger
+
+    return StatusLogger(Path(settings.automl_dir) / "status.json", enabled=True)
+
+
 @dataclass
 class Progress:
     """Progress lines: trial n of N, best so far, ETA (from the mean wall time per finished trial)."""
@@ -47,6 +55,7 @@ class Progress:
     study: Any
     settings: StudySettings
     echo: Echo
+    status: Any = None
     start: float = field(default_factory=time.monotonic)
     finished_here: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,6 +67,12 @@ class Progress:
         done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials)
         left = sum(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
         return done, left, len(trials)
+
+    def best_value(self) -> float | None:
+        try:
+            return float(self.study.best_value)
+        except ValueError:
+            return None
 
     def best_text(self) -> str:
         try:
@@ -78,8 +93,14 @@ class Progress:
             eta = str(timedelta(seconds=round(per_trial * left)))
             value = f" {self.settings.metric} {outcome.value:.5g}" if outcome.value is not None else ""
             why = f" ({outcome.message})" if outcome.message else ""
-            self.echo(f"[automl] trial {outcome.number} {outcome.state}{value} after {outcome.epochs} epoch(s){why}; "
-                      f"{done} of {done + left} finished; {self.best_text()}; ETA {eta}")
+            line = (f"trial {outcome.number} {outcome.state}{value} after {outcome.epochs} epoch(s){why}; "
+                    f"{done} of {done + left} finished; {self.best_text()}; ETA {eta}")
+            self.echo(f"[automl] {line}")
+            if self.status is not None:
+                best = self.best_value()
+                self.status.write("RUNNING", line, kpi={self.settings.metric: best} if best is not None else None,
+                                  categorical={"trial": outcome.number, "state": outcome.state,
+                                               "trials_finished": done, "max_trials": done + left, "eta": eta})
 
 
 def _retry(study: Any, number: int) -> None:
@@ -91,13 +112,13 @@ def _retry(study: Any, number: int) -> None:
 
 
 def work(study: Any, storage: Any, settings: StudySettings, launcher: TrialLauncher, *, heartbeat_s: float,
-         echo: Echo, stop: threading.Event | None = None) -> None:
+         echo: Echo, stop: threading.Event | None = None, status: Any = None) -> None:
     """Run trials of ``study`` until no slot is left (``max_concurrent`` threads, one trial each)."""
     import optuna
     from optuna.trial import TrialState
 
     stop = stop or threading.Event()
-    progress = Progress(study, settings, echo)
+    progress = Progress(study, settings, echo, status)
     summary_lock = threading.Lock()
     errors: list[BaseException] = []
 
@@ -154,16 +175,33 @@ def run(settings: StudySettings, *, url: str | None = None, study_name: str = DE
     echo(f"[automl] study {study_name!r} ({'new' if created else f'resumed, {done} trial(s) finished'}): "
          f"{settings.algorithm}, {settings.metric} {settings.direction}, {settings.max_trials} trials, "
          f"space: {'; '.join(p.describe() for p in settings.space)}; storage {_safe(url)}")
-    if study.user_attrs.get(BASELINE_ATTR) is None:
-        echo("[automl] baseline: evaluating the starting weights")
-        baseline = run_baseline(settings, launcher)
-        study.set_user_attr(BASELINE_ATTR, baseline)
-        shown = baseline.get("value")
-        echo(f"[automl] baseline {settings.metric}: "
-             f"{shown if shown is not None else baseline.get('skipped') or baseline.get('failed')}")
-    work(study, storage, settings, launcher, heartbeat_s=heartbeat_s, echo=echo)
-    summary = write_summary(study, settings, final=True)
-    echo(f"[automl] done: {_result_text(summary)}; {Path(settings.automl_dir) / 'summary.json'}")
+    status = status_log(settings)
+    status.write("STARTED", f"AutoML study {study_name} ({settings.algorithm}, {settings.max_trials} trials)")
+    try:
+        if study.user_attrs.get(BASELINE_ATTR) is None:
+            echo("[automl] baseline: evaluating the starting weights")
+            baseline = run_baseline(settings, launcher)
+            study.set_user_attr(BASELINE_ATTR, baseline)
+            shown = baseline.get("value")
+            echo(f"[automl] baseline {settings.metric}: "
+                 f"{shown if shown is not None else baseline.get('skipped') or baseline.get('failed')}")
+        work(study, storage, settings, launcher, heartbeat_s=heartbeat_s, echo=echo, status=status)
+        summary = write_summary(study, settings, final=True)
+    except KeyboardInterrupt:
+        status.write("FAILURE", "Interrupted: AutoML stopped by the user or a signal; run it again to resume")
+        raise
+    except Exception as exc:
+        status.write("FAILURE", f"Execution error: {type(exc).__name__}: {exc}")
+        raise
+    text = _result_text(summary)
+    best = summary.get("best")
+    if best:
+        status.write("SUCCESS", f"AutoML done: {text}", kpi={settings.metric: best["value"]},
+                     categorical={"best_trial": best["trial"], "best_spec": best.get("spec"),
+                                  "checkpoint": best.get("checkpoint")})
+    else:
+        status.write("FAILURE", f"Execution error: AutoML finished without a completed trial ({text})")
+    echo(f"[automl] done: {text}; {Path(settings.automl_dir) / 'summary.json'}")
     return summary
 
 

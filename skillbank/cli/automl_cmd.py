@@ -22,6 +22,15 @@ import typer
 app = typer.Typer(help="AutoML: Optuna hyperparameter search over depth_net train runs.", no_args_is_help=True)
 
 STORAGE_HELP = "SQLAlchemy URL of the Optuna storage (default: sqlite <results_dir>/automl/study.db)."
+JOBS_HELP = "Run each trial as a job of this job-store workspace (its executor runs them); default: subprocesses."
+
+
+def _launcher(jobs: str | None, jobs_db: str | None, parent_job: str | None, skill: str) -> Any:
+    if not jobs and not jobs_db:
+        return None
+    from skillbank.automl.launch import JobsLauncher
+
+    return JobsLauncher(jobs or "skillbank_jobs", jobs_db, parent_job, skill)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -45,6 +54,9 @@ def run(
     heartbeat: int = typer.Option(30, "--heartbeat", help="Seconds between a running trial's heartbeats."),
     grace: int = typer.Option(120, "--grace", help="Seconds without a heartbeat before a trial counts as stale."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON at the end."),
+    jobs: str = typer.Option(None, "--jobs", help=JOBS_HELP),
+    jobs_db: str = typer.Option(None, "--jobs-db", help="SQLAlchemy URL of the job store (with --jobs)."),
+    parent_job: str = typer.Option(None, "--parent-job", help="The AutoML job's id: trials become its children."),
 ) -> None:
     """Run (or resume) the AutoML study of a spec."""
     from skillbank.specs import SpecError, load_spec
@@ -62,6 +74,7 @@ def run(
     _sigterm_to_interrupt()
     try:
         summary = run_study(settings, url=storage, study_name=study, heartbeat_s=heartbeat, grace_s=grace,
+                            launcher=_launcher(jobs, jobs_db, parent_job, settings.skill),
                             echo=lambda s: typer.echo(s, err=as_json))
     except SpecError as exc:
         _fail(f"skillbank automl run: {exc}")
@@ -81,6 +94,8 @@ def worker(
                                     "(default: the study's own <results_dir>/automl, e.g. on a shared disk)."),
     heartbeat: int = typer.Option(30, "--heartbeat", help="Seconds between a running trial's heartbeats."),
     grace: int = typer.Option(120, "--grace", help="Seconds without a heartbeat before a trial counts as stale."),
+    jobs: str = typer.Option(None, "--jobs", help=JOBS_HELP),
+    jobs_db: str = typer.Option(None, "--jobs-db", help="SQLAlchemy URL of the job store (with --jobs)."),
 ) -> None:
     """Join a study started by `skillbank automl run` and run its trials until none is left."""
     from skillbank.specs import SpecError
@@ -91,7 +106,8 @@ def worker(
         _fail(f"skillbank automl worker needs the '{exc.name}' package: pip install 'skillbank[automl,gpu]'", 6)
     _sigterm_to_interrupt()
     try:
-        run_worker(storage, study, heartbeat_s=heartbeat, grace_s=grace, automl_dir=results_dir, echo=typer.echo)
+        run_worker(storage, study, heartbeat_s=heartbeat, grace_s=grace, automl_dir=results_dir, echo=typer.echo,
+                   launcher=_launcher(jobs, jobs_db, None, ""))
     except SpecError as exc:
         _fail(f"skillbank automl worker: {exc}")
     except KeyboardInterrupt:
