@@ -7,7 +7,9 @@ checkpoint on SIGTERM). The search reads progress from the run's ``status.json``
 
 :class:`SubprocessLauncher` runs the action as a child process (argv list, no shell). The child gets
 ``PR_SET_PDEATHSIG`` (Linux) so it dies with the runner: a runner killed with ``kill -9`` leaves no trial
-training on behind its back while the study retries that trial.
+training on behind its back while the study retries that trial. :func:`trial_env` gives every trial of a
+study one TorchInductor cache folder, so a kernel compiled by the first trial (``train.compile``) is
+loaded, not compiled again, by the next.
 
 :class:`JobsLauncher` makes each run a job of the skill bank's job store (:mod:`skillbank.jobs`): the
 workspace's executor runs it (within its caps on jobs and GPUs), the job is a child of the AutoML job
@@ -46,6 +48,13 @@ class TrialLauncher(Protocol):
     """Starts depth_net actions for trials and the baseline."""
 
     def launch(self, action: str, spec_path: Path, results_dir: Path, *, name: str) -> RunningAction: ...
+
+
+def trial_env(automl_dir: str | Path) -> dict[str, str]:
+    """Environment shared by a study's runs: one TorchInductor cache (unless the user set one)."""
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        return {}
+    return {"TORCHINDUCTOR_CACHE_DIR": str(Path(automl_dir).resolve() / "inductor_cache")}
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -96,14 +105,18 @@ class SubprocessAction:
 
 @dataclass
 class SubprocessLauncher:
-    """Runs ``python -m skillbank.runtime.cli <action> -e <spec>`` (the depth_net entry point) per trial."""
+    """Runs ``python -m skillbank.runtime.cli <action> -e <spec>`` (the depth_net entry point) per trial.
+
+    ``env`` is added to this process's environment; ``command`` replaces the entry point (a benchmark's
+    wrapper that times the steps, say)."""
 
     env: dict[str, str] = field(default_factory=dict)
     grace_s: float = STOP_GRACE_S
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "skillbank.runtime.cli"])
 
     def launch(self, action: str, spec_path: Path, results_dir: Path, *, name: str) -> SubprocessAction:
         results_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "skillbank.runtime.cli", action, "-e", str(spec_path)]
+        argv = [*self.command, action, "-e", str(spec_path)]
         log = open(results_dir / "runner.log", "ab")  # noqa: SIM115 - closed when the process ends
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         process = subprocess.Popen(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .baseline import run_baseline
-from .launch import SubprocessLauncher, TrialLauncher
+from .launch import SubprocessLauncher, TrialLauncher, trial_env
 from .settings import StudySettings
 from .storage import (
     BASELINE_ATTR,
@@ -170,7 +170,7 @@ def run(settings: StudySettings, *, url: str | None = None, study_name: str = DE
     Path(settings.automl_dir).mkdir(parents=True, exist_ok=True)
     storage = open_storage(url, heartbeat_s, grace_s)
     study, created = create_or_load(storage, study_name, settings)
-    launcher = launcher or SubprocessLauncher()
+    launcher = launcher or SubprocessLauncher(env=trial_env(settings.automl_dir))
     done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     echo(f"[automl] study {study_name!r} ({'new' if created else f'resumed, {done} trial(s) finished'}): "
          f"{settings.algorithm}, {settings.metric} {settings.direction}, {settings.max_trials} trials, "
@@ -214,7 +214,8 @@ def run_worker(url: str, study_name: str = DEFAULT_STUDY, *, launcher: TrialLaun
     if automl_dir:
         settings.automl_dir = str(Path(automl_dir).resolve())
     echo(f"[automl] worker on study {study_name!r} ({_safe(url)}), trials in {settings.automl_dir}")
-    work(study, storage, settings, launcher or SubprocessLauncher(), heartbeat_s=heartbeat_s, echo=echo)
+    launcher = launcher or SubprocessLauncher(env=trial_env(settings.automl_dir))
+    work(study, storage, settings, launcher, heartbeat_s=heartbeat_s, echo=echo)
     return write_summary(study, settings, final=True)
 
 
