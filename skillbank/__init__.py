@@ -6,7 +6,7 @@ torch; the heavy runtime lives in :mod:`skillbank.runtime` and is imported only 
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "list_skills", "plan"]
+__all__ = ["Client", "__version__", "list_skills", "plan"]
 
 
 def __getattr__(name: str):  # noqa: ANN202 - lazy SDK surface: `import skillbank` stays light
@@ -14,6 +14,10 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy SDK surface: `import skillban
         from .router import plan
 
         return plan
+    if name == "Client":
+        from .sdk import Client
+
+        return Client
     if name == "list_skills":
         from .registry import list_skills
 

@@ -20,10 +20,12 @@ cannot decide returns None and says why in :attr:`Resolution.note`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .checkpoint_names import LATEST_NAME as LATEST
+from .checkpoint_names import newest_checkpoint
 
 RESOLVERS = (
     "output_dir",
@@ -34,9 +36,6 @@ RESOLVERS = (
     "create_onnx_file",
     "create_engine_file",
 )
-
-CHECKPOINT_RE = re.compile(r"^model_epoch_(\d+)_step_(\d+)\.pth$")
-LATEST = "dn_model_latest.pth"
 
 
 @dataclass(frozen=True)
@@ -58,14 +57,10 @@ def pick_checkpoint(folder: str | Path, latest: bool = False) -> Resolution:
         for d in dirs:
             if (d / LATEST).is_file():
                 return Resolution(str(d / LATEST), f"{LATEST} (the request asked for latest)")
-    best: tuple[tuple[int, int], Path] | None = None
-    for d in dirs:
-        for p in d.iterdir():
-            m = CHECKPOINT_RE.match(p.name)
-            if m and (best is None or (int(m.group(1)), int(m.group(2))) > best[0]):
-                best = ((int(m.group(1)), int(m.group(2))), p)
-    if best is not None:
-        return Resolution(str(best[1]), f"newest exact checkpoint in {folder} (epoch {best[0][0]}, step {best[0][1]})")
+    found = [hit for hit in (newest_checkpoint(d) for d in dirs) if hit is not None]
+    if found:
+        epoch, step, path = max(found, key=lambda hit: (hit[0], hit[1]))
+        return Resolution(str(path), f"newest exact checkpoint in {folder} (epoch {epoch}, step {step})")
     hint = f"; only {LATEST} is there: say 'latest' to use it" if any((d / LATEST).exists() for d in dirs) else ""
     return Resolution(None, f"no model_epoch_*_step_*.pth in {folder}{hint}")
 

@@ -1,26 +1,21 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: render synthetic stereo pairs with exact disparity, train a
-# small FastFoundationStereo on them (CPU), evaluate it, write disparity PNGs and export ONNX.
-# Usage: bash examples/quickstart/run.sh [output folder]   (default: ./quickstart_run)
+# The main job on the embedded default, as one request through `skillbank run`:
+#   1. `depth_net convert` renders synthetic stereo pairs with exact disparity (no downloads, no user data);
+#   2. one request trains a small FastFoundationStereo on them for 1 epoch (no HPO), then evaluates it and
+#      exports it to ONNX: three jobs linked by parent ids, run one after the other by the workspace's
+#      executor; --wait follows them and prints where each artefact and metric is.
+# Usage: bash examples/quickstart/run.sh [output folder]   (default: ./quickstart_run, ignored by git)
+# Written (about 110 MB): data/ (16 pairs, ~3 MB); jobs/<id>/ per job with spec.yaml, job.log and the
+# action's folder: train/ one weights-only checkpoint (~53 MB; dn_model_latest.pth is a hard link to it),
+# evaluate/status.json (kpi), export/FastFoundationStereo.onnx (~53 MB); jobs.db (the job store).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$(mkdir -p "${1:-quickstart_run}" && cd "${1:-quickstart_run}" && pwd)"
-cp "$here/spec.yaml" "$out/spec.yaml"   # relative paths in the spec resolve against its folder
 
-for action in convert train evaluate inference export; do
-  echo "== depth_net $action"
-  depth_net "$action" -e "$out/spec.yaml"
-done
+echo "== depth_net convert (synthetic pairs -> $out/data/convert)"
+depth_net convert -e "$here/data.yaml" "results_dir=$out/data"
 
-echo
-echo "Results under $out/results:"
-python - "$out/results" <<'PY'
-import json, sys
-from pathlib import Path
-root = Path(sys.argv[1])
-for action in ("convert", "train", "evaluate", "inference", "export"):
-    lines = [json.loads(l) for l in (root / action / "status.json").read_text().splitlines() if l.strip()]
-    last = lines[-1]
-    kpi = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in (last.get("kpi") or {}).items())
-    print(f"  {action:10s} {last['status']:8s} {kpi}")
-PY
+data="$out/data/convert"
+echo "== skillbank run"
+skillbank run "train fast stereo on $data/train.txt, validate on $data/val.txt, 1 epoch, no HPO, then evaluate it and export it" \
+  --overrides "$here/overrides.yaml" --workspace "$out" --wait

@@ -120,7 +120,8 @@ def run(ctx: ActionContext) -> ActionResult:
         load_weights(model, cfg.pretrained_model_path, "train.pretrained_model_path")
 
     module = DepthNetModule(spec, model)
-    checkpoints = PeriodicCheckpoint(results_dir, cfg.checkpoint_interval, cfg.checkpoint_interval_unit)
+    checkpoints = PeriodicCheckpoint(results_dir, cfg.checkpoint_interval, cfg.checkpoint_interval_unit,
+                                     weights_only=cfg.checkpoint_weights_only)
     status = StatusReporter(ctx.report)
     has_val = bool(spec.dataset.val_dataset.data_sources)
     interactive = sys.stderr.isatty() or os.environ.get("DEPTH_NET_PROGRESS") == "1"

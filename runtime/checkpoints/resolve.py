@@ -1,8 +1,9 @@
 """Pick the checkpoint file a user meant: an exact epoch/step file, or ``dn_model_latest.pth`` on request.
 
 The trainer writes ``model_epoch_{epoch:03d}_step_{step:05d}.pth`` files plus ``dn_model_latest.pth``
-(a copy of the newest). Skill-bank policy: resolve exact epoch/step files; use ``dn_model_latest.pth``
-only when "latest" is asked, because a later run into the same folder silently changes what it holds.
+(a copy of the newest); the name rule and its ordering live in :mod:`skillbank.checkpoint_names`, shared
+with the skill bank. Policy: resolve exact epoch/step files; use ``dn_model_latest.pth`` only when
+"latest" is asked, because a later run into the same folder silently changes what it holds.
 
 * a file path is returned as is (it must exist);
 * a folder: ``prefer="exact"`` returns the epoch/step file with the highest (epoch, step), or the one
@@ -13,29 +14,14 @@ only when "latest" is asked, because a later run into the same folder silently c
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
+from skillbank.checkpoint_names import EPOCH_STEP_RE, LATEST_NAME, checkpoint_name, list_epoch_step_checkpoints
+
 from .errors import CheckpointError, CheckpointNotFoundError
 
-LATEST_NAME = "dn_model_latest.pth"
-EPOCH_STEP_RE = re.compile(r"^model_epoch_(\d{3,})_step_(\d{5,})\.pth$")
-
-
-def checkpoint_name(epoch: int, step: int) -> str:
-    """File name the trainer uses for a checkpoint at (epoch, step)."""
-    return f"model_epoch_{epoch:03d}_step_{step:05d}.pth"
-
-
-def list_epoch_step_checkpoints(folder: str | Path) -> list[tuple[int, int, Path]]:
-    """(epoch, step, path) of every epoch/step checkpoint in ``folder``, sorted by (epoch, step)."""
-    found = []
-    for entry in Path(folder).iterdir():
-        match = EPOCH_STEP_RE.match(entry.name)
-        if match and entry.is_file():
-            found.append((int(match.group(1)), int(match.group(2)), entry))
-    return sorted(found, key=lambda item: (item[0], item[1]))
+__all__ = ["EPOCH_STEP_RE", "LATEST_NAME", "checkpoint_name", "list_epoch_step_checkpoints", "resolve_checkpoint"]
 
 
 def resolve_checkpoint(

@@ -4,7 +4,8 @@
   TAO names them; step = optimiser steps done) plus ``dn_model_latest.pth``, the newest one. Each is a
   Lightning checkpoint dict (``state_dict`` with ``model.`` keys, ``optimizer_states``,
   ``lr_schedulers``, ``epoch``, ``global_step``, loop state) that ``trainer.fit(ckpt_path=...)`` resumes
-  from exactly.
+  from exactly (``train.checkpoint_weights_only``: the weights alone, about a third of the size, which
+  cannot be resumed from; the interrupt checkpoint always keeps the full state).
 * Atomic: :class:`AtomicCheckpointIO` writes every file through
   :func:`runtime.checkpoints.save_checkpoint_atomic` (temp file in the same folder, fsync,
   ``os.replace``); ``dn_model_latest.pth`` is then replaced by a hard link (or copy) of the new file made
@@ -78,8 +79,9 @@ def find_resume_checkpoint(results_dir: Path) -> Path | None:
 class PeriodicCheckpoint(pl.Callback):
     """Epoch- or step-interval checkpoints, the final one, and an interrupt checkpoint."""
 
-    def __init__(self, dirpath: Path, interval: int, unit: str) -> None:
+    def __init__(self, dirpath: Path, interval: int, unit: str, weights_only: bool = False) -> None:
         self.dirpath = Path(dirpath)
+        self.weights_only = weights_only
         self.interval = max(int(interval), 1)
         self.unit = unit
         self.last_saved: Path | None = None
@@ -96,7 +98,7 @@ class PeriodicCheckpoint(pl.Callback):
         if check is not None:
             check()
         path = self._path(trainer)
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=self.weights_only)
         if trainer.is_global_zero:
             update_latest(path)
         self.last_saved = path

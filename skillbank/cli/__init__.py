@@ -2,14 +2,15 @@
 
 Commands: ``list``, ``show``, ``validate``, ``plan`` (skills and request planning),
 ``schemas generate|check`` (JSON Schemas and spec templates generated from the spec models) and
-``mcp`` (the same tools as an MCP server over stdio).
+``run`` and ``jobs list|show|logs|cancel`` (requests become jobs: :mod:`.jobs_cmd`) and ``mcp`` (the
+same tools as an MCP server).
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import automl_cmd, schemas_cmd, skills_cmd
+from . import automl_cmd, jobs_cmd, schemas_cmd, skills_cmd
 
 app = typer.Typer(
     name="skillbank",
@@ -23,18 +24,32 @@ app = typer.Typer(
 app.add_typer(schemas_cmd.app, name="schemas")
 app.add_typer(automl_cmd.app, name="automl")
 skills_cmd.register(app)
+jobs_cmd.register(app)
 
 
 @app.command("mcp")
-def mcp_cmd() -> None:
-    """Serve the skill bank as an MCP server over stdio (tools: list_skills, show_skill, plan_request,
-    validate_skills). Needs the [mcp] extra."""
+def mcp_cmd(
+    root: list[str] = typer.Option(None, "--root", help="Allowed root folder for client paths (repeatable)."),
+    workspace: str = typer.Option(None, "--workspace", help="Jobs workspace (default <first root>/skillbank_jobs)."),
+    transport: str = typer.Option("stdio", "--transport", help="stdio or http (streamable HTTP at /mcp)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8765, "--port"),
+) -> None:
+    """Serve the skill bank and its jobs as an MCP server (tools: list_skills, show_skill, plan_request,
+    validate_skills, submit_job, job_status, job_logs, cancel_job, list_jobs). Needs the [mcp] extra."""
     try:
-        from skillbank.mcp_server import main as serve
+        from skillbank.mcp_server import serve
     except ImportError as exc:  # pragma: no cover - the extra is missing
         typer.echo(f"skillbank mcp: the MCP SDK is not installed (pip install 'skillbank[mcp]'): {exc}", err=True)
         raise typer.Exit(6) from None
-    serve()
+    if transport not in ("stdio", "http"):
+        typer.echo(f"skillbank mcp: --transport {transport!r}: expected stdio or http", err=True)
+        raise typer.Exit(2)
+    try:
+        serve(root, workspace, transport, host, port)
+    except ValueError as exc:
+        typer.echo(f"skillbank mcp: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

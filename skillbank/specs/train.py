@@ -52,6 +52,12 @@ class TrainConfig(SpecSection):
     checkpoint_interval_unit: Literal["epoch", "step"] = spec_field(
         "epoch", "Unit of checkpoint_interval.", options=["epoch", "step"]
     )
+    checkpoint_weights_only: bool = spec_field(
+        False,
+        "Write model weights only in the epoch/step checkpoints (no optimizer, scheduler or loop state: "
+        "about a third of the size; evaluate, inference, export and pretrained_model_path read them, but a "
+        "run cannot resume from them). The interrupt checkpoint always keeps the full state.",
+    )
     validation_interval: int = spec_field(1, "Validate every N epochs.", ge=1)
     resume_training_checkpoint_path: str | None = spec_field(
         None, "Resume from this checkpoint; else from the latest in results_dir.", path=True

@@ -1,0 +1,51 @@
+"""A crashed executor's RUNNING jobs: closed when their process is gone, adopted when it still runs."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from skillbank.jobs.executor import Executor
+from skillbank.jobs.store import Job, Store
+
+DEAD_EXECUTOR = f"{socket.gethostname()}:999999999"
+
+
+def _running(store: Store, tmp_path: Path, name: str, pid: int | None) -> Job:
+    job_dir = tmp_path / name
+    (job_dir / "convert").mkdir(parents=True)
+    job = store.add(Job(id="", skill="s", action="convert", route="runtime", automl_policy="off", spec="{}",
+                        results_dir=str(job_dir / "convert"), job_dir=str(job_dir)))
+    store.update(job.id, status="RUNNING", executor=DEAD_EXECUTOR, pid=pid)
+    return store.get(job.id)
+
+
+def test_orphans_are_closed_or_adopted(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ws")
+    gone = _running(store, tmp_path, "gone", pid=None)
+    child = store.add(Job(id="", skill="s", action="evaluate", route="runtime", automl_policy="off", spec="{}",
+                          results_dir="/x", parent_job_id=gone.id))
+    alive = _running(store, tmp_path, "alive", pid=None)
+    Path(alive.results_dir, "status.json").write_text('{"status": "STARTED", "message": "go"}\n'
+                                                      '{"status": "SUCCESS", "message": "converted"}\n')
+    marker = str(Path(alive.job_dir) / "spec.yaml")             # the run's command line names its spec
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)", marker])
+    store.update(alive.id, pid=proc.pid)
+
+    executor = Executor(store, gpus=[])
+    assert sorted(executor.recover()) == sorted([gone.id, alive.id])
+    gone = store.get(gone.id)
+    assert gone.status == "FAILED" and gone.message.startswith(f"orphaned: executor {DEAD_EXECUTOR} died")
+    assert store.get(child.id).status == "CANCELED"
+    assert store.get(alive.id).status == "RUNNING" and store.get(alive.id).executor == executor.id
+    deadline = time.monotonic() + 30
+    while store.get(alive.id).status == "RUNNING":
+        assert time.monotonic() < deadline
+        executor.step()
+        proc.poll()                                   # reap our own test child so its pid goes away
+        time.sleep(0.2)
+    alive = store.get(alive.id)
+    assert alive.status == "COMPLETE" and alive.exit_code is None and "exit code unknown" in alive.message
