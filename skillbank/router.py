@@ -143,8 +143,9 @@ def plan(request: str | dict[str, Any] | ToolCall, registry: Registry | None = N
         raise PlanQuestion(f"{exc}. Which value did you mean?") from None
     command = (skill.info.get("actions", {}).get(action) or {}).get("command", f"depth_net {action} -e {{spec}}")
     command = command.replace("{spec}", SPEC_PLACEHOLDER)
-    if route == "automl":
-        message += "; the AutoML runner arrives in a later issue: until then run the base spec with " + command
+    if route == "automl":  # the study's settings are the spec's automl section (skill defaults where unset)
+        command = f"skillbank automl run -e {SPEC_PLACEHOLDER}"
+        message += "; skillbank run submits it as a job whose trials are child jobs"
     return Plan(
         skill=skill.name,
         action=action,

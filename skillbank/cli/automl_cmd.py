@@ -28,9 +28,12 @@ JOBS_HELP = "Run each trial as a job of this job-store workspace (its executor r
 def _launcher(jobs: str | None, jobs_db: str | None, parent_job: str | None, skill: str) -> Any:
     if not jobs and not jobs_db:
         return None
+    import os
+
     from skillbank.automl.launch import JobsLauncher
 
-    return JobsLauncher(jobs or "skillbank_jobs", jobs_db, parent_job, skill)
+    db = jobs_db or os.environ.get("SKILLBANK_DB_URL")
+    return JobsLauncher(jobs or os.environ.get("SKILLBANK_WORKSPACE") or "skillbank_jobs", db, parent_job, skill)
 
 
 def _fail(message: str, code: int = 2) -> None:

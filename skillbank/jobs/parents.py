@@ -76,6 +76,8 @@ def resolve_parent_artefact(parent: Job, child_action: str, latest: bool = False
     check_parent_ready(parent)
     kind, key = CONSUMES.get((parent.action, child_action), (None, artefact_key(parent.action, child_action)))
     folder = Path(parent.results_dir)
+    if parent.route == "automl":  # an AutoML train job: the best trial's checkpoint, kept in automl/best/
+        folder = folder / "best"
     if kind == "checkpoint":
         if latest:
             if (folder / LATEST_NAME).is_file():
