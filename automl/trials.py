@@ -138,7 +138,12 @@ def run_trial(study: Any, storage: Any, settings: StudySettings, trial_id: int, 
         write_yaml(spec_path, trial_spec(settings, values, folder))
         trial.set_user_attr("folder", str(folder))
         trial.set_user_attr("epochs", 0)
-        run = launcher.launch("train", spec_path, folder, name=f"automl trial {number}")
+        try:
+            run = launcher.launch("train", spec_path, folder, name=f"automl trial {number}")
+        except OSError as exc:  # the run could not start: this trial fails, the study goes on
+            trial.set_user_attr("error", f"could not start depth_net train: {exc}")
+            study.tell(trial, state=TrialState.FAIL)
+            return Outcome(number, "FAIL", None, 0, f"could not start depth_net train: {exc}")
         reported: set[int] = set()
         epochs = 0
         last_value: float | None = None
