@@ -12,7 +12,7 @@ from typing import Any
 SKILLBANK = [sys.executable, "-c", "from skillbank.cli import main; main()"]
 
 
-def automl(*args: str, timeout: float = 900, **popen: Any) -> subprocess.CompletedProcess:
+def automl(*args: str, timeout: float = 3600, **popen: Any) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([*SKILLBANK, "automl", *args], capture_output=True, text=True, timeout=timeout, env=env,
                           **popen)

@@ -20,12 +20,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_diverging_trial_fails_and_the_study_completes(tmp_path, pairs):
-    # lr 1.0 without clipping turns the tiny network's loss to NaN: depth_net exits 4 (Training error).
+    # SGD at lr 1.0 without clipping turns the tiny network's loss to NaN by its third step: depth_net exits 4
+    # (Training error). The other trial's lr trains normally.
     spec = study_spec(tmp_path, pairs, automl_algorithm="random", automl_max_recommendations=2,
                       automl_max_concurrent=1, seed=0,
                       custom_param_ranges={"train.optim.lr": {"valid_options": [1.0, 1.0e-3]},
                                            "train.optim.lr_decay": {"valid_options": [0.5]}})
-    proc = automl("run", "-e", str(spec), "train.clip_grad_norm=0", "train.num_epochs=2")
+    proc = automl("run", "-e", str(spec), "train.clip_grad_norm=0", "train.optim.optimizer=SGD", "train.num_epochs=2",
+                  "dataset.train_dataset.batch_size=1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = {t["params"]["train.optim.lr"]: t for t in summary(tmp_path / "results")["trials"]}
     assert set(trials) == {1.0, 1.0e-3}, "seed 0 should try both learning rates"
@@ -99,7 +101,7 @@ def test_two_workers_share_a_postgresql_study(tmp_path, pairs, postgres):
 def test_kill_9_mid_study_then_resume_keeps_completed_trials_and_retries_the_stale_one(tmp_path, pairs):
     spec = study_spec(tmp_path, pairs, automl_algorithm="random", automl_max_recommendations=3,
                       automl_max_concurrent=1, seed=2)
-    args = ["run", "-e", str(spec), "--heartbeat", "1", "--grace", "4", "train.num_epochs=2"]
+    args = ["run", "-e", str(spec), "--heartbeat", "1", "--grace", "4"]
     runner = start(*args, log=tmp_path / "first.log")
     automl_dir = tmp_path / "results" / "automl"
     deadline = time.time() + 600

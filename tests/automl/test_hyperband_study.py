@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_hyperband_study_prunes_keeps_the_best_and_resumes_without_rerunning(tmp_path, pairs, start_weights):
     spec = study_spec(tmp_path, pairs, start_weights, automl_algorithm="hyperband", automl_max_recommendations=6,
-                      automl_max_epochs=3, automl_reduction_factor=3, automl_max_concurrent=1, seed=3,
+                      automl_max_epochs=3, automl_reduction_factor=3, automl_max_concurrent=2, seed=3,
                       custom_param_ranges={"train.optim.lr": {"valid_min": 1e-6, "valid_max": 1e-2}})
     results = tmp_path / "results"
     first = automl("run", "-e", str(spec))
