@@ -1,8 +1,9 @@
 """Benchmark: does pruning (Hyperband, ASHA, BOHB) reach the best val/epe of unpruned random search with at
 most half the training epochs?
 
-The problem is small and seeded so it runs in about a minute on a CPU: 1-D stereo matching. Each sample
-is a random textured scanline (64 px) and its copy shifted by a disparity in [0, 8) px plus noise; the
+The problem is small and seeded so it runs on one CPU thread (10 minutes on a shared 2-core machine):
+1-D stereo matching. Each sample is a random textured scanline (64 px) and its copy shifted by a
+disparity in [0, 8) px plus noise; the
 network (1-D conv features, a correlation cost volume over 8 disparities, soft-argmin) is trained with
 AdamW at learning rate ``train.optim.lr`` decayed by ``train.optim.lr_decay`` every 3 epochs (the fast-
 stereo skill's two searched keys and ranges); the metric is val/epe (mean |disparity error|, px) on 128
