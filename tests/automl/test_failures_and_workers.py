@@ -73,7 +73,7 @@ def postgres():
     pg_ctl = shutil.which("pg_ctl") or next(iter(sorted(bindir.glob("*/bin/pg_ctl"))), None)
     if not pg_ctl:
         pytest.skip("PostgreSQL (pg_ctl) is not installed")
-    bin_dir = Path(pg_ctl).parent
+    bin_dir = Path(pg_ctl).resolve().parent  # initdb, createdb beside the real pg_ctl
     root = Path(tempfile.mkdtemp(prefix="automl-pg-"))  # not under pytest's 0700 folder: the server must reach it
     as_user: list[str] = []
     if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user

@@ -16,7 +16,8 @@ def test_an_automl_train_job_runs_its_trials_as_child_jobs_and_feeds_evaluate(tm
 
     overrides = {
         "model": tiny_ffs_model(),
-        "dataset": {"train_dataset": {"batch_size": 2, "workers": 0, "augmentation": {"crop_size": [64, 96]}},
+        "dataset": {"max_disparity": 64,
+                    "train_dataset": {"batch_size": 2, "workers": 0, "augmentation": {"crop_size": [64, 96]}},
                     "val_dataset": {"workers": 0, "augmentation": {"crop_size": [64, 96]}},
                     "test_dataset": {"workers": 0}},
         "train": {"num_gpus": 0, "optim": {"warmup_steps": 0}},
