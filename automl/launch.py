@@ -176,8 +176,8 @@ class JobAction:
 
 @dataclass
 class JobsLauncher:
-    """Submits each run as a job (``options.automl_trial``; child of ``parent_job_id`` when set) and makes
-    sure the workspace's executor runs."""
+    """Submits each run as a job (route ``automl_trial``: it may start while its parent, the AutoML job
+    ``parent_job_id``, runs) and makes sure the workspace's executor runs."""
 
     workspace: str
     db_url: str | None = None
@@ -207,7 +207,7 @@ class JobsLauncher:
             id=store.new_id(),  # type: ignore[attr-defined]
             skill=self.skill,
             action=action,
-            route="direct_train" if action == "train" else "runtime",
+            route="automl_trial",
             automl_policy="off",
             spec=yaml.safe_dump(spec, sort_keys=False),
             results_dir=str(results_dir),

@@ -15,8 +15,8 @@ One loop (:meth:`Executor.step`, every ``poll_s``):
    (:mod:`.backends`) or an sbatch job (:mod:`.slurm`, claimed without a GPU cap: Slurm places them).
 
 Route ``automl`` jobs run ``skillbank automl run -e <spec> --jobs <workspace> --parent-job <id>``: the study's
-trials come back to this store as child jobs (``options.automl_trial``: they take nothing from their
-parent). The AutoML job itself holds no GPU and no ``max_jobs`` slot (its trials do), and its status is
+trials come back to this store as child jobs (route ``automl_trial``: runnable while their parent
+runs, and they take nothing from it). The AutoML job itself holds no GPU and no ``max_jobs`` slot (its trials do), and its status is
 read from ``<results_dir>/automl/status.json``.
 
 On start, :meth:`Executor.recover` finds RUNNING jobs whose executor died: a run still alive is
@@ -243,7 +243,7 @@ class Executor:
         artifact = None
         automl = job.route == "automl"
         try:
-            if job.parent_job_id and not job.options.get("automl_trial"):
+            if job.parent_job_id and job.route != "automl_trial":
                 _key, artifact = fill_from_parent(spec, self.store.get(job.parent_job_id), job.action,
                                                   latest=bool(job.options.get("latest")))
             spec_path = write_spec(job, spec)

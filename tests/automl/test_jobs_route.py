@@ -31,7 +31,7 @@ def test_an_automl_train_job_runs_its_trials_as_child_jobs_and_feeds_evaluate(tm
     train, evaluate = client.wait([train.id, evaluate.id], timeout=1200)
     assert train.status == "COMPLETE", (train.message, client.logs(train.id))
     assert train.results_dir.endswith("/automl") and train.kpi.get("val/epe") is not None
-    trials = [j for j in client.jobs() if j.parent_job_id == train.id and j.options.get("automl_trial")]
+    trials = [j for j in client.jobs() if j.parent_job_id == train.id and j.route == "automl_trial"]
     assert len(trials) == 2 and all(j.action == "train" and j.status == "COMPLETE" for j in trials)
     assert sorted(j.results_dir.rsplit("/", 1)[-1] for j in trials) == ["trial_000", "trial_001"]
     assert evaluate.status == "COMPLETE", evaluate.message
