@@ -14,10 +14,10 @@ One loop (:meth:`Executor.step`, every ``poll_s``):
    ``depth_net <action> -e <job_dir>/spec.yaml`` started by its backend: a local subprocess
    (:mod:`.backends`) or an sbatch job (:mod:`.slurm`, claimed without a GPU cap: Slurm places them).
 
-Route ``automl`` jobs run ``skillbank automl run -e <spec> --jobs <workspace> --parent-job <id>``: the study's
-trials come back to this store as child jobs (route ``automl_trial``: runnable while their parent
-runs, and they take nothing from it). The AutoML job itself holds no GPU and no ``max_jobs`` slot (its trials do), and its status is
-read from ``<results_dir>/automl/status.json``.
+Route ``automl`` jobs run ``skillbank automl run -e <spec> --jobs <workspace> --parent-job <id>``: the
+study's trials come back to this store as child jobs (route ``automl_trial``: runnable while their
+parent runs, and they take nothing from it). The AutoML job itself holds no GPU and no ``max_jobs``
+slot (its trials do), and its status is read from ``<results_dir>/automl/status.json``.
 
 On start, :meth:`Executor.recover` finds RUNNING jobs whose executor died: a run still alive is
 adopted (followed to its end; its exit code is unknown so status.json decides), a dead one is marked

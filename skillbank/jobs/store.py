@@ -253,7 +253,8 @@ class Store:
     def claim(self, executor: str, free_gpus: int, backend: str = "local") -> Job | None:
         """Atomically move one runnable PENDING job to RUNNING for ``executor`` and return it.
 
-        Runnable: no parent, a COMPLETE parent, or (an AutoML trial) a RUNNING parent; needs at most ``free_gpus`` GPUs. The conditional
+        Runnable: no parent, a COMPLETE parent, or (an AutoML trial) a RUNNING parent; needs at most
+        ``free_gpus`` GPUs. The conditional
         UPDATE makes the claim exclusive: of several executors racing for a job, exactly one wins.
         """
         from sqlalchemy import and_, or_, select, update
