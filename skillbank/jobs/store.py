@@ -254,8 +254,8 @@ class Store:
         """Atomically move one runnable PENDING job to RUNNING for ``executor`` and return it.
 
         Runnable: no parent, a COMPLETE parent, or (an AutoML trial) a RUNNING parent; needs at most
-        ``free_gpus`` GPUs. The conditional
-        UPDATE makes the claim exclusive: of several executors racing for a job, exactly one wins.
+        ``free_gpus`` GPUs. The conditional UPDATE makes the claim exclusive: of several executors racing
+        for a job, exactly one wins.
         """
         from sqlalchemy import and_, or_, select, update
 
