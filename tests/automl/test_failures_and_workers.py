@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import study_spec
+from automl_helpers import study_spec
 from study_helpers import automl, start, starts, summary
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import study_spec
+from automl_helpers import study_spec
 from study_helpers import automl, starts, summary
 
 from skillbank.specs import load_spec

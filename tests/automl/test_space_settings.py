@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import base_spec
+from automl_helpers import base_spec
 
 from skillbank.automl.algorithms import make_pruner, make_sampler
 from skillbank.automl.settings import resolve
