@@ -167,7 +167,8 @@ def run_trial(study: Any, storage: Any, settings: StudySettings, trial_id: int, 
                     final_kpi = event.get("kpi")
                 elif status == "FAILURE":
                     message = str(event.get("message", ""))
-            if code is None and reported and trial.should_prune():
+            # the last epoch is never pruned: nothing is left to save, the trial has completed its budget
+            if code is None and reported and epochs < settings.trial_epochs and trial.should_prune():
                 run.stop()
                 trial.set_user_attr("epochs", epochs)
                 study.tell(trial, state=TrialState.PRUNED)
