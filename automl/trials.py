@@ -175,6 +175,7 @@ def run_trial(study: Any, storage: Any, settings: StudySettings, trial_id: int, 
                 return Outcome(number, "PRUNED", last_value, epochs, f"pruned after {epochs} epoch(s)")
             if code is None and stop is not None and stop.is_set():
                 run.stop()
+                trial.set_user_attr("error", "stopped: the runner was interrupted (the trial is queued again)")
                 study.tell(trial, state=TrialState.FAIL)
                 return Outcome(number, "FAIL", None, epochs, "stopped: the runner is shutting down")
             if code is not None:
