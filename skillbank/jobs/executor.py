@@ -117,7 +117,7 @@ class Executor:
 
     def slots_used(self) -> int:
         """Running jobs that count against ``max_jobs`` (an AutoML job does not: its trials do)."""
-        return sum(job.route != "automl" for job in self.running.values())
+        return sum(job.backend == "local" and job.route != "automl" for job in self.running.values())
 
     def free_gpus(self) -> list[str]:
         used = {g for job in self.running.values() if job.backend == "local"
@@ -224,7 +224,7 @@ class Executor:
                     self.store.cancel_descendants(job.id, f"parent job {job.id} FAILED: {message}")
 
     def start_jobs(self) -> None:
-        while sum(j.backend == "local" for j in self.running.values()) < self.max_jobs:
+        while self.slots_used() < self.max_jobs:
             free = self.free_gpus()
             job = self.store.claim(self.id, len(free))
             if job is None:
