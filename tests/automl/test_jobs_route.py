@@ -20,7 +20,7 @@ def test_an_automl_train_job_runs_its_trials_as_child_jobs_and_feeds_evaluate(tm
                     "train_dataset": {"batch_size": 2, "workers": 0, "augmentation": {"crop_size": [64, 96]}},
                     "val_dataset": {"workers": 0, "augmentation": {"crop_size": [64, 96]}},
                     "test_dataset": {"workers": 0}},
-        "train": {"num_gpus": 0, "optim": {"warmup_steps": 0}},
+        "train": {"num_gpus": 0, "precision": "fp32", "optim": {"warmup_steps": 0}},
         "evaluate": {"num_gpus": 0},
         "automl": {"automl_algorithm": "random", "automl_max_recommendations": 2, "automl_max_concurrent": 1},
     }
