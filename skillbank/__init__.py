@@ -2,6 +2,8 @@
 
 The agent-facing core (spec models, registry, automl_policy resolution, request planning) imports no
 torch; the heavy runtime lives in :mod:`skillbank.runtime` and is imported only by its actions.
+``skillbank.Client`` (the jobs SDK, :mod:`skillbank.sdk`) is a lazy attribute: SQLAlchemy loads only
+when a Client is made.
 """
 
 __version__ = "0.1.0"

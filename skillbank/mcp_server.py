@@ -38,8 +38,18 @@ INSTRUCTIONS = (
 )
 
 #: request inputs that name files or folders
-PATH_INPUTS = ("train_datasets", "eval_dataset", "inference_dataset", "results_dir", "checkpoint",
-               "parent_job_dir", "pretrained_model", "resume_model", "onnx_file", "trt_engine")
+PATH_INPUTS = (
+    "train_datasets",
+    "eval_dataset",
+    "inference_dataset",
+    "results_dir",
+    "checkpoint",
+    "parent_job_dir",
+    "pretrained_model",
+    "resume_model",
+    "onnx_file",
+    "trt_engine",
+)
 
 
 class Config:
@@ -75,8 +85,11 @@ def _spec_paths(spec: dict[str, Any]) -> list[tuple[str, str]]:
     found = []
     for key, value in flatten(spec).items():
         if key.endswith("data_sources") and isinstance(value, list):
-            found += [(f"{key}[{i}].data_file", s["data_file"]) for i, s in enumerate(value)
-                      if isinstance(s, dict) and isinstance(s.get("data_file"), str)]
+            found += [
+                (f"{key}[{i}].data_file", s["data_file"])
+                for i, s in enumerate(value)
+                if isinstance(s, dict) and isinstance(s.get("data_file"), str)
+            ]
         elif isinstance(value, str) and value not in ("", "???") and field_extra(key).get("x-path"):
             found.append((key, value))
     return found
@@ -172,10 +185,19 @@ def _job(job_id: str) -> Any:
 
 
 def _job_detail(job: Any) -> dict[str, Any]:
-    return {**job.summary(), "skill": job.skill, "route": job.route, "exit_code": job.exit_code,
-            "message": job.message, "progress": job.progress, "artifact": job.artifact,
-            "created_at": job.created_at, "started_at": job.started_at, "ended_at": job.ended_at,
-            "command": job.command}
+    return {
+        **job.summary(),
+        "skill": job.skill,
+        "route": job.route,
+        "exit_code": job.exit_code,
+        "message": job.message,
+        "progress": job.progress,
+        "artifact": job.artifact,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "ended_at": job.ended_at,
+        "command": job.command,
+    }
 
 
 def submit_job(request: str, parent_job_id: str | None = None) -> dict[str, Any]:
@@ -224,8 +246,17 @@ def list_jobs(status: str | None = None) -> dict[str, Any]:
         raise _error(str(exc)) from None
 
 
-TOOLS = (list_skills, show_skill, plan_request, validate_skills, submit_job, job_status, job_logs, cancel_job,
-         list_jobs)
+TOOLS = (
+    list_skills,
+    show_skill,
+    plan_request,
+    validate_skills,
+    submit_job,
+    job_status,
+    job_logs,
+    cancel_job,
+    list_jobs,
+)
 
 
 def _add_skill_resources(server: Any) -> None:
@@ -241,9 +272,15 @@ def _add_skill_resources(server: Any) -> None:
                 continue
             rel = path.relative_to(folder).as_posix()
             mime = "text/markdown" if path.suffix == ".md" else "text/plain"
-            server.add_resource(FileResource(uri=f"skill://{skill.name}/{rel}", name=f"{skill.name}/{rel}",
-                                             path=path.resolve(), mime_type=mime,
-                                             description=f"{skill.name}: {rel}"))
+            server.add_resource(
+                FileResource(
+                    uri=f"skill://{skill.name}/{rel}",
+                    name=f"{skill.name}/{rel}",
+                    path=path.resolve(),
+                    mime_type=mime,
+                    description=f"{skill.name}: {rel}",
+                )
+            )
 
 
 def build_server(roots: list[str | Path] | None = None, workspace: str | Path | None = None) -> Any:
@@ -279,8 +316,9 @@ def main(argv: list[str] | None = None) -> None:
     serve(args.root, args.workspace, args.transport, args.host, args.port)
 
 
-def serve(roots: list[str] | None, workspace: str | None, transport: str = "stdio", host: str = "127.0.0.1",
-          port: int = 8765) -> None:
+def serve(
+    roots: list[str] | None, workspace: str | None, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765
+) -> None:
     server = build_server(roots, workspace)
     if transport == "http":
         server.run("streamable-http", host=host, port=port)

@@ -28,8 +28,14 @@ class Client:
     ``max_jobs``: jobs run at once by the workspace's executor; ``start_executor=False`` leaves running
     to an executor started elsewhere (``python -m skillbank.jobs.executor``)."""
 
-    def __init__(self, workspace: str | os.PathLike[str] | None = None, db_url: str | None = None,
-                 max_jobs: int | None = None, start_executor: bool = True, idle_exit_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        workspace: str | os.PathLike[str] | None = None,
+        db_url: str | None = None,
+        max_jobs: int | None = None,
+        start_executor: bool = True,
+        idle_exit_s: float = 30.0,
+    ) -> None:
         from .jobs.store import Store
 
         workspace = workspace or os.environ.get("SKILLBANK_WORKSPACE") or DEFAULT_WORKSPACE
@@ -47,8 +53,13 @@ class Client:
 
         return plan(request)
 
-    def submit(self, request: Any, parent_job_id: str | None = None, overrides: dict[str, Any] | None = None,
-               backend: str = "local") -> list[Any]:
+    def submit(
+        self,
+        request: Any,
+        parent_job_id: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        backend: str = "local",
+    ) -> list[Any]:
         """Store the jobs of ``request`` (a chain for "..., then ...") and start the executor.
 
         ``overrides``: extra spec keys (nested or dotted) applied to every job of the chain.
@@ -68,8 +79,9 @@ class Client:
             return False
         from .jobs.executor import ensure_executor
 
-        if not self.store.list(status=["PENDING", "RUNNING"], backend="local", limit=1) and not \
-                self.store.list(status=["PENDING", "RUNNING"], backend="slurm", limit=1):
+        if not self.store.list(status=["PENDING", "RUNNING"], backend="local", limit=1) and not self.store.list(
+            status=["PENDING", "RUNNING"], backend="slurm", limit=1
+        ):
             return False
         return ensure_executor(self.workspace, self.db_url, self.max_jobs, self.idle_exit_s)
 
@@ -78,8 +90,9 @@ class Client:
         """The job as stored now (status, exit_code, kpi, progress, message, results_dir, ...)."""
         return self.store.get(job_id)
 
-    def jobs(self, status: str | list[str] | None = None, action: str | None = None,
-             parent_job_id: str | None = None) -> list[Any]:
+    def jobs(
+        self, status: str | list[str] | None = None, action: str | None = None, parent_job_id: str | None = None
+    ) -> list[Any]:
         """Jobs of the workspace, oldest first, filtered."""
         return self.store.list(status=status, action=action, parent_job_id=parent_job_id)
 

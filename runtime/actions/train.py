@@ -68,12 +68,16 @@ def _check_resume_fits(model: Any, path: Path) -> None:
     from ..checkpoints import CheckpointError, load_checkpoint_file, plan_load
 
     try:
-        state_dict, _ = load_checkpoint_file(path)
+        state_dict, meta = load_checkpoint_file(path)
         plan_load({k: tuple(v.shape) for k, v in model.state_dict().items()}, state_dict)
     except CheckpointError as exc:
         raise ConfigurationError(
             f"train: cannot resume from {path}: {exc}; train into another results_dir, or set "
             "train.resume_training_checkpoint_path to a checkpoint of this model") from None
+    if "optimizer_states" not in (meta.extras or {}):  # train.checkpoint_weights_only wrote it
+        raise ConfigurationError(
+            f"train: cannot resume from {path}: it holds weights only (train.checkpoint_weights_only); start "
+            "from it with train.pretrained_model_path in another results_dir")
 
 
 def _resume_hint(ctx: ActionContext, path: Path | None) -> str:

@@ -21,8 +21,12 @@ from typing import Any
 import typer
 
 WORKSPACE_HELP = "Jobs workspace (job store and job folders); default $SKILLBANK_WORKSPACE or ./skillbank_jobs."
-jobs_app = typer.Typer(help="List, show, follow and cancel jobs of a workspace.", no_args_is_help=True,
-                       add_completion=False, rich_markup_mode=None)
+jobs_app = typer.Typer(
+    help="List, show, follow and cancel jobs of a workspace.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
 
 
 def _client(workspace: str | None) -> Any:
@@ -63,8 +67,14 @@ def _artefacts(job: Any) -> list[str]:
     folder = Path(job.results_dir)
     if not folder.is_dir():
         return []
-    patterns = {"train": ["model_epoch_*_step_*.pth"], "export": ["*.onnx"], "gen_trt_engine": ["*.engine"],
-                "inference": ["*.png"], "evaluate": [], "convert": ["*.txt"]}.get(job.action, [])
+    patterns = {
+        "train": ["model_epoch_*_step_*.pth"],
+        "export": ["*.onnx"],
+        "gen_trt_engine": ["*.engine"],
+        "inference": ["*.png"],
+        "evaluate": [],
+        "convert": ["*.txt"],
+    }.get(job.action, [])
     found = [str(p) for pat in patterns for p in sorted(folder.glob(pat))]
     return found[:3] + ([f"... ({len(found) - 3} more)"] if len(found) > 3 else []) + [str(folder / "status.json")]
 
@@ -97,8 +107,10 @@ def run_cmd(
     if not wait:
         _print_jobs(jobs, as_json)
         if not as_json:
-            typer.echo(f"submitted {len(jobs)} job(s) to {client.workspace}; follow with: skillbank jobs list "
-                       f"--workspace {client.workspace}")
+            typer.echo(
+                f"submitted {len(jobs)} job(s) to {client.workspace}; follow with: skillbank jobs list "
+                f"--workspace {client.workspace}"
+            )
         return
     if not as_json:
         typer.echo(f"submitted: {', '.join(f'{j.id} ({j.action})' for j in jobs)}; waiting ...")
@@ -129,8 +141,11 @@ def _follow(client: Any, ids: list[str], timeout: float | None, quiet: bool) -> 
     while True:
         jobs = [client.status(i) for i in ids]
         for j in jobs:
-            line = j.status + (f" epoch {j.progress.get('epoch')}/{j.progress.get('max_epoch')} eta "
-                               f"{j.progress.get('eta')}" if j.status == "RUNNING" and j.progress else "")
+            line = j.status + (
+                f" epoch {j.progress.get('epoch')}/{j.progress.get('max_epoch')} eta {j.progress.get('eta')}"
+                if j.status == "RUNNING" and j.progress
+                else ""
+            )
             if seen.get(j.id) != line and not quiet:
                 typer.echo(f"  {j.id} {j.action}: {line}", err=True)
             seen[j.id] = line
@@ -179,9 +194,26 @@ def show_cmd(
     if as_json:
         typer.echo(json.dumps(job.to_dict(), default=str))
         return
-    fields = ["id", "skill", "action", "route", "automl_policy", "status", "exit_code", "parent_job_id",
-              "results_dir", "job_dir", "message", "progress", "kpi", "command", "artifact", "gpus", "backend",
-              "backend_id"]
+    fields = [
+        "id",
+        "skill",
+        "action",
+        "route",
+        "automl_policy",
+        "status",
+        "exit_code",
+        "parent_job_id",
+        "results_dir",
+        "job_dir",
+        "message",
+        "progress",
+        "kpi",
+        "command",
+        "artifact",
+        "gpus",
+        "backend",
+        "backend_id",
+    ]
     for name in fields:
         value = getattr(job, name)
         if name == "command":
@@ -218,8 +250,10 @@ def cancel_cmd(
     job = client.cancel(job_id)
     _print_jobs([job], as_json)
     if not as_json and job.status == "RUNNING":
-        typer.echo(f"cancel asked: the executor stops {job.id} (SIGTERM, SIGKILL after "
-                   f"{os.environ.get('SKILLBANK_CANCEL_GRACE_S', '60')} s)")
+        typer.echo(
+            f"cancel asked: the executor stops {job.id} (SIGTERM, SIGKILL after "
+            f"{os.environ.get('SKILLBANK_CANCEL_GRACE_S', '60')} s)"
+        )
 
 
 def register(app: typer.Typer) -> None:

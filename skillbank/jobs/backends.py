@@ -66,8 +66,15 @@ class LocalBackend:
     def start(self, job: Job, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
         log = open(Path(job.job_dir) / "job.log", "ab")  # noqa: SIM115 - handed to the child
         try:
-            proc = subprocess.Popen(argv, cwd=job.job_dir, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=job.job_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         finally:
             log.close()
         self._procs[job.id] = proc

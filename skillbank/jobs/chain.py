@@ -64,8 +64,9 @@ def _plan(call: Any) -> Any:
         raise SubmitError(exc.question) from None
 
 
-def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
-               overrides: dict[str, Any] | None = None) -> list[PlannedJob]:
+def plan_chain(
+    store: Store, request: Any, parent_job_id: str | None = None, overrides: dict[str, Any] | None = None
+) -> list[PlannedJob]:
     """Plan every job of ``request`` (words, JSON, dict, ToolCall or a Plan) without storing anything."""
     import yaml
 
@@ -96,8 +97,11 @@ def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
         if index == 0 and first_plan is not None:
             plan = first_plan
             spec = copy.deepcopy(plan.spec)
-            spec["results_dir"] = spec.get("results_dir") or str(job_dir)
+            own_results = "results_dir" in plan.inputs
+            if not own_results:  # the plan was made without a results folder: the job's folder
+                spec["results_dir"] = str(job_dir)
         else:
+            own_results = False
             if index == 0:
                 this = call
             else:
@@ -105,23 +109,31 @@ def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
                 inputs = {k: v for k, v in base.inputs.items() if k in ("eval_dataset", "latest", "results_dir")}
                 if action == "inference" and "inference_dataset" in base.inputs:
                     inputs["inference_dataset"] = base.inputs["inference_dataset"]
-                this = ToolCall(skill=skill, action=action, automl_policy="off", inputs=inputs,
-                                spec_overrides=dict(base.spec_overrides) if call is not None else
-                                {"model": first_plan.spec.get("model", {})}, request=None)
+                this = ToolCall(
+                    skill=skill,
+                    action=action,
+                    automl_policy="off",
+                    inputs=inputs,
+                    spec_overrides=dict(base.spec_overrides)
+                    if call is not None
+                    else {"model": first_plan.spec.get("model", {})},
+                    request=None,
+                )
             if not this.inputs.get("results_dir"):
                 this = this.model_copy(update={"inputs": {**this.inputs, "results_dir": str(job_dir)}})
             plan = _plan(this)
             spec = copy.deepcopy(plan.spec)
-        missing = list(plan.missing)
+        missing = [m for m in plan.missing if own_results or not m.startswith("results_dir:")]
         chain = ([(parent.id, parent.action)] if parent else []) + [(p.job.id, p.job.action) for p in planned]
         source = next((c for c in reversed(chain) if (c[1], action) in CONSUMES), None)
         if chain:
             if source is None:
                 raise SubmitError(
                     f"{action} cannot take its input from {', '.join(f'{a} job {i}' for i, a in chain)}; "
-                    f"parent/child pairs: {', '.join(f'{p} -> {c}' for p, c in CONSUMES)}")
+                    f"parent/child pairs: {', '.join(f'{p} -> {c}' for p, c in CONSUMES)}"
+                )
             key = CONSUMES[(source[1], action)][1]
-            missing = [m for m in missing if not m.startswith(key.split(".")[0] + ".")]
+            missing = [m for m in missing if key not in m.split(":", 1)[0]]  # the parent fills it
         split = CHILD_SPLIT.get(action)
         if split and index > 0 and not (spec.get("dataset", {}).get(split) or {}).get("data_sources"):
             first_spec = yaml.safe_load(planned[0].job.spec) or {}
@@ -150,8 +162,13 @@ def plan_chain(store: Store, request: Any, parent_job_id: str | None = None,
     return planned
 
 
-def submit_chain(store: Store, request: Any, parent_job_id: str | None = None,
-                 overrides: dict[str, Any] | None = None, backend: str = "local") -> list[Job]:
+def submit_chain(
+    store: Store,
+    request: Any,
+    parent_job_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    backend: str = "local",
+) -> list[Job]:
     """Plan and store every job of ``request`` (PENDING); returns them in chain order."""
     planned = plan_chain(store, request, parent_job_id, overrides)
     jobs: list[Job] = []

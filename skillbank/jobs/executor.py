@@ -90,8 +90,9 @@ def write_spec(job: Job, spec: dict[str, Any]) -> Path:
 
 
 class Executor:
-    def __init__(self, store: Store, max_jobs: int = 1, gpus: list[str] | None = None, grace_s: float = 60.0,
-                 poll_s: float = 0.5) -> None:
+    def __init__(
+        self, store: Store, max_jobs: int = 1, gpus: list[str] | None = None, grace_s: float = 60.0, poll_s: float = 0.5
+    ) -> None:
         self.store = store
         self.max_jobs = max(1, int(max_jobs))
         self.gpus = list(detect_gpus() if gpus is None else gpus)
@@ -120,8 +121,7 @@ class Executor:
         return sum(job.backend == "local" and job.route != "automl" for job in self.running.values())
 
     def free_gpus(self) -> list[str]:
-        used = {g for job in self.running.values() if job.backend == "local"
-                for g in (job.gpus or "").split(",") if g}
+        used = {g for job in self.running.values() if job.backend == "local" for g in (job.gpus or "").split(",") if g}
         return [g for g in self.gpus if g not in used]
 
     def _executor_alive(self, executor: str | None) -> bool | None:
@@ -154,8 +154,10 @@ class Executor:
                 status, message = "COMPLETE", state.message + " (recorded after its executor died; exit code unknown)"
             else:
                 status = "CANCELED" if job.cancel_requested else "FAILED"
-                message = (f"orphaned: executor {job.executor} died while the job ran and its process is gone; "
-                           f"status.json's last event: {state.last_status or 'none'}")
+                message = (
+                    f"orphaned: executor {job.executor} died while the job ran and its process is gone; "
+                    f"status.json's last event: {state.last_status or 'none'}"
+                )
             if self.store.finish(job.id, status, None, message, kpi=state.kpi):
                 handled.append(job.id)
                 if status != "COMPLETE":
@@ -218,8 +220,10 @@ class Executor:
         """PENDING jobs asking for more GPUs than this executor has would wait forever: fail them."""
         for job in self.store.list(status="PENDING", backend="local"):
             if job.gpus_needed > len(self.gpus):
-                message = (f"needs {job.gpus_needed} GPU(s) but this executor has {len(self.gpus)} "
-                           f"({', '.join(self.gpus) or 'none'}); set the spec's num_gpus, or SKILLBANK_GPUS")
+                message = (
+                    f"needs {job.gpus_needed} GPU(s) but this executor has {len(self.gpus)} "
+                    f"({', '.join(self.gpus) or 'none'}); set the spec's num_gpus, or SKILLBANK_GPUS"
+                )
                 if self.store.finish(job.id, "FAILED", None, message, expect="PENDING"):
                     self.store.cancel_descendants(job.id, f"parent job {job.id} FAILED: {message}")
 
@@ -244,8 +248,9 @@ class Executor:
         automl = job.route == "automl"
         try:
             if job.parent_job_id and job.route != "automl_trial":
-                _key, artifact = fill_from_parent(spec, self.store.get(job.parent_job_id), job.action,
-                                                  latest=bool(job.options.get("latest")))
+                _key, artifact = fill_from_parent(
+                    spec, self.store.get(job.parent_job_id), job.action, latest=bool(job.options.get("latest"))
+                )
             spec_path = write_spec(job, spec)
         except (ParentError, OSError) as exc:
             self._close(job, "FAILED", None, str(exc), {})
@@ -273,8 +278,15 @@ class Executor:
         job.backend_id = started.get("backend_id")
         job.gpus = ",".join(gpus)
         job.command = argv
-        self.store.update(job.id, pid=job.pid, backend_id=job.backend_id, gpus=job.gpus, command=argv,
-                          artifact=artifact, spec=job.spec)
+        self.store.update(
+            job.id,
+            pid=job.pid,
+            backend_id=job.backend_id,
+            gpus=job.gpus,
+            command=argv,
+            artifact=artifact,
+            spec=job.spec,
+        )
         self.running[job.id] = job
 
     def step(self) -> None:
@@ -323,22 +335,31 @@ def executor_running(workspace: str | Path) -> bool:
     return False
 
 
-def ensure_executor(workspace: str | Path, db_url: str | None = None, max_jobs: int | None = None,
-                    idle_exit_s: float = 30.0) -> bool:
+def ensure_executor(
+    workspace: str | Path, db_url: str | None = None, max_jobs: int | None = None, idle_exit_s: float = 30.0
+) -> bool:
     """Start the workspace's detached executor unless one runs; True when one was started."""
     workspace = Path(workspace).resolve()
     if executor_running(workspace):
         return False
-    argv = [sys.executable, "-m", "skillbank.jobs.executor", "--workspace", str(workspace),
-            "--idle-exit", str(idle_exit_s)]
+    argv = [
+        sys.executable,
+        "-m",
+        "skillbank.jobs.executor",
+        "--workspace",
+        str(workspace),
+        "--idle-exit",
+        str(idle_exit_s),
+    ]
     if db_url:
         argv += ["--db", db_url]
     if max_jobs:
         argv += ["--max-jobs", str(max_jobs)]
     log = open(workspace / "executor.log", "ab")  # noqa: SIM115 - handed to the child
     try:
-        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True, close_fds=True)
+        subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True
+        )
     finally:
         log.close()
     return True
@@ -360,8 +381,10 @@ def serve(workspace: Path, db_url: str | None, max_jobs: int, idle_exit_s: float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m skillbank.jobs.executor",
-                                     description="Run a workspace's PENDING jobs (one executor per workspace).")
+    parser = argparse.ArgumentParser(
+        prog="python -m skillbank.jobs.executor",
+        description="Run a workspace's PENDING jobs (one executor per workspace).",
+    )
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--db", default=os.environ.get("SKILLBANK_DB_URL"))
     parser.add_argument("--max-jobs", type=int, default=int(os.environ.get("SKILLBANK_MAX_JOBS", "1")))

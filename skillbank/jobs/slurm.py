@@ -27,8 +27,9 @@ from .store import Job
 def run_depth_net(argv: list[str], cwd: str, log_path: str) -> int:
     """Run on the Slurm node: ``argv`` in ``cwd`` with output appended to ``log_path``; the exit code."""
     with open(log_path, "ab") as log:
-        return subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                              check=False).returncode
+        return subprocess.run(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, check=False
+        ).returncode
 
 
 def sbatch_parameters(job: Job, spec: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +72,9 @@ class SlurmBackend:
 
     def _handle(self, job: Job) -> Any:
         if job.id not in self._jobs:
-            self._jobs[job.id] = self._submitit.SlurmJob(folder=str(self._folder(job) / "%j"),
-                                                         job_id=str(job.backend_id))
+            self._jobs[job.id] = self._submitit.SlurmJob(
+                folder=str(self._folder(job) / "%j"), job_id=str(job.backend_id)
+            )
         return self._jobs[job.id]
 
     def adopt(self, job: Job) -> bool:
@@ -94,8 +96,7 @@ class SlurmBackend:
         self._handle(job).cancel(check=False)
 
     def kill(self, job: Job) -> None:
-        subprocess.run(["scancel", "--signal=KILL", "--full", str(job.backend_id)], check=False,
-                       capture_output=True)
+        subprocess.run(["scancel", "--signal=KILL", "--full", str(job.backend_id)], check=False, capture_output=True)
 
     def forget(self, job: Job) -> None:
         self._jobs.pop(job.id, None)

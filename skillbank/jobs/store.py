@@ -289,13 +289,19 @@ class Store:
                 return self.get(job_id)
         return None
 
-    def finish(self, job_id: str, status: str, exit_code: int | None, message: str,
-               kpi: dict[str, Any] | None = None, expect: str | tuple[str, ...] = "RUNNING") -> bool:
+    def finish(
+        self,
+        job_id: str,
+        status: str,
+        exit_code: int | None,
+        message: str,
+        kpi: dict[str, Any] | None = None,
+        expect: str | tuple[str, ...] = "RUNNING",
+    ) -> bool:
         """Record the end of a job once (conditional on its current status)."""
         if status not in FINAL:
             raise JobError(f"finish: {status!r} is not a final status ({', '.join(FINAL)})")
-        values: dict[str, Any] = {"status": status, "exit_code": exit_code, "message": message,
-                                  "ended_at": time.time()}
+        values: dict[str, Any] = {"status": status, "exit_code": exit_code, "message": message, "ended_at": time.time()}
         if kpi:
             values["kpi"] = kpi
         return self.update(job_id, expect=expect, **values)
@@ -306,8 +312,7 @@ class Store:
         if job.status == "PENDING" and self.finish(job_id, "CANCELED", None, reason, expect="PENDING"):
             return self.get(job_id)
         if job.status in ("PENDING", "RUNNING"):
-            self.update(job_id, expect=("PENDING", "RUNNING"), cancel_requested=True,
-                        message=reason)
+            self.update(job_id, expect=("PENDING", "RUNNING"), cancel_requested=True, message=reason)
         return self.get(job_id)
 
     def children(self, job_id: str) -> list[Job]:

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "examples" / "quickstart"
+from jobtest_helpers import QUICKSTART
 
 pytest.importorskip("sqlalchemy")
 
@@ -19,8 +17,20 @@ pytest.importorskip("sqlalchemy")
 def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``depth_net convert`` synthetic pairs (the quickstart's data.yaml): folder with train.txt, val.txt."""
     out = tmp_path_factory.mktemp("data")
-    subprocess.run([sys.executable, "-m", "skillbank.runtime.cli", "convert", "-e", str(QUICKSTART / "data.yaml"),
-                    f"results_dir={out}"], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skillbank.runtime.cli",
+            "convert",
+            "-e",
+            str(QUICKSTART / "data.yaml"),
+            f"results_dir={out}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return out / "convert"
 
 
@@ -28,11 +38,3 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def overrides() -> dict:
     """The quickstart's overrides: a small FFS on the CPU."""
     return yaml.safe_load((QUICKSTART / "overrides.yaml").read_text())
-
-
-def convert_request(pairs: int = 2) -> dict:
-    """A JSON tool call for a quick real job: render ``pairs`` synthetic pairs."""
-    return {"skill": "depth-net-fast-stereo", "action": "convert",
-            "spec_overrides": {"convert.mode": "synthetic", "convert.num_pairs": pairs, "convert.height": 32,
-                               "convert.width": 64, "convert.max_disparity": 8,
-                               "convert.data_root": None}}

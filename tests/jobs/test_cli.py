@@ -8,12 +8,16 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import convert_request
+from jobtest_helpers import convert_request
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from skillbank.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", "from skillbank.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_run_wait_json_and_jobs_commands(tmp_path: Path) -> None:
@@ -32,7 +36,7 @@ def test_run_wait_json_and_jobs_commands(tmp_path: Path) -> None:
     missing = _cli("jobs", "show", "zzzzzz", "--workspace", ws)
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0 and "zzzzzz" in missing.stderr
     ended = _cli("jobs", "cancel", job["id"], "--workspace", ws, "--json")
-    assert json.loads(ended.stdout)["jobs"][0]["status"] == "COMPLETE"   # an ended job stays as it was
+    assert json.loads(ended.stdout)["jobs"][0]["status"] == "COMPLETE"  # an ended job stays as it was
 
 
 def test_run_without_wait_returns_and_the_executor_runs_the_job(tmp_path: Path) -> None:
@@ -55,8 +59,10 @@ def test_unplannable_request_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 def test_listing_stays_light() -> None:
-    code = ("import sys, skillbank, skillbank.cli; skillbank.Client; "
-            "print(sorted(m for m in ('torch', 'sqlalchemy', 'submitit', 'mcp') if m in sys.modules))")
+    code = (
+        "import sys, skillbank, skillbank.cli; skillbank.Client; "
+        "print(sorted(m for m in ('torch', 'sqlalchemy', 'submitit', 'mcp') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
     listed = _cli("list")

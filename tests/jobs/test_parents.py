@@ -13,8 +13,17 @@ from skillbank.resolvers import pick_checkpoint
 
 
 def _parent(folder: Path, action: str = "train", status: str = "COMPLETE", message: str = "") -> Job:
-    return Job(id="abc234", skill="s", action=action, route="runtime", automl_policy="off", spec="{}",
-               results_dir=str(folder), status=status, message=message)
+    return Job(
+        id="abc234",
+        skill="s",
+        action=action,
+        route="runtime",
+        automl_policy="off",
+        spec="{}",
+        results_dir=str(folder),
+        status=status,
+        message=message,
+    )
 
 
 def _touch(folder: Path, *names: str) -> None:
@@ -26,7 +35,7 @@ def _touch(folder: Path, *names: str) -> None:
 def test_names_follow_the_trainer_and_order_as_numbers(tmp_path: Path) -> None:
     assert checkpoint_name(3, 42) == "model_epoch_003_step_00042.pth"
     assert parse_checkpoint_name("model_epoch_1000_step_123456.pth") == (1000, 123456)
-    assert parse_checkpoint_name("model_epoch_1_step_2.pth") is None   # not a name the trainer writes
+    assert parse_checkpoint_name("model_epoch_1_step_2.pth") is None  # not a name the trainer writes
     assert parse_checkpoint_name("model_epoch_001_step_00002.pth.tmp") is None
     _touch(tmp_path, "model_epoch_999_step_99999.pth", "model_epoch_1000_step_100000.pth", "dn_model_latest.pth")
     assert newest_checkpoint(tmp_path)[2].name == "model_epoch_1000_step_100000.pth"
@@ -35,8 +44,12 @@ def test_names_follow_the_trainer_and_order_as_numbers(tmp_path: Path) -> None:
 def test_skill_bank_and_runtime_share_the_rule(tmp_path: Path) -> None:
     resolve = pytest.importorskip("skillbank.runtime.checkpoints.resolve")
     assert resolve.EPOCH_STEP_RE is EPOCH_STEP_RE
-    _touch(tmp_path / "train", "model_epoch_009_step_00090.pth", "model_epoch_010_step_00100.pth",
-           "model_epoch_1_step_999.pth")
+    _touch(
+        tmp_path / "train",
+        "model_epoch_009_step_00090.pth",
+        "model_epoch_010_step_00100.pth",
+        "model_epoch_1_step_999.pth",
+    )
     picked = pick_checkpoint(tmp_path).value
     assert Path(picked).name == "model_epoch_010_step_00100.pth"
     assert resolve.resolve_checkpoint(tmp_path) == Path(picked)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from conftest import QUICKSTART
+from jobtest_helpers import QUICKSTART
 
 
 def test_overrides_and_spec_build_the_same_network() -> None:
@@ -24,9 +24,14 @@ def test_the_request_plans_as_three_jobs(tmp_path) -> None:
     overrides = yaml.safe_load((QUICKSTART / "overrides.yaml").read_text())
     planned = plan_chain(Store(tmp_path / "ws"), request, overrides=overrides)
     assert [(p.job.action, p.job.route) for p in planned] == [
-        ("train", "direct_train"), ("evaluate", "runtime"), ("export", "runtime")]
+        ("train", "direct_train"),
+        ("evaluate", "runtime"),
+        ("export", "runtime"),
+    ]
     assert planned[1].job.parent_job_id == planned[0].job.id == planned[2].job.parent_job_id
     first = yaml.safe_load(planned[0].job.spec)
     assert first["train"]["num_epochs"] == 1 and first["train"]["checkpoint_weights_only"] is True
-    assert yaml.safe_load(planned[1].job.spec)["dataset"]["test_dataset"]["data_sources"][0]["data_file"] == \
-        f"{tmp_path}/val.txt"
+    assert (
+        yaml.safe_load(planned[1].job.spec)["dataset"]["test_dataset"]["data_sources"][0]["data_file"]
+        == f"{tmp_path}/val.txt"
+    )

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import convert_request
+from jobtest_helpers import convert_request
 
 pytest.importorskip("submitit")
 
@@ -77,8 +77,7 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bin_dir, state = tmp_path / "bin", tmp_path / "slurm"
     bin_dir.mkdir()
     state.mkdir()
-    for name, text in (("sbatch", SBATCH), ("sacct", SACCT), ("squeue", SQUEUE), ("scancel", SCANCEL),
-                       ("srun", SRUN)):
+    for name, text in (("sbatch", SBATCH), ("sacct", SACCT), ("squeue", SQUEUE), ("scancel", SCANCEL), ("srun", SRUN)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -88,11 +87,24 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_sbatch_parameters_come_from_the_spec() -> None:
-    job = Job(id="k7m2qx", skill="s", action="train", route="direct_train", automl_policy="off", spec="",
-              results_dir="/r", gpus_needed=8)
+    job = Job(
+        id="k7m2qx",
+        skill="s",
+        action="train",
+        route="direct_train",
+        automl_policy="off",
+        spec="",
+        results_dir="/r",
+        gpus_needed=8,
+    )
     params = sbatch_parameters(job, {"train": {"num_nodes": 2, "num_gpus": 8}})
-    assert params | {"time": 0} == {"job_name": "skillbank-k7m2qx", "nodes": 2, "ntasks_per_node": 8,
-                                    "gpus_per_node": 8, "time": 0}
+    assert params | {"time": 0} == {
+        "job_name": "skillbank-k7m2qx",
+        "nodes": 2,
+        "ntasks_per_node": 8,
+        "gpus_per_node": 8,
+        "time": 0,
+    }
     job.action, job.gpus_needed = "export", 0
     assert "gpus_per_node" not in sbatch_parameters(job, {}) and sbatch_parameters(job, {})["nodes"] == 1
 
@@ -104,10 +116,15 @@ def test_slurm_job_runs_through_sbatch(tmp_path: Path, fake_slurm: Path) -> None
     assert done.status == "COMPLETE", (done.message, client.logs(job.id))
     assert done.exit_code == 0 and done.backend == "slurm" and done.backend_id
     script = (fake_slurm / f"{done.backend_id}.sbatch").read_text()
-    for line in (f"#SBATCH --job-name=skillbank-{job.id}", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
-                 "#SBATCH --partition=gpu", "submitit.core._submit"):
+    for line in (
+        f"#SBATCH --job-name=skillbank-{job.id}",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --partition=gpu",
+        "submitit.core._submit",
+    ):
         assert line in script
-    assert "gpus-per-node" not in script                       # a CPU spec asks for no GPU
+    assert "gpus-per-node" not in script  # a CPU spec asks for no GPU
     assert Path(done.results_dir, "synthetic.txt").is_file()
     assert "SUCCESS" in client.logs(job.id)
 
@@ -116,13 +133,16 @@ def test_slurm_job_runs_through_sbatch(tmp_path: Path, fake_slurm: Path) -> None
 def test_slurm_cancel_and_polling(tmp_path: Path, fake_slurm: Path, overrides: dict, synthetic_data: Path) -> None:
     client = Client(tmp_path / "ws", idle_exit_s=3)
     overrides["train"]["num_epochs"] = 50
-    (job,) = client.submit(f"train fast stereo on {synthetic_data}/train.txt, validate on {synthetic_data}/val.txt, "
-                           "no HPO", overrides=overrides, backend="slurm")
+    (job,) = client.submit(
+        f"train fast stereo on {synthetic_data}/train.txt, validate on {synthetic_data}/val.txt, no HPO",
+        overrides=overrides,
+        backend="slurm",
+    )
     deadline = time.monotonic() + 300
     while not Path(client.status(job.id).results_dir, "status.json").is_file():
         assert time.monotonic() < deadline and client.status(job.id).status in ("PENDING", "RUNNING")
         time.sleep(1)
-    time.sleep(4)                                               # the executor polls sacct meanwhile
+    time.sleep(4)  # the executor polls sacct meanwhile
     client.cancel(job.id)
     done = client.wait(job.id, timeout=240)
     assert done.status == "CANCELED", done.message

@@ -302,3 +302,17 @@ def test_steady_throughput_leaves_out_the_epochs_start_up(monkeypatch):
         short.on_train_batch_end(trainer, None, None, [torch.zeros(2, 1)], i)
     assert short.steady_samples_per_s() is None
     assert callbacks._batch_size(torch.zeros(5, 2)) == 5 and callbacks._batch_size({"x": "no tensor"}) == 0
+
+
+def test_weights_only_checkpoints_hold_the_weights_alone(tmp_path, tiny_spec):
+    tiny_spec["train"].update({"num_epochs": 1, "checkpoint_weights_only": True})
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    assert run_action("train", str(spec), []) == 0
+    results = tmp_path / "results" / "train"
+    saved = _ckpt(results / "model_epoch_000_step_00002.pth")
+    assert "optimizer_states" not in saved and "lr_schedulers" not in saved and saved["state_dict"]
+    state_dict, _ = load_checkpoint_file(results / LATEST_NAME)  # what evaluate / export / pretrained read
+    assert state_dict.keys() == {k.removeprefix("model.") for k in saved["state_dict"]}
+    # a later run into the same folder cannot resume from weights alone: one clear line, exit 2
+    assert run_action("train", str(spec), ["train.num_epochs=2"]) == 2
+    assert "holds weights only (train.checkpoint_weights_only)" in read_status(results)[-1]["message"]

@@ -15,9 +15,18 @@ import pytest
 mcp = pytest.importorskip("mcp")
 pytest.importorskip("sqlalchemy")
 
-CONVERT = {"skill": "depth-net-fast-stereo", "action": "convert",
-           "spec_overrides": {"convert.mode": "synthetic", "convert.num_pairs": 2, "convert.height": 32,
-                              "convert.width": 64, "convert.max_disparity": 8, "convert.data_root": None}}
+CONVERT = {
+    "skill": "depth-net-fast-stereo",
+    "action": "convert",
+    "spec_overrides": {
+        "convert.mode": "synthetic",
+        "convert.num_pairs": 2,
+        "convert.height": 32,
+        "convert.width": 64,
+        "convert.max_disparity": 8,
+        "convert.data_root": None,
+    },
+}
 
 
 async def _session(roots: list[Path], body: Any) -> Any:
@@ -43,26 +52,50 @@ def _data(result: Any) -> Any:
 def test_tools_plan_submit_and_poll_to_complete(tmp_path: Path) -> None:
     async def body(session: Any) -> dict:
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        plan = _data(await session.call_tool("plan_request", {"request": "fine-tune fast stereo on "
-                                                              f"{tmp_path}/train.txt, no HPO"}))
+        plan = _data(
+            await session.call_tool(
+                "plan_request", {"request": f"fine-tune fast stereo on {tmp_path}/train.txt, no HPO"}
+            )
+        )
         vague = _data(await session.call_tool("plan_request", {"request": "hello there"}))
         submitted = _data(await session.call_tool("submit_job", {"request": json.dumps(CONVERT)}))
         job_id = submitted["jobs"][0]["id"]
         deadline = time.monotonic() + 150
         while (status := _data(await session.call_tool("job_status", {"job_id": job_id})))["status"] not in (
-                "COMPLETE", "FAILED", "CANCELED"):
+            "COMPLETE",
+            "FAILED",
+            "CANCELED",
+        ):
             assert time.monotonic() < deadline
             await asyncio.sleep(0.5)
         logs = _data(await session.call_tool("job_logs", {"job_id": job_id, "tail": 5}))
         listed = _data(await session.call_tool("list_jobs", {}))
         resources = [str(r.uri) for r in (await session.list_resources()).resources]
         skill_md = await session.read_resource("skill://depth-net-fast-stereo/SKILL.md")
-        return dict(tools=tools, plan=plan, vague=vague, submitted=submitted, status=status, logs=logs,
-                    listed=listed, resources=resources, skill_md=skill_md.contents[0].text)
+        return dict(
+            tools=tools,
+            plan=plan,
+            vague=vague,
+            submitted=submitted,
+            status=status,
+            logs=logs,
+            listed=listed,
+            resources=resources,
+            skill_md=skill_md.contents[0].text,
+        )
 
     out = _run([tmp_path], body)
-    assert {"list_skills", "show_skill", "plan_request", "validate_skills", "submit_job", "job_status",
-            "job_logs", "cancel_job", "list_jobs"} <= set(out["tools"])
+    assert {
+        "list_skills",
+        "show_skill",
+        "plan_request",
+        "validate_skills",
+        "submit_job",
+        "job_status",
+        "job_logs",
+        "cancel_job",
+        "list_jobs",
+    } <= set(out["tools"])
     assert out["tools"]["submit_job"].output_schema is not None
     assert out["plan"]["route"] == "direct_train" and out["plan"]["policy_source"] == 'request: "no HPO"'
     assert set(out["vague"]) == {"question"}
@@ -87,8 +120,10 @@ def test_errors_are_tool_errors_and_paths_stay_inside_the_roots(tmp_path: Path) 
         calls = {
             "dotdot": ("plan_request", {"request": f"fine-tune fast stereo on {root}/../outside/train.txt, no HPO"}),
             "absolute": ("submit_job", {"request": "fine-tune fast stereo on /etc/train.txt, no HPO"}),
-            "symlink": ("plan_request", {"request": f"evaluate fast stereo on {root}/link/test.txt "
-                                                    f"with checkpoint {root}/m.pth"}),
+            "symlink": (
+                "plan_request",
+                {"request": f"evaluate fast stereo on {root}/link/test.txt with checkpoint {root}/m.pth"},
+            ),
             "results": ("plan_request", {"request": json.dumps(CONVERT | {"inputs": {"results_dir": "/tmp/x"}})}),
             "validate": ("validate_skills", {"path": str(outside)}),
             "unknown_skill": ("show_skill", {"name": "nope"}),
@@ -124,9 +159,21 @@ def test_streamable_http_transport(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "skillbank.mcp_server", "--root", str(tmp_path),
-                               "--transport", "http", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skillbank.mcp_server",
+            "--root",
+            str(tmp_path),
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     async def body() -> tuple[list[str], Any]:
         for _ in range(100):  # until the server listens
@@ -135,8 +182,10 @@ def test_streamable_http_transport(tmp_path: Path) -> None:
                     break
             except OSError:
                 await asyncio.sleep(0.2)
-        async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams, \
-                ClientSession(streams[0], streams[1]) as session:
+        async with (
+            streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams,
+            ClientSession(streams[0], streams[1]) as session,
+        ):
             await session.initialize()
             tools = [t.name for t in (await session.list_tools()).tools]
             return tools, await session.call_tool("show_skill", {"name": "nope"})
