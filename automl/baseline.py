@@ -45,8 +45,11 @@ def run_baseline(settings: StudySettings, launcher: TrialLauncher) -> dict[str, 
     folder = Path(settings.automl_dir) / "baseline"
     spec = baseline_spec(settings, folder)
     if spec is None:
-        return {"value": None, "skipped": "no starting weights (train.pretrained_model_path unset) or no "
-                "validation data: nothing to evaluate"}
+        return {
+            "value": None,
+            "skipped": "no starting weights (train.pretrained_model_path unset) or no "
+            "validation data: nothing to evaluate",
+        }
     folder.mkdir(parents=True, exist_ok=True)
     spec_path = folder / "spec.yaml"
     write_yaml(spec_path, spec)
@@ -55,7 +58,14 @@ def run_baseline(settings: StudySettings, launcher: TrialLauncher) -> dict[str, 
     done = [e for e in events if e.get("status") in ("SUCCESS", "FAILURE")]
     last = done[-1] if done else {}
     if code != 0 or last.get("status") != "SUCCESS":
-        return {"value": None, "folder": str(folder),
-                "failed": str(last.get("message") or f"depth_net evaluate exited {code}")}
-    return {"value": metric_of(last.get("kpi"), settings.metric), "checkpoint": spec["evaluate"]["checkpoint"],
-            "folder": str(folder), "kpi": last.get("kpi")}
+        return {
+            "value": None,
+            "folder": str(folder),
+            "failed": str(last.get("message") or f"depth_net evaluate exited {code}"),
+        }
+    return {
+        "value": metric_of(last.get("kpi"), settings.metric),
+        "checkpoint": spec["evaluate"]["checkpoint"],
+        "folder": str(folder),
+        "kpi": last.get("kpi"),
+    }

@@ -25,8 +25,10 @@ def _fmt(value: Any) -> str:
 def _row(trial: dict[str, Any]) -> str:
     value = "" if trial["value"] is None else _fmt(trial["value"])
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial["params"].items())
-    return (f"<tr><td>{trial['number']}</td><td>{trial['state']}</td><td>{value}</td><td>{trial['epochs']}</td>"
-            f"<td>{html.escape(params)}</td></tr>")
+    return (
+        f"<tr><td>{trial['number']}</td><td>{trial['state']}</td><td>{value}</td><td>{trial['epochs']}</td>"
+        f"<td>{html.escape(params)}</td></tr>"
+    )
 
 
 def render(study: Any, summary: dict[str, Any]) -> str:
@@ -45,9 +47,12 @@ def render(study: Any, summary: dict[str, Any]) -> str:
     best = summary.get("best") or {}
     rows = "".join(_row(t) for t in summary.get("trials", []))
     baseline = summary.get("baseline") or {}
-    base_text = (f"{baseline['value']:.6g}" if baseline.get("value") is not None
-                 else html.escape(str(baseline.get("skipped") or baseline.get("failed") or "not run")))
-    best_text = (f"trial {best['trial']}: {summary['metric']} {best['value']:.6g}" if best else "no completed trial")
+    base_text = (
+        f"{baseline['value']:.6g}"
+        if baseline.get("value") is not None
+        else html.escape(str(baseline.get("skipped") or baseline.get("failed") or "not run"))
+    )
+    best_text = f"trial {best['trial']}: {summary['metric']} {best['value']:.6g}" if best else "no completed trial"
     head = (
         f"<h1>AutoML study {html.escape(summary['study'])}</h1>"
         f"<p>algorithm {summary['algorithm']}, metric {html.escape(summary['metric'])} ({summary['direction']}); "
@@ -55,8 +60,12 @@ def render(study: Any, summary: dict[str, Any]) -> str:
         "<table border=1 cellpadding=3><tr><th>trial</th><th>state</th><th>value</th><th>epochs</th>"
         f"<th>params</th></tr>{rows}</table>"
     )
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>AutoML report</title></head><body>"
-            + head + "".join(parts) + "</body></html>\n")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>AutoML report</title></head><body>"
+        + head
+        + "".join(parts)
+        + "</body></html>\n"
+    )
 
 
 def write_report(study: Any, summary: dict[str, Any], path: Path) -> Path:

@@ -93,14 +93,25 @@ class Progress:
             eta = str(timedelta(seconds=round(per_trial * left)))
             value = f" {self.settings.metric} {outcome.value:.5g}" if outcome.value is not None else ""
             why = f" ({outcome.message})" if outcome.message else ""
-            line = (f"trial {outcome.number} {outcome.state}{value} after {outcome.epochs} epoch(s){why}; "
-                    f"{done} of {done + left} finished; {self.best_text()}; ETA {eta}")
+            line = (
+                f"trial {outcome.number} {outcome.state}{value} after {outcome.epochs} epoch(s){why}; "
+                f"{done} of {done + left} finished; {self.best_text()}; ETA {eta}"
+            )
             self.echo(f"[automl] {line}")
             if self.status is not None:
                 best = self.best_value()
-                self.status.write("RUNNING", line, kpi={self.settings.metric: best} if best is not None else None,
-                                  categorical={"trial": outcome.number, "state": outcome.state,
-                                               "trials_finished": done, "max_trials": done + left, "eta": eta})
+                self.status.write(
+                    "RUNNING",
+                    line,
+                    kpi={self.settings.metric: best} if best is not None else None,
+                    categorical={
+                        "trial": outcome.number,
+                        "state": outcome.state,
+                        "trials_finished": done,
+                        "max_trials": done + left,
+                        "eta": eta,
+                    },
+                )
 
 
 def _retry(study: Any, number: int) -> None:
@@ -111,8 +122,17 @@ def _retry(study: Any, number: int) -> None:
     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, frozen)
 
 
-def work(study: Any, storage: Any, settings: StudySettings, launcher: TrialLauncher, *, heartbeat_s: float,
-         echo: Echo, stop: threading.Event | None = None, status: Any = None) -> None:
+def work(
+    study: Any,
+    storage: Any,
+    settings: StudySettings,
+    launcher: TrialLauncher,
+    *,
+    heartbeat_s: float,
+    echo: Echo,
+    stop: threading.Event | None = None,
+    status: Any = None,
+) -> None:
     """Run trials of ``study`` until no slot is left (``max_concurrent`` threads, one trial each)."""
     import optuna
     from optuna.trial import TrialState
@@ -144,8 +164,9 @@ def work(study: Any, storage: Any, settings: StudySettings, launcher: TrialLaunc
             errors.append(exc)
             stop.set()
 
-    threads = [threading.Thread(target=loop, name=f"automl-{i}", daemon=True)
-               for i in range(max(1, settings.max_concurrent))]
+    threads = [
+        threading.Thread(target=loop, name=f"automl-{i}", daemon=True) for i in range(max(1, settings.max_concurrent))
+    ]
     for t in threads:
         t.start()
     try:
@@ -162,9 +183,16 @@ def work(study: Any, storage: Any, settings: StudySettings, launcher: TrialLaunc
         raise errors[0]
 
 
-def run(settings: StudySettings, *, url: str | None = None, study_name: str = DEFAULT_STUDY,
-        launcher: TrialLauncher | None = None, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S,
-        echo: Echo = print) -> dict[str, Any]:
+def run(
+    settings: StudySettings,
+    *,
+    url: str | None = None,
+    study_name: str = DEFAULT_STUDY,
+    launcher: TrialLauncher | None = None,
+    heartbeat_s: int = HEARTBEAT_S,
+    grace_s: int = GRACE_S,
+    echo: Echo = print,
+) -> dict[str, Any]:
     """Create or resume the study of ``settings``, run the baseline once, then the trials; the summary."""
     url = url or default_url(settings.automl_dir)
     Path(settings.automl_dir).mkdir(parents=True, exist_ok=True)
@@ -172,9 +200,11 @@ def run(settings: StudySettings, *, url: str | None = None, study_name: str = DE
     study, created = create_or_load(storage, study_name, settings)
     launcher = launcher or SubprocessLauncher(env=trial_env(settings.automl_dir))
     done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-    echo(f"[automl] study {study_name!r} ({'new' if created else f'resumed, {done} trial(s) finished'}): "
-         f"{settings.algorithm}, {settings.metric} {settings.direction}, {settings.max_trials} trials, "
-         f"space: {'; '.join(p.describe() for p in settings.space)}; storage {_safe(url)}")
+    echo(
+        f"[automl] study {study_name!r} ({'new' if created else f'resumed, {done} trial(s) finished'}): "
+        f"{settings.algorithm}, {settings.metric} {settings.direction}, {settings.max_trials} trials, "
+        f"space: {'; '.join(p.describe() for p in settings.space)}; storage {_safe(url)}"
+    )
     status = status_log(settings)
     status.write("STARTED", f"AutoML study {study_name} ({settings.algorithm}, {settings.max_trials} trials)")
     try:
@@ -183,8 +213,10 @@ def run(settings: StudySettings, *, url: str | None = None, study_name: str = DE
             baseline = run_baseline(settings, launcher)
             study.set_user_attr(BASELINE_ATTR, baseline)
             shown = baseline.get("value")
-            echo(f"[automl] baseline {settings.metric}: "
-                 f"{shown if shown is not None else baseline.get('skipped') or baseline.get('failed')}")
+            echo(
+                f"[automl] baseline {settings.metric}: "
+                f"{shown if shown is not None else baseline.get('skipped') or baseline.get('failed')}"
+            )
         work(study, storage, settings, launcher, heartbeat_s=heartbeat_s, echo=echo, status=status)
         summary = write_summary(study, settings, final=True)
     except KeyboardInterrupt:
@@ -196,18 +228,32 @@ def run(settings: StudySettings, *, url: str | None = None, study_name: str = DE
     text = _result_text(summary)
     best = summary.get("best")
     if best:
-        status.write("SUCCESS", f"AutoML done: {text}", kpi={settings.metric: best["value"]},
-                     categorical={"best_trial": best["trial"], "best_spec": best.get("spec"),
-                                  "checkpoint": best.get("checkpoint")})
+        status.write(
+            "SUCCESS",
+            f"AutoML done: {text}",
+            kpi={settings.metric: best["value"]},
+            categorical={
+                "best_trial": best["trial"],
+                "best_spec": best.get("spec"),
+                "checkpoint": best.get("checkpoint"),
+            },
+        )
     else:
         status.write("FAILURE", f"Execution error: AutoML finished without a completed trial ({text})")
     echo(f"[automl] done: {text}; {Path(settings.automl_dir) / 'summary.json'}")
     return summary
 
 
-def run_worker(url: str, study_name: str = DEFAULT_STUDY, *, launcher: TrialLauncher | None = None,
-               heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S, automl_dir: str | None = None,
-               echo: Echo = print) -> dict[str, Any]:
+def run_worker(
+    url: str,
+    study_name: str = DEFAULT_STUDY,
+    *,
+    launcher: TrialLauncher | None = None,
+    heartbeat_s: int = HEARTBEAT_S,
+    grace_s: int = GRACE_S,
+    automl_dir: str | None = None,
+    echo: Echo = print,
+) -> dict[str, Any]:
     """Join an existing study and run its trials until none is left."""
     storage = open_storage(url, heartbeat_s, grace_s)
     study, settings = load_for_worker(storage, study_name)

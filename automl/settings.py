@@ -43,8 +43,10 @@ class StudySettings:
 
     @property
     def space(self) -> list[Param]:
-        return [Param(**{**p, "options": tuple(p["options"]) if p.get("options") is not None else None})
-                for p in self.params]
+        return [
+            Param(**{**p, "options": tuple(p["options"]) if p.get("options") is not None else None})
+            for p in self.params
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,8 +57,7 @@ class StudySettings:
 
     def search_signature(self) -> dict[str, Any]:
         """What must not change when a study is resumed: algorithm, metric, direction and space."""
-        return {"algorithm": self.algorithm, "metric": self.metric, "direction": self.direction,
-                "params": self.params}
+        return {"algorithm": self.algorithm, "metric": self.metric, "direction": self.direction, "params": self.params}
 
 
 def find_skill(model_type: str) -> Any:
@@ -87,8 +88,12 @@ def resolve(spec: ExperimentSpec, skill: Any | None = None) -> StudySettings:
     direction = cfg.direction
     if direction is None:
         if metric != defaults.get("metric"):
-            raise SpecError([f"automl.direction: required when metric {metric} is not the skill's "
-                             f"({defaults.get('metric')}); minimize or maximize"])
+            raise SpecError(
+                [
+                    f"automl.direction: required when metric {metric} is not the skill's "
+                    f"({defaults.get('metric')}); minimize or maximize"
+                ]
+            )
         direction = defaults.get("direction", "minimize")
     algorithm = cfg.automl_algorithm
     epochs = cfg.automl_max_epochs if prunes(algorithm) else spec.train.num_epochs

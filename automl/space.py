@@ -57,8 +57,12 @@ def _param(key: str, rng: dict[str, Any], where: str) -> Param:
     lo = max(float(lo), float(f_lo)) if f_lo is not None else float(lo)
     hi = min(float(hi), float(f_hi)) if f_hi is not None else float(hi)
     if not lo < hi:
-        raise SpecError([f"{where}: the range [{rng.get('valid_min')}, {rng.get('valid_max')}] leaves nothing "
-                         f"inside the spec field's range [{f_lo}, {f_hi}]"])
+        raise SpecError(
+            [
+                f"{where}: the range [{rng.get('valid_min')}, {rng.get('valid_max')}] leaves nothing "
+                f"inside the spec field's range [{f_lo}, {f_hi}]"
+            ]
+        )
     integer = _is_int_field(key)
     log = bool(rng.get("log_scale")) or (lo > 0 and hi / lo >= 100.0)
     if lo <= 0:
@@ -81,14 +85,13 @@ def build_space(skill_automl: dict[str, Any], names: list[str], custom: dict[str
                 raise SpecError([f"automl.{where}: {key} is never searched for this model (matches {pattern!r})"])
         if key not in allowed:
             where = "automl_hyperparameters" if key in names else f"custom_param_ranges.{key}"
-            raise SpecError(
-                [f"automl.{where}: {key} is not in the model skill's allow-list ({', '.join(allowed)})"]
-            )
+            raise SpecError([f"automl.{where}: {key} is not in the model skill's allow-list ({', '.join(allowed)})"])
     chosen = names or list(allowed)
     extra = [k for k in custom if k not in chosen]
     if extra:
-        raise SpecError([f"automl.custom_param_ranges.{extra[0]}: not searched (automl_hyperparameters is "
-                         f"{', '.join(chosen)})"])
+        raise SpecError(
+            [f"automl.custom_param_ranges.{extra[0]}: not searched (automl_hyperparameters is {', '.join(chosen)})"]
+        )
     params = []
     for key in chosen:
         if key in custom:

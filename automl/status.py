@@ -17,8 +17,10 @@ def study_status(folder: Path, url: str | None = None, study_name: str = "automl
     automl_dir = folder if (folder / DB_FILE).exists() or folder.name == AUTOML_DIR else folder / AUTOML_DIR
     if url is None:
         if not (automl_dir / DB_FILE).exists():
-            raise SpecError([f"{folder}: no AutoML study here (no {AUTOML_DIR}/{DB_FILE}; give --storage)"],
-                            kind="File system error")
+            raise SpecError(
+                [f"{folder}: no AutoML study here (no {AUTOML_DIR}/{DB_FILE}; give --storage)"],
+                kind="File system error",
+            )
         url = default_url(automl_dir)
     storage = open_storage(url)
     study, settings = load_for_worker(storage, study_name)
@@ -39,8 +41,11 @@ def status_text(summary: dict[str, Any]) -> str:
     if base:
         shown = base.get("value") if base.get("value") is not None else base.get("skipped") or base.get("failed")
         lines.append(f"baseline: {shown}")
-    lines.append(f"best: trial {best['trial']} {summary['metric']} {best['value']:.5g} {best['params']}" if best
-                 else "best: none yet")
+    lines.append(
+        f"best: trial {best['trial']} {summary['metric']} {best['value']:.5g} {best['params']}"
+        if best
+        else "best: none yet"
+    )
     for t in summary["trials"]:
         value = f"{t['value']:.5g}" if t["value"] is not None else "-"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())

@@ -74,8 +74,9 @@ def create_or_load(storage: Any, name: str, settings: StudySettings) -> tuple[An
     sampler = make_sampler(settings.algorithm, settings.space, settings.seed)
     pruner = make_pruner(settings.algorithm, settings.max_epochs, settings.reduction_factor)
     try:
-        study = optuna.create_study(study_name=name, storage=storage, direction=settings.direction,
-                                    sampler=sampler, pruner=pruner)
+        study = optuna.create_study(
+            study_name=name, storage=storage, direction=settings.direction, sampler=sampler, pruner=pruner
+        )
         created = True
         study.set_user_attr(SETTINGS_ATTR, settings.to_json())
     except optuna.exceptions.DuplicatedStudyError:
@@ -83,8 +84,12 @@ def create_or_load(storage: Any, name: str, settings: StudySettings) -> tuple[An
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
         stored = StudySettings.from_json(wait_for_attr(study, SETTINGS_ATTR))
         if stored.search_signature() != settings.search_signature():
-            raise SpecError([f"automl: study {name!r} in this storage searches {stored.search_signature()}; this "
-                             "spec asks for a different search (use another results_dir or --study)"]) from None
+            raise SpecError(
+                [
+                    f"automl: study {name!r} in this storage searches {stored.search_signature()}; this "
+                    "spec asks for a different search (use another results_dir or --study)"
+                ]
+            ) from None
     slots = int(study.user_attrs.get(SLOTS_ATTR, 0)) if created else int(wait_for_attr(study, SLOTS_ATTR))
     for _ in range(settings.max_trials - slots):
         study.enqueue_trial({})

@@ -67,8 +67,11 @@ def build_summary(study: Any, settings: StudySettings) -> dict[str, Any]:
         "baseline": study.user_attrs.get(BASELINE_ATTR),
         "best": best,
         "trials": started,
-        "progress": {"max_trials": settings.max_trials, **{s.lower(): n for s, n in counts.items()},
-                     "epochs_trained": sum(r["epochs"] for r in started)},
+        "progress": {
+            "max_trials": settings.max_trials,
+            **{s.lower(): n for s, n in counts.items()},
+            "epochs_trained": sum(r["epochs"] for r in started),
+        },
     }
 
 

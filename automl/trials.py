@@ -120,8 +120,15 @@ class Outcome:
     message: str = ""
 
 
-def run_trial(study: Any, storage: Any, settings: StudySettings, trial_id: int, launcher: TrialLauncher,
-              heartbeat_s: float, stop: threading.Event | None = None) -> Outcome:
+def run_trial(
+    study: Any,
+    storage: Any,
+    settings: StudySettings,
+    trial_id: int,
+    launcher: TrialLauncher,
+    heartbeat_s: float,
+    stop: threading.Event | None = None,
+) -> Outcome:
     """Run the claimed trial ``trial_id`` (state RUNNING) to its end and tell Optuna the verdict."""
     import optuna
     from optuna.trial import TrialState
@@ -186,8 +193,9 @@ def run_trial(study: Any, storage: Any, settings: StudySettings, trial_id: int, 
             study.tell(trial, value)
             return Outcome(number, "COMPLETE", value, epochs)
         if not message:
-            message = (f"exit {code}" if code else f"no {settings.metric} in the trial's status.json "
-                       "(is there a val_dataset?)")
+            message = (
+                f"exit {code}" if code else f"no {settings.metric} in the trial's status.json (is there a val_dataset?)"
+            )
         trial.set_user_attr("error", message)
         study.tell(trial, state=TrialState.FAIL)
         return Outcome(number, "FAIL", None, epochs, message)

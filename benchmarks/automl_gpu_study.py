@@ -52,12 +52,21 @@ def main() -> None:
 
     t0 = time.perf_counter()
     size = (64, 96) if args.tiny else (320, 736)
-    convert = {"results_dir": str(work), "convert": {"mode": "synthetic", "num_pairs": args.pairs, "height": size[0],
-                                                     "width": size[1], "max_disparity": 32 if args.tiny else 160,
-                                                     "split_ratio": 0.75}}
+    convert = {
+        "results_dir": str(work),
+        "convert": {
+            "mode": "synthetic",
+            "num_pairs": args.pairs,
+            "height": size[0],
+            "width": size[1],
+            "max_disparity": 32 if args.tiny else 160,
+            "split_ratio": 0.75,
+        },
+    }
     (work / "convert.yaml").write_text(yaml.safe_dump(convert))
-    subprocess.run([sys.executable, "-m", "skillbank.runtime.cli", "convert", "-e", str(work / "convert.yaml")],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "skillbank.runtime.cli", "convert", "-e", str(work / "convert.yaml")], check=True
+    )
     render_s = time.perf_counter() - t0
 
     def source(name: str) -> list[dict]:
@@ -67,15 +76,27 @@ def main() -> None:
     spec = {
         "results_dir": str(work / "study"),
         "model": {"model_type": "FastFoundationStereo"},  # the bp2 block (filled in by the spec models)
-        "dataset": {"train_dataset": {"data_sources": source("train.txt"), "batch_size": 2, "workers": 4,
-                                      "augmentation": aug},
-                    "val_dataset": {"data_sources": source("val.txt"), "batch_size": 1, "workers": 2,
-                                    "augmentation": aug}},
-        "train": {"num_gpus": 1, "precision": "bf16", "compile": True, "cuda_graph": True, "channels_last": True,
-                  "pad_channels": True, "log_every_n_steps": 10, "optim": {"warmup_steps": 0}},
-        "automl": {"automl_algorithm": args.algorithm, "automl_max_recommendations": args.trials,
-                   "automl_max_epochs": args.max_epochs, "automl_max_concurrent": 1,
-                   "automl_delete_intermediate_ckpt": True},
+        "dataset": {
+            "train_dataset": {"data_sources": source("train.txt"), "batch_size": 2, "workers": 4, "augmentation": aug},
+            "val_dataset": {"data_sources": source("val.txt"), "batch_size": 1, "workers": 2, "augmentation": aug},
+        },
+        "train": {
+            "num_gpus": 1,
+            "precision": "bf16",
+            "compile": True,
+            "cuda_graph": True,
+            "channels_last": True,
+            "pad_channels": True,
+            "log_every_n_steps": 10,
+            "optim": {"warmup_steps": 0},
+        },
+        "automl": {
+            "automl_algorithm": args.algorithm,
+            "automl_max_recommendations": args.trials,
+            "automl_max_epochs": args.max_epochs,
+            "automl_max_concurrent": 1,
+            "automl_delete_intermediate_ckpt": True,
+        },
     }
     if args.tiny:
         sys.path.insert(0, str(HERE))
@@ -113,9 +134,17 @@ def main() -> None:
         folder = Path(settings.automl_dir) / f"trial_{t['number']:03d}"
         steps = json.loads((folder / "step_times.json").read_text()) if (folder / "step_times.json").exists() else {}
         after = cache_counts.get(t["number"], before)
-        trials.append({"number": t["number"], "state": t["state"], "value": t["value"], "epochs": t["epochs"],
-                       "seconds": t.get("seconds"), "inductor_cache_files_added": after - before,
-                       **{k: v for k, v in steps.items() if k != "step_end_s"}})
+        trials.append(
+            {
+                "number": t["number"],
+                "state": t["state"],
+                "value": t["value"],
+                "epochs": t["epochs"],
+                "seconds": t.get("seconds"),
+                "inductor_cache_files_added": after - before,
+                **{k: v for k, v in steps.items() if k != "step_end_s"},
+            }
+        )
         before = after
     import torch
 
@@ -123,8 +152,14 @@ def main() -> None:
         "benchmark": "automl_gpu_study",
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
         "machine": f"{platform.node()}, torch {torch.__version__}, python {platform.python_version()}",
-        "settings": {"pairs": args.pairs, "trials": args.trials, "max_epochs": args.max_epochs,
-                     "algorithm": args.algorithm, "overrides": args.overrides, "inductor_cache": str(cache)},
+        "settings": {
+            "pairs": args.pairs,
+            "trials": args.trials,
+            "max_epochs": args.max_epochs,
+            "algorithm": args.algorithm,
+            "overrides": args.overrides,
+            "inductor_cache": str(cache),
+        },
         "render_s": round(render_s, 1),
         "study_s": round(study_s, 1),
         "trials": trials,

@@ -110,9 +110,15 @@ def search(algorithm: str, trials: int, seed: int, max_epochs: int, rf: int, dat
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         epochs_total += epochs
     states = [t.state.name for t in study.trials]
-    return {"algorithm": algorithm, "seed": seed, "best_val_epe": round(study.best_value, 5),
-            "epochs": epochs_total, "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"),
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {
+        "algorithm": algorithm,
+        "seed": seed,
+        "best_val_epe": round(study.best_value, 5),
+        "epochs": epochs_total,
+        "complete": states.count("COMPLETE"),
+        "pruned": states.count("PRUNED"),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def main() -> None:
@@ -141,19 +147,26 @@ def main() -> None:
     result = {
         "benchmark": "automl_pruning",
         "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPU cores, shared), torch "
-                   f"{torch.__version__}, optuna {optuna.__version__}, 1 thread",
+        f"{torch.__version__}, optuna {optuna.__version__}, 1 thread",
         "problem": "1-D stereo matching, 64 px scanlines, disparity < 8 px, 256 train / 128 val, tiny conv + "
-                   "correlation + soft-argmin; val/epe in px after each epoch",
-        "settings": {"trials": args.trials, "max_epochs": args.max_epochs, "reduction_factor": args.reduction_factor,
-                     "seeds": args.seeds},
+        "correlation + soft-argmin; val/epe in px after each epoch",
+        "settings": {
+            "trials": args.trials,
+            "max_epochs": args.max_epochs,
+            "reduction_factor": args.reduction_factor,
+            "seeds": args.seeds,
+        },
         "runs": runs,
         "hyperband_same_or_better_with_at_most_half_the_epochs": all(
-            r["same_or_better_than_random"] and r["epoch_ratio_to_random"] <= 0.5 for r in pruned),
+            r["same_or_better_than_random"] and r["epoch_ratio_to_random"] <= 0.5 for r in pruned
+        ),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}: hyperband same or better with <= half the epochs on every seed: "
-          f"{result['hyperband_same_or_better_with_at_most_half_the_epochs']}")
+    print(
+        f"wrote {args.out}: hyperband same or better with <= half the epochs on every seed: "
+        f"{result['hyperband_same_or_better_with_at_most_half_the_epochs']}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,13 @@ def first_fast(ends: list[float]) -> dict:
     durations = [b - a for a, b in zip(ends, ends[1:], strict=False)]
     steady = statistics.median(durations[len(durations) // 2 :])
     index = next(i for i, d in enumerate(durations) if d <= 1.5 * steady) + 1
-    return {"steps": len(ends), "steady_step_s": round(steady, 4), "first_fast_step": index + 1,
-            "time_to_first_fast_step_s": round(ends[index], 2), "first_step_end_s": round(ends[0], 2)}
+    return {
+        "steps": len(ends),
+        "steady_step_s": round(steady, 4),
+        "first_fast_step": index + 1,
+        "time_to_first_fast_step_s": round(ends[index], 2),
+        "first_step_end_s": round(ends[0], 2),
+    }
 
 
 def _save() -> None:

@@ -76,9 +76,15 @@ def run(
         _fail(f"skillbank automl run needs the '{exc.name}' package: pip install 'skillbank[automl,gpu]'", 6)
     _sigterm_to_interrupt()
     try:
-        summary = run_study(settings, url=storage, study_name=study, heartbeat_s=heartbeat, grace_s=grace,
-                            launcher=_launcher(jobs, jobs_db, parent_job, settings.skill),
-                            echo=lambda s: typer.echo(s, err=as_json))
+        summary = run_study(
+            settings,
+            url=storage,
+            study_name=study,
+            heartbeat_s=heartbeat,
+            grace_s=grace,
+            launcher=_launcher(jobs, jobs_db, parent_job, settings.skill),
+            echo=lambda s: typer.echo(s, err=as_json),
+        )
     except SpecError as exc:
         _fail(f"skillbank automl run: {exc}")
     except KeyboardInterrupt:
@@ -93,8 +99,12 @@ def run(
 def worker(
     storage: str = typer.Option(..., "--storage", help="SQLAlchemy URL of the study's storage."),
     study: str = typer.Option("automl", "--study", help="Study name inside the storage."),
-    results_dir: str = typer.Option(None, "--results-dir", help="Where this worker writes trial folders "
-                                    "(default: the study's own <results_dir>/automl, e.g. on a shared disk)."),
+    results_dir: str = typer.Option(
+        None,
+        "--results-dir",
+        help="Where this worker writes trial folders "
+        "(default: the study's own <results_dir>/automl, e.g. on a shared disk).",
+    ),
     heartbeat: int = typer.Option(30, "--heartbeat", help="Seconds between a running trial's heartbeats."),
     grace: int = typer.Option(120, "--grace", help="Seconds without a heartbeat before a trial counts as stale."),
     jobs: str = typer.Option(None, "--jobs", help=JOBS_HELP),
@@ -109,8 +119,15 @@ def worker(
         _fail(f"skillbank automl worker needs the '{exc.name}' package: pip install 'skillbank[automl,gpu]'", 6)
     _sigterm_to_interrupt()
     try:
-        run_worker(storage, study, heartbeat_s=heartbeat, grace_s=grace, automl_dir=results_dir, echo=typer.echo,
-                   launcher=_launcher(jobs, jobs_db, None, ""))
+        run_worker(
+            storage,
+            study,
+            heartbeat_s=heartbeat,
+            grace_s=grace,
+            automl_dir=results_dir,
+            echo=typer.echo,
+            launcher=_launcher(jobs, jobs_db, None, ""),
+        )
     except SpecError as exc:
         _fail(f"skillbank automl worker: {exc}")
     except KeyboardInterrupt:

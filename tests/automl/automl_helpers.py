@@ -16,8 +16,14 @@ def base_spec(results: Path, pairs: Path, **automl: Any) -> dict[str, Any]:
         "results_dir": str(results),
         "model": tiny_ffs_model(),
         "dataset": {"train_dataset": split(pairs, batch=2), "val_dataset": split(pairs, train=False)},
-        "train": {"num_gpus": 0, "num_epochs": 1, "seed": 7, "clip_grad_norm": 1.0, "log_every_n_steps": 1,
-                  "optim": {"lr": 1e-3, "warmup_steps": 0, "lr_scheduler": "LambdaLR"}},
+        "train": {
+            "num_gpus": 0,
+            "num_epochs": 1,
+            "seed": 7,
+            "clip_grad_norm": 1.0,
+            "log_every_n_steps": 1,
+            "optim": {"lr": 1e-3, "warmup_steps": 0, "lr_scheduler": "LambdaLR"},
+        },
         "evaluate": {"num_gpus": 0},
         "automl": automl,
     }

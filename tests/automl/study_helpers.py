@@ -14,8 +14,9 @@ SKILLBANK = [sys.executable, "-c", "from skillbank.cli import main; main()"]
 
 def automl(*args: str, timeout: float = 3600, **popen: Any) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*SKILLBANK, "automl", *args], capture_output=True, text=True, timeout=timeout, env=env,
-                          **popen)
+    return subprocess.run(
+        [*SKILLBANK, "automl", *args], capture_output=True, text=True, timeout=timeout, env=env, **popen
+    )
 
 
 def start(*args: str, log: Path) -> subprocess.Popen:

@@ -22,12 +22,27 @@ pytestmark = pytest.mark.slow
 def test_a_diverging_trial_fails_and_the_study_completes(tmp_path, pairs):
     # SGD at lr 1.0 without clipping turns the tiny network's loss to NaN by its third step: depth_net exits 4
     # (Training error). The other trial's lr trains normally.
-    spec = study_spec(tmp_path, pairs, automl_algorithm="random", automl_max_recommendations=2,
-                      automl_max_concurrent=1, seed=0,
-                      custom_param_ranges={"train.optim.lr": {"valid_options": [1.0, 1.0e-3]},
-                                           "train.optim.lr_decay": {"valid_options": [0.5]}})
-    proc = automl("run", "-e", str(spec), "train.clip_grad_norm=0", "train.optim.optimizer=SGD", "train.num_epochs=2",
-                  "dataset.train_dataset.batch_size=1")
+    spec = study_spec(
+        tmp_path,
+        pairs,
+        automl_algorithm="random",
+        automl_max_recommendations=2,
+        automl_max_concurrent=1,
+        seed=0,
+        custom_param_ranges={
+            "train.optim.lr": {"valid_options": [1.0, 1.0e-3]},
+            "train.optim.lr_decay": {"valid_options": [0.5]},
+        },
+    )
+    proc = automl(
+        "run",
+        "-e",
+        str(spec),
+        "train.clip_grad_norm=0",
+        "train.optim.optimizer=SGD",
+        "train.num_epochs=2",
+        "dataset.train_dataset.batch_size=1",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = {t["params"]["train.optim.lr"]: t for t in summary(tmp_path / "results")["trials"]}
     assert set(trials) == {1.0, 1.0e-3}, "seed 0 should try both learning rates"
@@ -39,8 +54,9 @@ def test_a_diverging_trial_fails_and_the_study_completes(tmp_path, pairs):
 
 
 def _two_workers(tmp_path: Path, pairs: Path, url: str | None) -> None:
-    spec = study_spec(tmp_path, pairs, automl_algorithm="random", automl_max_recommendations=4,
-                      automl_max_concurrent=1, seed=1)
+    spec = study_spec(
+        tmp_path, pairs, automl_algorithm="random", automl_max_recommendations=4, automl_max_concurrent=1, seed=1
+    )
     storage = ["--storage", url] if url else []
     runner = start("run", "-e", str(spec), *storage, log=tmp_path / "runner.log")
     url = url or f"sqlite:///{tmp_path / 'results' / 'automl' / 'study.db'}"
@@ -54,10 +70,16 @@ def _two_workers(tmp_path: Path, pairs: Path, url: str | None) -> None:
     s = summary(tmp_path / "results")
     assert [t["number"] for t in s["trials"]] == [0, 1, 2, 3]
     assert all(t["state"] == "COMPLETE" for t in s["trials"])
-    ran_here = {int(line.split()[2]) for line in (tmp_path / "runner.log").read_text().splitlines()
-                if line.startswith("[automl] trial") and "started" in line}
-    ran_there = {int(line.split()[2]) for line in worker.stdout.splitlines()
-                 if line.startswith("[automl] trial") and "started" in line}
+    ran_here = {
+        int(line.split()[2])
+        for line in (tmp_path / "runner.log").read_text().splitlines()
+        if line.startswith("[automl] trial") and "started" in line
+    }
+    ran_there = {
+        int(line.split()[2])
+        for line in worker.stdout.splitlines()
+        if line.startswith("[automl] trial") and "started" in line
+    }
     assert ran_here and ran_there and not ran_here & ran_there and ran_here | ran_there == {0, 1, 2, 3}
     assert all(starts(tmp_path / "results" / "automl" / f"trial_{n:03d}") == 1 for n in range(4))
 
@@ -80,17 +102,38 @@ def postgres():
         shutil.chown(root, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     data, sock = root / "data", root
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start", "-o",
-                    f"-c listen_addresses='' -k {sock}"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-c listen_addresses='' -k {sock}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run([*as_user, str(bin_dir / "createdb"), "-h", str(sock), "-U", "postgres", "automl"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, str(bin_dir / "createdb"), "-h", str(sock), "-U", "postgres", "automl"],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql+psycopg://postgres@/automl?host={sock}"
     finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -99,8 +142,9 @@ def test_two_workers_share_a_postgresql_study(tmp_path, pairs, postgres):
 
 
 def test_kill_9_mid_study_then_resume_keeps_completed_trials_and_retries_the_stale_one(tmp_path, pairs):
-    spec = study_spec(tmp_path, pairs, automl_algorithm="random", automl_max_recommendations=3,
-                      automl_max_concurrent=1, seed=2)
+    spec = study_spec(
+        tmp_path, pairs, automl_algorithm="random", automl_max_recommendations=3, automl_max_concurrent=1, seed=2
+    )
     args = ["run", "-e", str(spec), "--heartbeat", "1", "--grace", "4"]
     runner = start(*args, log=tmp_path / "first.log")
     automl_dir = tmp_path / "results" / "automl"

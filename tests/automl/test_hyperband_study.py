@@ -14,9 +14,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_hyperband_study_prunes_keeps_the_best_and_resumes_without_rerunning(tmp_path, pairs, start_weights):
-    spec = study_spec(tmp_path, pairs, start_weights, automl_algorithm="hyperband", automl_max_recommendations=6,
-                      automl_max_epochs=3, automl_reduction_factor=3, automl_max_concurrent=2, seed=3,
-                      custom_param_ranges={"train.optim.lr": {"valid_min": 1e-6, "valid_max": 1e-2}})
+    spec = study_spec(
+        tmp_path,
+        pairs,
+        start_weights,
+        automl_algorithm="hyperband",
+        automl_max_recommendations=6,
+        automl_max_epochs=3,
+        automl_reduction_factor=3,
+        automl_max_concurrent=2,
+        seed=3,
+        custom_param_ranges={"train.optim.lr": {"valid_min": 1e-6, "valid_max": 1e-2}},
+    )
     results = tmp_path / "results"
     first = automl("run", "-e", str(spec))
     assert first.returncode == 0, first.stdout + first.stderr
@@ -33,8 +42,10 @@ def test_hyperband_study_prunes_keeps_the_best_and_resumes_without_rerunning(tmp
     assert pruned, "Hyperband pruned no trial"
     assert all(1 <= t["epochs"] < 3 for t in pruned) and all(t["epochs"] == 3 for t in complete)
     for t in pruned:  # stopped through a signal: the run's last status line says it was interrupted
-        events = [json.loads(x) for x in (results / "automl" / f"trial_{t['number']:03d}" / "status.json")
-                  .read_text().splitlines()]
+        events = [
+            json.loads(x)
+            for x in (results / "automl" / f"trial_{t['number']:03d}" / "status.json").read_text().splitlines()
+        ]
         assert events[-1]["status"] == "FAILURE" and events[-1]["message"].startswith("Interrupted")
         assert sum(e["status"] == "RUNNING" for e in events) == t["epochs"]
 

@@ -16,17 +16,20 @@ def test_an_automl_train_job_runs_its_trials_as_child_jobs_and_feeds_evaluate(tm
 
     overrides = {
         "model": tiny_ffs_model(),
-        "dataset": {"max_disparity": 64,
-                    "train_dataset": {"batch_size": 2, "workers": 0, "augmentation": {"crop_size": [64, 96]}},
-                    "val_dataset": {"workers": 0, "augmentation": {"crop_size": [64, 96]}},
-                    "test_dataset": {"workers": 0}},
+        "dataset": {
+            "max_disparity": 64,
+            "train_dataset": {"batch_size": 2, "workers": 0, "augmentation": {"crop_size": [64, 96]}},
+            "val_dataset": {"workers": 0, "augmentation": {"crop_size": [64, 96]}},
+            "test_dataset": {"workers": 0},
+        },
         "train": {"num_gpus": 0, "precision": "fp32", "optim": {"warmup_steps": 0}},
         "evaluate": {"num_gpus": 0},
         "automl": {"automl_algorithm": "random", "automl_max_recommendations": 2, "automl_max_concurrent": 1},
     }
     client = Client(tmp_path / "ws", idle_exit_s=5)
-    train, evaluate = client.submit(f"train fast stereo on {pairs}, validate on {pairs}, 1 epoch, then evaluate it",
-                                    overrides=overrides)
+    train, evaluate = client.submit(
+        f"train fast stereo on {pairs}, validate on {pairs}, 1 epoch, then evaluate it", overrides=overrides
+    )
     assert train.route == "automl"
     train, evaluate = client.wait([train.id, evaluate.id], timeout=1200)
     assert train.status == "COMPLETE", (train.message, client.logs(train.id))

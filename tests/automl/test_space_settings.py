@@ -28,27 +28,39 @@ def test_the_space_is_the_skills_allow_list_inside_the_spec_fields():
 
 
 def test_custom_ranges_narrow_pick_options_and_are_refused_outside_the_schema():
-    spec = load_spec(None, ["automl.custom_param_ranges={train.optim.lr: {valid_min: 1.0e-5, valid_max: 1.0e-4}, "
-                            "train.optim.lr_decay: {valid_options: [0.1, 0.5]}}"])
+    spec = load_spec(
+        None,
+        [
+            "automl.custom_param_ranges={train.optim.lr: {valid_min: 1.0e-5, valid_max: 1.0e-4}, "
+            "train.optim.lr_decay: {valid_options: [0.1, 0.5]}}"
+        ],
+    )
     space = {p.key: p for p in build_space(FFS, [], dict(spec.automl.custom_param_ranges))}
     assert (space["train.optim.lr"].low, space["train.optim.lr"].high) == (1e-5, 1e-4)
     assert space["train.optim.lr_decay"] == Param("train.optim.lr_decay", options=(0.1, 0.5))
     with pytest.raises(SpecError) as err:
         load_spec(None, ["automl.custom_param_ranges={train.optim.lr: {valid_min: 1.0e-5, valid_max: 2.0}}"])
-    assert str(err.value) == ("Configuration error: automl.custom_param_ranges.train.optim.lr: 2.0 is outside the "
-                              "spec field's range [0, 1]")
+    assert str(err.value) == (
+        "Configuration error: automl.custom_param_ranges.train.optim.lr: 2.0 is outside the spec field's range [0, 1]"
+    )
     assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("automl.automl_hyperparameters=[model.gru_hidden]", "automl.automl_hyperparameters: model.gru_hidden is never "
-         "searched for this model (matches 'model.*')"),
-        ("automl.automl_hyperparameters=[train.optim.weight_decay]", "automl.automl_hyperparameters: "
-         "train.optim.weight_decay is not in the model skill's allow-list"),
-        ("automl.custom_param_ranges={train.optim.weight_decay: {valid_min: 0.0, valid_max: 0.1}}",
-         "automl.custom_param_ranges.train.optim.weight_decay: train.optim.weight_decay is not in the model skill's"),
+        (
+            "automl.automl_hyperparameters=[model.gru_hidden]",
+            "automl.automl_hyperparameters: model.gru_hidden is never searched for this model (matches 'model.*')",
+        ),
+        (
+            "automl.automl_hyperparameters=[train.optim.weight_decay]",
+            "automl.automl_hyperparameters: train.optim.weight_decay is not in the model skill's allow-list",
+        ),
+        (
+            "automl.custom_param_ranges={train.optim.weight_decay: {valid_min: 0.0, valid_max: 0.1}}",
+            "automl.custom_param_ranges.train.optim.weight_decay: train.optim.weight_decay is not in the model skill's",
+        ),
     ],
 )
 def test_keys_outside_the_allow_list_are_refused_naming_the_key(tmp_path, pairs, override, expected):
@@ -59,8 +71,11 @@ def test_keys_outside_the_allow_list_are_refused_naming_the_key(tmp_path, pairs,
 
 
 def test_settings_default_per_skill_and_follow_the_spec(tmp_path, pairs):
-    spec = load_spec(None, ["automl.automl_algorithm=hyperband", "automl.automl_max_recommendations=6",
-                            "automl.automl_max_epochs=3"], data=base_spec(tmp_path, pairs))
+    spec = load_spec(
+        None,
+        ["automl.automl_algorithm=hyperband", "automl.automl_max_recommendations=6", "automl.automl_max_epochs=3"],
+        data=base_spec(tmp_path, pairs),
+    )
     s = resolve(spec)
     assert (s.skill, s.metric, s.direction) == ("depth-net-fast-stereo", "val/epe", "minimize")
     assert s.algorithm == "hyperband"
@@ -97,8 +112,10 @@ def test_algorithms_map_to_optuna_samplers_and_pruners():
 
 
 def test_skillbank_list_and_the_automl_help_import_neither_torch_nor_optuna():
-    code = ("import sys; from typer.testing import CliRunner; from skillbank.cli import app; r = CliRunner(); "
-            "assert r.invoke(app, ['list']).exit_code == 0; assert r.invoke(app, ['automl', '--help']).exit_code == 0;"
-            " print(sorted(m for m in ('torch', 'optuna', 'sqlalchemy') if m in sys.modules))")
+    code = (
+        "import sys; from typer.testing import CliRunner; from skillbank.cli import app; r = CliRunner(); "
+        "assert r.invoke(app, ['list']).exit_code == 0; assert r.invoke(app, ['automl', '--help']).exit_code == 0;"
+        " print(sorted(m for m in ('torch', 'optuna', 'sqlalchemy') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
