@@ -15,6 +15,7 @@ templates, spec keys) live in :mod:`skillbank.skill_checks` and run for ``skillb
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -124,6 +125,12 @@ class Skill(NamedTuple):
                 f"AutoML is enabled for {self.name} but not runnable until schemas are generated "
                 f"(missing {', '.join(missing)}; {GENERATE_HINT})",
             )
+        if not (self.info.get("automl") or {}).get("hyperparameters"):
+            return AutomlStatus(True, False, f"AutoML is enabled for {self.name} but its automl block lists no "
+                                f"hyperparameters to search ({INFO_FILE})")
+        if importlib.util.find_spec("optuna") is None:  # the runner (skillbank.automl) needs the automl extra
+            return AutomlStatus(True, False, f"AutoML is enabled for {self.name} but the runner needs Optuna: "
+                                "pip install 'skillbank[automl]'")
         return AutomlStatus(
             True, True, f"AutoML runnable: automl_enabled and train schema + template present in {self.path}"
         )

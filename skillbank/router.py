@@ -365,8 +365,9 @@ def plan(request: str | dict[str, Any] | ToolCall, registry: Registry | None = N
     built_notes = [n for n in built.notes if n.split(":", 1)[0] not in parent_keys and n not in built.missing]
     command = (skill.info.get("actions", {}).get(action) or {}).get("command", f"depth_net {action} -e {{spec}}")
     command = command.replace("{spec}", SPEC_PLACEHOLDER)
-    if route == "automl":
-        message += "; the AutoML runner arrives in a later issue: until then run the base spec with " + command
+    if route == "automl":  # the study's settings are the spec's automl section (skill defaults where unset)
+        command = f"skillbank automl run -e {SPEC_PLACEHOLDER}"
+        message += "; skillbank run submits it as a job whose trials are child jobs"
     return Plan(
         skill=skill.name,
         action=action,

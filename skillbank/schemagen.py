@@ -34,7 +34,7 @@ SCHEMA_ID = "https://skillbank.dev/schemas/depth_net"
 
 #: Sections each action's template shows (dataset splits limited to the ones it reads).
 TEMPLATE_SECTIONS: dict[str, list[str]] = {
-    "train": ["results_dir", "dataset:train_dataset,val_dataset", "model", "train"],
+    "train": ["results_dir", "dataset:train_dataset,val_dataset", "model", "train", "automl"],
     "evaluate": ["results_dir", "dataset:test_dataset", "model", "evaluate"],
     "inference": ["results_dir", "dataset:infer_dataset", "model", "inference"],
     "export": ["results_dir", "model", "export"],

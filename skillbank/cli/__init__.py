@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from . import jobs_cmd, schemas_cmd, skills_cmd
+from . import automl_cmd, jobs_cmd, schemas_cmd, skills_cmd
 
 app = typer.Typer(
     name="skillbank",
@@ -22,6 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(schemas_cmd.app, name="schemas")
+app.add_typer(automl_cmd.app, name="automl")
 skills_cmd.register(app)
 jobs_cmd.register(app)
 

@@ -15,7 +15,10 @@ One loop (:meth:`Executor.step`, every ``poll_s``):
    ``depth_net <action> -e <job_dir>/spec.yaml`` started by its backend: a local subprocess
    (:mod:`.backends`) or an sbatch job (:mod:`.slurm`, claimed without a GPU cap: Slurm places them).
 
-Route ``automl`` jobs fail at once with "AutoML runner not available" (train them with AutoML off).
+Route ``automl`` jobs run ``skillbank automl run -e <spec> --jobs <workspace> --parent-job <id>``: the
+study's trials come back to this store as child jobs (route ``automl_trial``: runnable while their
+parent runs, and they take nothing from it). The AutoML job itself holds no GPU and no ``max_jobs``
+slot (its trials do), and its status is read from ``<results_dir>/automl/status.json``.
 
 On start, :meth:`Executor.recover` finds RUNNING jobs whose executor died: a run still alive is
 adopted (followed to its end; its exit code is unknown so status.json decides), a dead one is marked
@@ -47,10 +50,6 @@ from .parents import check_parent_ready, fill_from_parent, fill_planned
 from .status_file import outcome, read_run_state
 from .store import Job, JobError, Store
 
-AUTOML_UNAVAILABLE = (
-    "AutoML runner not available: this job's route is automl (AutoML is enabled for the skill and the request "
-    "did not turn it off); resubmit with 'no HPO' to train directly"
-)
 LOCK_NAME = "executor.lock"
 
 
@@ -66,6 +65,13 @@ def detect_gpus() -> list[str]:
             out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
             return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
     return []
+
+
+def automl_argv(spec_path: Path, store: Store, job_id: str) -> list[str]:
+    """``skillbank automl run`` for an AutoML job: its trials become child jobs of ``job_id`` in ``store`` (a
+database URL other than the workspace's SQLite goes in the environment, SKILLBANK_DB_URL, not argv)."""
+    return [sys.executable, "-c", "from skillbank.cli import main; main()", "automl", "run", "-e", str(spec_path),
+            "--jobs", str(store.workspace), "--parent-job", job_id]
 
 
 def write_spec(job: Job, spec: dict[str, Any]) -> Path:
@@ -110,6 +116,10 @@ class Executor:
 
             self.backends[name] = SlurmBackend()
         return self.backends[name]
+
+    def slots_used(self) -> int:
+        """Running jobs that count against ``max_jobs`` (an AutoML job does not: its trials do)."""
+        return sum(job.backend == "local" and job.route != "automl" for job in self.running.values())
 
     def free_gpus(self) -> list[str]:
         used = {g for job in self.running.values() if job.backend == "local" for g in (job.gpus or "").split(",") if g}
@@ -219,7 +229,7 @@ class Executor:
                     self.store.cancel_descendants(job.id, f"parent job {job.id} FAILED: {message}")
 
     def start_jobs(self) -> None:
-        while sum(j.backend == "local" for j in self.running.values()) < self.max_jobs:
+        while self.slots_used() < self.max_jobs:
             free = self.free_gpus()
             job = self.store.claim(self.id, len(free))
             if job is None:
@@ -234,15 +244,15 @@ class Executor:
     def launch(self, job: Job, gpus: list[str]) -> None:
         import yaml
 
-        if job.route == "automl":
-            self._close(job, "FAILED", None, AUTOML_UNAVAILABLE, {})
-            return
         spec = yaml.safe_load(job.spec) or {}
         artifact = None
+        automl = job.route == "automl"
         latest = bool(job.options.get("latest"))
         wanted = job.options.get("from_parent")  # the planner's spec key -> artefact kind (None: a bare job)
         try:
-            if job.parent_job_id and wanted is None:
+            if job.route == "automl_trial":
+                pass  # a trial's spec is complete: it takes nothing from its parent, the AutoML job
+            elif job.parent_job_id and wanted is None:
                 _key, artifact = fill_from_parent(spec, self.store.get(job.parent_job_id), job.action, latest=latest)
             elif job.parent_job_id or job.options.get("from_job"):
                 if job.parent_job_id:
@@ -257,8 +267,14 @@ class Executor:
             if isinstance(spec.get(job.action), dict) and "gpu_ids" in spec[job.action]:
                 spec[job.action]["gpu_ids"] = list(range(len(gpus)))
             spec_path = write_spec(job, spec)
-        argv = depth_net_argv(job.action, spec_path)
+        argv = automl_argv(spec_path, self.store, job.id) if automl else depth_net_argv(job.action, spec_path)
+        if automl:  # the study's own status.json; its trials get the GPUs
+            gpus = []
+            job.results_dir = str(Path(spec.get("results_dir") or job.job_dir) / "automl")
+            self.store.update(job.id, results_dir=job.results_dir)
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus), PYTHONUNBUFFERED="1")
+        if automl and not self.store.url.startswith("sqlite"):
+            env["SKILLBANK_DB_URL"] = self.store.url
         env.pop("SKILLBANK_GPUS", None)
         job.spec = yaml.safe_dump(spec, sort_keys=False)
         try:

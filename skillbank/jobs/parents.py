@@ -90,6 +90,8 @@ def resolve_artefact(parent: Job, kind: str, latest: bool = False) -> Path:
     if PRODUCES.get(parent.action) != kind:
         raise ParentError(f"parent job {parent.id} ({parent.action}) makes no {kind}")
     folder = Path(parent.results_dir)
+    if parent.route == "automl":  # an AutoML train job: the best trial's checkpoint, kept in automl/best/
+        folder = folder / "best"
     if kind == "checkpoint":
         if latest:
             if (folder / LATEST_NAME).is_file():

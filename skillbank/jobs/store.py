@@ -253,8 +253,9 @@ class Store:
     def claim(self, executor: str, free_gpus: int, backend: str = "local") -> Job | None:
         """Atomically move one runnable PENDING job to RUNNING for ``executor`` and return it.
 
-        Runnable: no parent, or a COMPLETE parent; needs at most ``free_gpus`` GPUs. The conditional
-        UPDATE makes the claim exclusive: of several executors racing for a job, exactly one wins.
+        Runnable: no parent, a COMPLETE parent, or (an AutoML trial) a RUNNING parent; needs at most
+        ``free_gpus`` GPUs. The conditional UPDATE makes the claim exclusive: of several executors racing
+        for a job, exactly one wins.
         """
         from sqlalchemy import and_, or_, select, update
 
@@ -268,7 +269,8 @@ class Store:
                     t.c.status == "PENDING",
                     t.c.backend == backend,
                     t.c.gpus_needed <= free_gpus,
-                    or_(t.c.parent_job_id.is_(None), parent.c.status == "COMPLETE"),
+                    or_(t.c.parent_job_id.is_(None), parent.c.status == "COMPLETE",
+                        and_(t.c.route == "automl_trial", parent.c.status == "RUNNING")),
                 )
             )
             .order_by(t.c.created_at, t.c.id)

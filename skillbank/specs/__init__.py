@@ -13,6 +13,7 @@ from .actions import (
     TensorRTConfig,
     WandbConfig,
 )
+from .automl import AutomlConfig, ParamRange
 from .dataset import Augmentation, DatasetConfig, DatasetSplit, DataSource
 from .errors import SpecError
 from .experiment import ACTION_SPLITS, ACTIONS, ExperimentSpec, get_dotted, missing_requirements
@@ -25,6 +26,7 @@ __all__ = [
     "ACTIONS",
     "ACTION_SPLITS",
     "Augmentation",
+    "AutomlConfig",
     "ConvertConfig",
     "DataSource",
     "DatasetConfig",
@@ -39,6 +41,7 @@ __all__ = [
     "MODEL_TYPES",
     "ModelConfig",
     "OptimConfig",
+    "ParamRange",
     "SpecError",
     "SyntheticConfig",
     "TensorRTConfig",

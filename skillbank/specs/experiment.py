@@ -15,6 +15,7 @@ from .actions import (
     InferenceConfig,
     WandbConfig,
 )
+from .automl import AutomlConfig
 from .base import SpecSection
 from .dataset import DatasetConfig
 from .fields import spec_field
@@ -44,6 +45,9 @@ class ExperimentSpec(SpecSection):
     )
     convert: ConvertConfig = spec_field(default_factory=ConvertConfig, description="Dataset conversion.")
     wandb: WandbConfig = spec_field(default_factory=WandbConfig, description="Experiment tracking.")
+    automl: AutomlConfig = spec_field(
+        default_factory=AutomlConfig, description="AutoML search (skillbank automl run; depth_net ignores it)."
+    )
 
     @model_validator(mode="before")
     @classmethod

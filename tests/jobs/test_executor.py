@@ -36,15 +36,6 @@ def test_failing_parent_cancels_its_children_with_the_reason(tmp_path: Path, ove
         assert child.started_at is None
 
 
-def test_automl_route_fails_clearly(tmp_path: Path, overrides: dict, synthetic_data: Path) -> None:
-    client = Client(tmp_path / "ws", idle_exit_s=2)
-    jobs = client.submit(_train_then(synthetic_data, then="then evaluate it", hpo="3 epochs"), overrides=overrides)
-    assert jobs[0].route == "automl"
-    train, evaluate = client.wait([j.id for j in jobs], timeout=120)
-    assert train.status == "FAILED" and train.message.startswith("AutoML runner not available")
-    assert evaluate.status == "CANCELED" and "AutoML runner not available" in evaluate.message
-
-
 def _submit_two(workspace: str, out: mp.Queue) -> None:
     client = Client(workspace, idle_exit_s=3)
     out.put([client.submit(convert_request())[0].id for _ in range(2)])

@@ -26,7 +26,7 @@ def test_route_automl_when_auto_enabled_and_generated(registry: Registry) -> Non
     assert p.skill_dir == str(registry.get(FFS).path)
     assert p.automl is not None and p.automl["metric"] == "val/epe"
     assert set(p.automl["hyperparameters"]) == {"train.optim.lr", "train.optim.lr_decay"}
-    assert "later issue" in p.message
+    assert p.command == "skillbank automl run -e <spec.yaml>" and "child jobs" in p.message
 
 
 def test_route_direct_train_when_policy_off(registry: Registry) -> None:
