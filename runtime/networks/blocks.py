@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skillbank.runtime.networks.conv3d import Conv3d
 from skillbank.runtime.networks.grad_layout import grad_in_layout, memory_format_of
 from skillbank.runtime.networks.layer_ops import PLAIN, LayerOps
 
@@ -24,7 +25,7 @@ ConvKind = Literal["conv2d", "conv3d", "deconv2d", "deconv3d"]
 NormKind = Literal["batch2d", "batch3d", "instance2d", "instance3d"]
 
 _CONVS: dict[str, type[nn.Module]] = {
-    "conv2d": nn.Conv2d, "conv3d": nn.Conv3d,
+    "conv2d": nn.Conv2d, "conv3d": Conv3d,
     "deconv2d": nn.ConvTranspose2d, "deconv3d": nn.ConvTranspose3d,
 }
 LEAKY_SLOPE = 0.01
@@ -131,7 +132,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, dims: int = 2,
                  norm: NormKind | None = "batch2d", kernel_size: int = 3, padding: int = 1) -> None:
         super().__init__()
-        conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        conv = nn.Conv2d if dims == 2 else Conv3d
         if in_channels != out_channels:
             raise ValueError(f"ResidualBlock needs equal widths, got {in_channels} -> {out_channels}")
         self.conv1 = conv(in_channels, out_channels, kernel_size, padding=padding, bias=False)
@@ -159,10 +160,10 @@ class AxialPlanarConv3d(nn.Module):
         hidden = out_channels if hidden is None else hidden
         k = kernel_size
         self.conv1 = nn.Sequential(
-            nn.Conv3d(in_channels, hidden, (1, k, k), padding=(0, k // 2, k // 2)),
+            Conv3d(in_channels, hidden, (1, k, k), padding=(0, k // 2, k // 2)),
             nn.BatchNorm3d(hidden), nn.ReLU())
         self.conv2 = nn.Sequential(
-            nn.Conv3d(hidden, out_channels, (kernel_disp, 1, 1), padding=(kernel_disp // 2, 0, 0)),
+            Conv3d(hidden, out_channels, (kernel_disp, 1, 1), padding=(kernel_disp // 2, 0, 0)),
             nn.BatchNorm3d(out_channels), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

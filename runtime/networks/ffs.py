@@ -53,6 +53,7 @@ from torch import nn
 
 from skillbank.runtime.networks import lookup_kernels
 from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt
+from skillbank.runtime.networks.conv3d import Conv3d
 from skillbank.runtime.networks.cost_volume import (
     LookupTables,
     add_lookup_grad_,
@@ -208,7 +209,7 @@ class FastFoundationStereo(nn.Module):
             ConvNormAct(self.volume_dim, self.volume_dim, conv="conv3d", norm="batch3d", kernel_size=3, padding=1),
             FeatureAtt(self.volume_dim, d_out[0]))
         self.cost_agg = FFSHourGlass(self.volume_dim, d_out, self.max_disparity, layout=layout)
-        self.classifier = nn.Sequential(nn.Conv3d(self.volume_dim, 1, kernel_size=3, padding=1))
+        self.classifier = nn.Sequential(Conv3d(self.volume_dim, 1, kernel_size=3, padding=1))
         lookup_channels = self.corr_levels * (2 * self.corr_radius + 1) * (self.volume_dim + 1)
         self.update_block = SelectiveUpdateBlock(
             lookup_channels=lookup_channels, hidden=gru_hidden, context_channels=cnet_widths[1],

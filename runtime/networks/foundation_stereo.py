@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ConvNormAct, FeatureAtt, InstanceNorm2d, ResidualBlock
+from .conv3d import Conv3d
 from .cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
 from .fs_features import ContextNetDino, FSFeature, vit_feature_dim
 from .fs_hourglass import ATTENTION_LAYOUTS, FSHourglass
@@ -187,7 +188,7 @@ class FoundationStereo(nn.Module):
         self.spx_2_gru = build_spx_2_gru(list(w.spx_2_gru))
         self.spx_gru = build_spx_gru(w.spx_2_gru[3], 9)
         self.corr_stem = nn.Sequential(
-            nn.Conv3d(self.cv_group + 2 * CONCAT_CHANNELS, volume_dim, kernel_size=1),
+            Conv3d(self.cv_group + 2 * CONCAT_CHANNELS, volume_dim, kernel_size=1),
             ConvNormAct(volume_dim, volume_dim, conv="conv3d", norm="batch3d", kernel_size=3, padding=1),
             ResidualBlock(volume_dim, volume_dim, dims=3, norm="batch3d"),
             ResidualBlock(volume_dim, volume_dim, dims=3, norm="batch3d"),
@@ -198,7 +199,7 @@ class FoundationStereo(nn.Module):
         self.classifier = nn.Sequential(
             ConvNormAct(volume_dim, mid, conv="conv3d", norm="batch3d", kernel_size=3, padding=1),
             ResidualBlock(mid, mid, dims=3, norm="batch3d"),
-            nn.Conv3d(mid, 1, kernel_size=7, padding=3),
+            Conv3d(mid, 1, kernel_size=7, padding=3),
         )
         vit_path = getattr(backbone, "depth_anything_v2_pretrained_path", None)
         if vit_path:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import AxialPlanarConv3d, ConvNormAct, FeatureAtt
+from .conv3d import Conv3d
 from .hourglass import CostVolumeDisparityAttention
 
 ATTENTION_LAYOUTS = ("heads", "tokens")
@@ -82,7 +83,7 @@ class FSHourglass(nn.Module):
             )
         })
         self.conv_patch = nn.Sequential(
-            nn.Conv3d(v, v, kernel_size=4, stride=4, padding=tuple(patch_padding), groups=v),
+            Conv3d(v, v, kernel_size=4, stride=4, padding=tuple(patch_padding), groups=v),
             nn.BatchNorm3d(v),
         )
         self.feature_att_8 = FeatureAtt(2 * v, feat_dims[1])
