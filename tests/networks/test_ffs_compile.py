@@ -29,6 +29,7 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("deferred", [False, True], ids=["weight_grads_in_region", "deferred_weight_grads"])
 def test_compiled_regions_match_eager_and_compile_once(deferred):
     from torch._dynamo.utils import counters
