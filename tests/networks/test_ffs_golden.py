@@ -27,7 +27,7 @@ from make_ffs_golden import float32_error, golden_model, golden_run
 
 GOLDEN = Path(__file__).parent / "data" / "ffs_tiny_golden.pt"
 # allowed distance from the reference, in units of the two machines' float32 errors of that quantity
-# (measured: at most 2.4 between an AVX-512 reference and a run without vector kernels)
+# (measured: at most 2.6 between an AVX-512 reference and runs with AVX2 or without vector kernels)
 ERROR_MULTIPLE = 6.0
 # rounding leaves no quantity closer than this to exact, relative to its own size (float32 eps ~ 1.2e-7)
 FLOOR = 1e-6
@@ -70,6 +70,8 @@ def test_gradients_match_the_reference(runs, key):
     worst = sorted(bad, key=lambda i: -(diff[i] / tol[i]).item())[:5]
     assert not bad, f"{key}: {len(bad)}/{len(diff)} parameters differ from the reference beyond " + "; ".join(
         f"{got['grad_names'][i]} {got[key][i]:.5g} vs {want[key][i]:.5g} (allowed +-{tol[i]:.3g})" for i in worst)
-    # the comparison means something: for nearly every parameter rounding is a small part of the gradient
-    loose = (tol > 1e-2 * norm).sum().item()
-    assert loose <= 0.05 * len(norm), f"{key}: float32 error above 1% of the gradient for {loose} parameters"
+    # the comparison means something: for nearly every parameter the tolerance is a small part of the
+    # gradient (about 1% with AVX-512, 6% with oneDNN's AVX2 kernels; above 10% only for the biases whose
+    # exact gradient is zero)
+    loose = (tol > 0.1 * norm).sum().item()
+    assert loose <= 0.05 * len(norm), f"{key}: tolerance above 10% of the gradient for {loose} parameters"
