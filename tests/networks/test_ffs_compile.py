@@ -71,6 +71,7 @@ def test_compiled_regions_match_eager_and_compile_once(deferred):
     torch_dynamo.reset()
 
 
+@pytest.mark.slow
 def test_compiled_regions_in_test_mode_clamp_and_shape():
     torch.manual_seed(0)
     model = build_network(config(TINY)).eval().compile_regions(backend="aot_eager")
