@@ -231,6 +231,7 @@ def _ffs(**overrides):
     return ffs.FastFoundationStereo(types.SimpleNamespace(**fields))
 
 
+@pytest.mark.slow
 def test_real_ffs_loads_a_tao_checkpoint_and_an_upstream_named_one(bp2_upstream_checkpoint, bp2_tao_checkpoint):
     torch.manual_seed(1)
     tao = {"model." + k: torch.randn(v.shape).to(v.dtype) if v.is_floating_point() else v
@@ -256,6 +257,7 @@ def test_real_ffs_with_another_gru_hidden_reports_the_field(bp2_tao_checkpoint):
     assert "model.cnet_conv04_widths[0]: checkpoint has 60, spec has 128" in message
 
 
+@pytest.mark.slow
 def test_upstream_whole_module_pickle_into_the_real_ffs(upstream_ffs_pickle):
     from skillbank.runtime.checkpoints import CheckpointKind, load_checkpoint_file
 

@@ -33,7 +33,8 @@ def _tiny_spec(tmp_path: Path, **export) -> Path:
     return path
 
 
-@pytest.mark.parametrize("export", [{}, {"batch_size": -1, "dynamic_hw": True}], ids=["static", "dynamic"])
+@pytest.mark.parametrize("export", [{}, pytest.param({"batch_size": -1, "dynamic_hw": True}, marks=pytest.mark.slow)],
+                         ids=["static", "dynamic"])
 def test_export_matches_pytorch_under_onnxruntime(tmp_path, export):
     spec = _tiny_spec(tmp_path, **export)
     assert run_action("export", str(spec), []) == 0
@@ -69,6 +70,7 @@ def test_export_names_a_missing_checkpoint(tmp_path, capsys):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt installed")
+@pytest.mark.slow
 def test_gen_trt_engine_without_tensorrt_fails_honestly(tmp_path, capsys):
     spec = _tiny_spec(tmp_path)
     assert run_action("export", str(spec), []) == 0
@@ -81,6 +83,7 @@ def test_gen_trt_engine_without_tensorrt_fails_honestly(tmp_path, capsys):
     assert not (tmp_path / "results" / "gen_trt_engine" / "model.engine").exists()
 
 
+@pytest.mark.slow
 def test_engine_evaluate_and_inference_run_the_exported_onnx(tmp_path):
     """Deploy side: evaluate/inference with <action>.trt_engine = the exported .onnx (onnxruntime)."""
     from skillbank.runtime.data.synthetic import generate_synthetic_stereo
@@ -109,6 +112,7 @@ def test_engine_evaluate_and_inference_run_the_exported_onnx(tmp_path):
     assert len(list((tmp_path / "results" / "inference").glob("*.png"))) == 2
 
 
+@pytest.mark.slow
 def test_static_engine_fed_another_size_names_the_keys(tmp_path, capsys):
     from skillbank.runtime.data.synthetic import generate_synthetic_stereo
 

@@ -56,8 +56,12 @@ def _convs(model: nn.Module):  # noqa: ANN202
                                                                           nn.ConvTranspose3d, nn.Linear))]
 
 
-@pytest.mark.parametrize(("base", "size"), [(BP2, (32, 64)), (ODD, (64, 96))], ids=["bp2", "odd-widths"])
-@pytest.mark.parametrize("heads", [True, False], ids=["heads", "no-heads"])
+@pytest.mark.parametrize(("base", "size", "heads"), [
+    pytest.param(BP2, (32, 64), True, id="heads-bp2"),
+    pytest.param(ODD, (64, 96), True, id="heads-odd-widths", marks=pytest.mark.slow),
+    pytest.param(BP2, (32, 64), False, id="no-heads-bp2", marks=pytest.mark.slow),
+    pytest.param(ODD, (64, 96), False, id="no-heads-odd-widths", marks=pytest.mark.slow),
+])
 def test_padded_network_gives_the_same_disparity(base, size, heads):  # noqa: ANN001
     model = _randomised(config(base))
     left, right = _pair(*size)
@@ -166,7 +170,7 @@ def _padding_entries(t: torch.Tensor, m) -> torch.Tensor:  # noqa: ANN001
     return t.reshape(-1)[keep]
 
 
-@pytest.mark.parametrize("base", [BP2, ODD], ids=["bp2", "odd-widths"])
+@pytest.mark.parametrize("base", [pytest.param(BP2, marks=pytest.mark.slow), ODD], ids=["bp2", "odd-widths"])
 def test_training_padding_keeps_the_state_dict_contract(base):  # noqa: ANN001
     """``training=True``: state_dict() gives the original keys, shapes and values; load_state_dict takes
     them (and leaves the padding's fill in place); unpad_tensor / pad_tensor invert each other."""
@@ -192,6 +196,7 @@ def test_training_padding_keeps_the_state_dict_contract(base):  # noqa: ANN001
             assert not _padding_entries(t, m).any(), f"{name}: padding not zero"
 
 
+@pytest.mark.slow
 def test_padded_weights_stay_zero_while_training():
     """Every padded weight gets an exact zero gradient, so SGD and AdamW (with weight decay) keep it
     at 0, and the padded network follows the unpadded one's losses within ten times the spread that a

@@ -48,7 +48,9 @@ def _run(model: nn.Module, deferred: bool, iters: int = 3, channels_last: bool =
 
 
 @pytest.mark.parametrize(("wide_input", "batch_iterations", "batch_linears"),
-                         [(256, 0, False), (256, 0, True), (1, 0, False), (256, 2, True), (16, 2, False)],
+                         [pytest.param(256, 0, False, marks=pytest.mark.slow), (256, 0, True), (1, 0, False),
+                          pytest.param(256, 2, True, marks=pytest.mark.slow),
+                          pytest.param(16, 2, False, marks=pytest.mark.slow)],
                          ids=["batched", "batched_with_linears", "per_iteration", "batches_of_2", "mixed"])
 def test_gradients_equal_autograds(model, monkeypatch, wide_input, batch_iterations, batch_linears):
     """Every convolution batched over all iterations (the tiny network has no wide input), the linears
@@ -66,6 +68,7 @@ def test_gradients_equal_autograds(model, monkeypatch, wide_input, batch_iterati
     assert all(ref[n].abs().sum() > 0 for n in ref if n.startswith("update_block") and n.endswith("weight"))
 
 
+@pytest.mark.slow
 def test_fused_gates_take_one_product_when_their_gradients_are_one_tensor(model, monkeypatch):
     """channels_last: the GRUs' fused z/r convolution's two output gradients are adjacent channels of
     one tensor, read as one (one product for both); the gradients still equal autograd's."""

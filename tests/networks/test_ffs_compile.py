@@ -29,6 +29,7 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("deferred", [False, True], ids=["weight_grads_in_region", "deferred_weight_grads"])
 def test_compiled_regions_match_eager_and_compile_once(deferred):
     from torch._dynamo.utils import counters
@@ -70,6 +71,7 @@ def test_compiled_regions_match_eager_and_compile_once(deferred):
     torch_dynamo.reset()
 
 
+@pytest.mark.slow
 def test_compiled_regions_in_test_mode_clamp_and_shape():
     torch.manual_seed(0)
     model = build_network(config(TINY)).eval().compile_regions(backend="aot_eager")

@@ -31,6 +31,7 @@ def tiny_checkpoint(tmp_path) -> Path:
 
 
 @pytest.mark.skipif(not MIDDLEBURY.is_dir(), reason="shared Middlebury data not present")
+@pytest.mark.slow
 def test_evaluate_middlebury_writes_all_metrics_under_val(tmp_path, tiny_checkpoint):
     scenes = sorted(p for p in MIDDLEBURY.iterdir() if (p / "disp0GT.pfm").is_file())
     annotation = tmp_path / "middlebury.txt"
@@ -98,6 +99,7 @@ def _evaluate(tmp_path: Path, annotation: Path, checkpoint: Path, name: str, **f
     return code, read_status(tmp_path / name / "evaluate")[-1]
 
 
+@pytest.mark.slow
 def test_evaluate_fast_path_gives_the_same_metrics(tmp_path, synthetic_pairs, tiny_checkpoint):
     """evaluate.optimize (BN folded, widths padded: the tiny GRU input 17 -> 24, lookup 162 -> 168,
     the heads widened) must not change what the network predicts."""

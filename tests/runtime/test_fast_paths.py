@@ -341,6 +341,7 @@ def test_train_with_all_switches_on_one_gpu(tmp_path, tiny_spec):
     assert torch.isfinite(torch.tensor(events[-1]["kpi"]["train_loss"]))
 
 
+@pytest.mark.slow
 def test_padded_training_matches_unpadded_and_keeps_checkpoint_shapes(tmp_path, tiny_spec):
     """train.pad_channels: the padded run ends at the unpadded run's weights (rounding only), its
     checkpoints have the unpadded names and shapes (optimiser moments included), and either kind of
