@@ -11,7 +11,7 @@ held-out samples after each epoch, reported to Optuna as in a real trial. The sa
 skillbank.automl's (``make_sampler``, ``make_pruner``) with TAO's defaults (max 27 epochs, reduction 3).
 
 Each search gets the same trials (27) and sampler seed; unpruned random search trains every trial for
-27 epochs. Results: ``benchmarks/results/automl_pruning.json`` (machine named inside).
+27 epochs. Results: ``benchmarks/results/automl_pruning_cpu2.json`` (machine named inside).
 
     python benchmarks/automl_pruning.py [--trials 27] [--seeds 0 1 2]
 """
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=27)
     parser.add_argument("--reduction-factor", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "automl_pruning.json"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "automl_pruning_cpu2.json"))
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
