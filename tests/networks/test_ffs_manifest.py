@@ -11,7 +11,7 @@ from ffs_configs import BP2, config
 
 from skillbank.runtime.networks.factory import build_network
 
-TSV = Path("/work/shared/reference/ffs_bp2_state_dict.tsv")
+TSV = Path(__file__).resolve().parents[1] / "checkpoints" / "data" / "ffs_bp2_state_dict.tsv"  # the bp2 manifest
 BP2_FORWARD_PARAMS = 14_600_541
 
 

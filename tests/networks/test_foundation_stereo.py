@@ -16,7 +16,7 @@ from skillbank.runtime.networks.foundation_stereo import FoundationStereo
 from skillbank.runtime.networks.fs_features import vit_input_size
 from skillbank.runtime.networks.hourglass import DisparityMultiheadAttention
 
-MANIFEST = Path("/work/shared/reference/ffs_bp2_state_dict.tsv")
+MANIFEST = Path(__file__).resolve().parents[1] / "checkpoints" / "data" / "ffs_bp2_state_dict.tsv"
 BP2_WIDTHS = {
     "motion_encoder_widths": [56, 96, 16, 12], "motion_encoder_final": 48, "gru_hidden": 60,
     "gru_gating_conv_widths": [100, 168], "disp_head_input_dim": 60, "disp_head_intermediate": 36,
