@@ -32,6 +32,11 @@ def _nested(parts: list[str]) -> str:
     return f"{parts[0]}: {text}"
 
 
+# Mappings whose keys ARE dotted spec keys by design (TAO's format: ``custom_param_ranges: {train.optim.lr:
+# {valid_min: ..., valid_max: ...}}``): their keys are exempt from the dotted-key rule.
+DOTTED_KEY_MAPPINGS = {("automl", "custom_param_ranges")}
+
+
 def _check_keys(node: yaml.Node, name: str, path: list[str | int], seen_nodes: set[int]) -> None:
     """Refuse, naming file:line, what YAML accepts but a spec cannot mean: a key given twice (YAML keeps
     the last silently), a dotted key (dotted keys are the command line's), a key that is not a name."""
@@ -68,7 +73,7 @@ def _check_keys(node: yaml.Node, name: str, path: list[str | int], seen_nodes: s
                 ]
             )
         lines[key] = line
-        if "." in key:
+        if "." in key and tuple(path) not in DOTTED_KEY_MAPPINGS:
             dotted = format_loc((*path, key))
             if all(isinstance(part, str) for part in path):
                 nested = _nested([*path, *key.split(".")])  # type: ignore[list-item]

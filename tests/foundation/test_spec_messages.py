@@ -221,3 +221,17 @@ def test_a_spec_without_results_dir_says_nothing_was_written(tmp_path, capsys):
         "depth_net: FAILURE: Configuration error: results_dir: set results_dir (or export.results_dir) to say "
         f"where results go ({NOTHING_WRITTEN})"
     ]
+
+
+def test_custom_param_ranges_take_dotted_keys_as_tao_writes_them(tmp_path: Path) -> None:
+    """AutoML's custom_param_ranges is keyed by dotted spec keys by design: not a dotted-key mistake."""
+    from skillbank.specs.loading import read_yaml_mapping
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("automl:\n  custom_param_ranges:\n    train.optim.lr: {valid_min: 1.0e-5, valid_max: 1.0e-3}\n")
+    assert read_yaml_mapping(spec)["automl"]["custom_param_ranges"] == {
+        "train.optim.lr": {"valid_min": 1.0e-5, "valid_max": 1.0e-3}
+    }
+    spec.write_text("automl:\n  train.optim.lr: 1\n")  # anywhere else a dotted key is still refused
+    with pytest.raises(SpecError, match="is a dotted key"):
+        read_yaml_mapping(spec)
