@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -127,19 +128,27 @@ def load_for_worker(storage: Any, name: str) -> tuple[Any, StudySettings]:
     return study, settings
 
 
+_CLAIM_LOCK = threading.Lock()
+
+
 def claim_trial(study: Any, storage: Any) -> int | None:
-    """Take one WAITING trial (atomically set RUNNING); its trial id, or None when none is left."""
+    """Take one WAITING trial (atomically set RUNNING); its trial id, or None when none is left.
+
+    The runner's threads claim one at a time: on SQLite, Optuna's read-then-write of the trial's state is
+    not locked (SQLite has no SELECT ... FOR UPDATE), so two threads of one process could both read
+    WAITING and both start the same trial. Across processes the storage's transaction decides."""
     import optuna
     from optuna.trial import TrialState
 
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
-        try:
-            if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                return trial_id
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
+    with _CLAIM_LOCK:
+        study_id = storage.get_study_id_from_name(study.study_name)
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+            try:
+                if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                    return trial_id
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
     return None
 
 
