@@ -38,19 +38,6 @@ INSTRUCTIONS = (
     "job_logs, stop them with cancel_job. Paths must lie inside the server's roots."
 )
 
-#: request inputs that name files or folders
-PATH_INPUTS = (
-    "train_datasets",
-    "eval_dataset",
-    "inference_dataset",
-    "results_dir",
-    "checkpoint",
-    "parent_job_dir",
-    "pretrained_model",
-    "resume_model",
-    "onnx_file",
-    "trt_engine",
-)
 
 
 class Config:
@@ -100,6 +87,8 @@ def check_request_paths(call: Any) -> None:
     """Refuse a request whose inputs or spec overrides (what the client gave, the later steps' own
     included) name a path outside the roots. Paths the planner derives come from these or from the
     workspace, which lies inside a root."""
+    from .spec_builder import PATH_INPUTS  # the request inputs that name files or folders
+
     parts = [("", call), *((f"next_steps[{i}].", step) for i, step in enumerate(call.next_steps))]
     for where, part in parts:
         for name in PATH_INPUTS:

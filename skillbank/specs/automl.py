@@ -44,23 +44,13 @@ class ParamRange(SpecSection):
 
 
 def field_at(dotted: str) -> Any:
-    """The pydantic FieldInfo of a leaf spec key (``train.optim.lr``), or None if there is none."""
-    from pydantic import BaseModel
-
+    """The pydantic FieldInfo of a leaf spec key (``train.optim.lr``), or None if there is none (or it names
+    a section)."""
+    from ..spec_keys import field_at as any_field_at  # lazy: spec_keys imports this package
     from .errors import _models_in
-    from .experiment import ExperimentSpec
 
-    model: type[BaseModel] | None = ExperimentSpec
-    field = None
-    for part in dotted.split("."):
-        if model is None:
-            return None
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        subs = _models_in(field.annotation)
-        model = subs[0] if subs else None
-    return None if model is not None else field
+    info = any_field_at(dotted)
+    return None if info is None or _models_in(info.annotation) else info
 
 
 def field_range(dotted: str) -> tuple[float | None, float | None, list[Any] | None, bool]:
