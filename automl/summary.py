@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from skillbank.atomic import atomic_copy, atomic_write
-from skillbank.specs.loading import set_dotted
+from skillbank.specs.dotted import set_dotted
 
 from .settings import StudySettings
 from .storage import BASELINE_ATTR

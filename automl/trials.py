@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from skillbank.specs.loading import set_dotted
+from skillbank.specs.dotted import set_dotted
 
 from .launch import TrialLauncher
 from .settings import StudySettings

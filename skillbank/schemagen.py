@@ -189,7 +189,7 @@ def _manifest(files: dict[str, str], scope: str) -> str:
 
 # ------------------------------------------------------------------------------------------- templates
 def _template_data(model_type: str, action: str) -> dict[str, Any]:
-    from .specs.loading import set_dotted
+    from .specs.dotted import set_dotted
 
     data: dict[str, Any] = {"results_dir": "/results", "model": {"model_type": model_type}}
     stereo = model_type not in MONO_TYPES
