@@ -128,3 +128,12 @@ def test_temp_beside_and_commit_for_tools_that_write_a_path(tmp_path: Path, fsyn
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert fsyncs == ["file", "dir"]
     assert _names(target.parent) == ["model.onnx"]
+
+
+def test_not_durable_skips_only_the_fsyncs(tmp_path: Path, fsyncs, umask_027) -> None:
+    path = atomic_write(tmp_path / "pred.png", b"old")
+    fsyncs.clear()
+    atomic_write(path, b"image", durable=False)
+    assert path.read_bytes() == b"image" and fsyncs == []
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert _names(tmp_path) == ["pred.png"]
