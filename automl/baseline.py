@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from skillbank.specs.loading import set_dotted
+from skillbank.specs.dotted import set_dotted
 
 from .launch import TrialLauncher, wait_until_done
 from .settings import StudySettings

@@ -69,7 +69,7 @@ def render(study: Any, summary: dict[str, Any]) -> str:
 
 
 def write_report(study: Any, summary: dict[str, Any], path: Path) -> Path:
-    from skillbank.runtime.status import atomic_write_text
+    from skillbank.atomic import atomic_write
 
-    atomic_write_text(path, render(study, summary))
+    atomic_write(path, render(study, summary))
     return path

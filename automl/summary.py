@@ -11,13 +11,11 @@ finished trial are deleted (pruned and failed ones at once, completed ones when 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from skillbank.specs.loading import set_dotted
+from skillbank.atomic import atomic_copy, atomic_write
+from skillbank.specs.dotted import set_dotted
 
 from .settings import StudySettings
 from .storage import BASELINE_ATTR
@@ -75,18 +73,6 @@ def build_summary(study: Any, settings: StudySettings) -> dict[str, Any]:
     }
 
 
-def _atomic_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def keep_best(summary: dict[str, Any], settings: StudySettings) -> None:
     """best/best_spec.yaml and the best trial's checkpoint; fills summary['best'] spec and checkpoint."""
     best = summary.get("best")
@@ -98,7 +84,7 @@ def keep_best(summary: dict[str, Any], settings: StudySettings) -> None:
     ckpt = final_checkpoint(folder)
     kept = best_dir / ckpt.name if ckpt else None
     if ckpt is not None and kept is not None and not (kept.exists() and kept.stat().st_size == ckpt.stat().st_size):
-        _atomic_copy(ckpt, kept)
+        atomic_copy(ckpt, kept)
     for old in best_dir.glob("*.pth"):
         if kept is None or old.name != kept.name:
             old.unlink()
@@ -130,14 +116,12 @@ def delete_checkpoints(summary: dict[str, Any], settings: StudySettings, *, fina
 
 def write_summary(study: Any, settings: StudySettings, *, final: bool = False) -> dict[str, Any]:
     """summary.json (always), best/ (when a trial completed), report.html and cleanup (when ``final``)."""
-    from skillbank.runtime.status import atomic_write_text
-
     summary = build_summary(study, settings)
     keep_best(summary, settings)
     if settings.delete_intermediate_ckpt:
         delete_checkpoints(summary, settings, final=final)
     automl_dir = Path(settings.automl_dir)
-    atomic_write_text(automl_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write(automl_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     if final:
         from .report import write_report
 

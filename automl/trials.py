@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from skillbank.specs.loading import set_dotted
+from skillbank.specs.dotted import set_dotted
 
 from .launch import TrialLauncher
 from .settings import StudySettings
@@ -50,9 +50,9 @@ def trial_spec(settings: StudySettings, values: dict[str, Any], folder: Path) ->
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
-    from skillbank.runtime.status import atomic_write_text
+    from skillbank.atomic import atomic_write
 
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def read_events(folder: Path) -> list[dict[str, Any]]:

@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
+from skillbank.atomic import atomic_write
 from skillbank.specs import ExperimentSpec, spec_to_dict
 
 from .errors import ConfigurationError
-from .status import atomic_write_text
 
 
 def resolve_results_dir(spec: ExperimentSpec, action: str) -> Path:
@@ -38,5 +38,5 @@ def guess_results_dir(raw: dict[str, Any], action: str, base: Path) -> Path | No
 def save_experiment(spec: ExperimentSpec, results_dir: Path) -> Path:
     """Write the resolved spec as nested YAML (never dotted keys) to ``experiment.yaml``."""
     path = results_dir / "experiment.yaml"
-    atomic_write_text(path, yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
+    atomic_write(path, yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
     return path

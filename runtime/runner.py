@@ -32,7 +32,8 @@ from typing import Any
 import yaml
 
 from skillbank.specs import ACTION_SPLITS, SpecError, load_spec, missing_requirements
-from skillbank.specs.loading import parse_override, read_yaml_mapping, set_dotted
+from skillbank.specs.dotted import set_dotted
+from skillbank.specs.loading import parse_override, read_yaml_mapping
 
 from .context import ActionContext, Reporter
 from .data.worker_errors import original_error

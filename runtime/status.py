@@ -2,8 +2,9 @@
 
 One object per event: ``date`` (m/d/yyyy), ``time`` (h:m:s), ``status`` (STARTED | RUNNING | SUCCESS |
 FAILURE | SKIPPED), ``verbosity``, ``message`` and optional ``kpi``, ``categorical``, ``graphical``.
-:class:`StatusLogger` is the only writer. Each append rewrites the file through a temp file and
-``os.replace`` so a reader never sees a half-written line, even if the process dies mid-write.
+:class:`StatusLogger` is the only writer. Each append rewrites the file with
+:func:`skillbank.atomic.atomic_write` (temp file, fsync, ``os.replace``) so a reader never sees a
+half-written line, even if the process dies mid-write.
 Only rank 0 of a distributed run writes (see :func:`is_rank_zero`).
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from skillbank.atomic import atomic_write
 
 STATUSES = ("STARTED", "RUNNING", "SUCCESS", "FAILURE", "SKIPPED")
 
@@ -40,22 +42,6 @@ def _clean(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return _clean(value.item())
     return value
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class StatusLogger:
@@ -90,7 +76,7 @@ class StatusLogger:
                 event[key] = _clean(value)
         if self.enabled:
             old = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
-            atomic_write_text(self.path, old + json.dumps(event) + "\n")
+            atomic_write(self.path, old + json.dumps(event) + "\n")
         return event
 
 

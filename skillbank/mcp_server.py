@@ -68,7 +68,8 @@ def resolve_inside_roots(path: str, what: str, roots: list[Path] | None = None) 
 
 
 def _spec_paths(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    from .spec_keys import field_extra, flatten
+    from .spec_keys import field_extra
+    from .specs.dotted import flatten
 
     found = []
     for key, value in flatten(spec).items():

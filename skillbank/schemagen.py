@@ -189,7 +189,7 @@ def _manifest(files: dict[str, str], scope: str) -> str:
 
 # ------------------------------------------------------------------------------------------- templates
 def _template_data(model_type: str, action: str) -> dict[str, Any]:
-    from .specs.loading import set_dotted
+    from .specs.dotted import set_dotted
 
     data: dict[str, Any] = {"results_dir": "/results", "model": {"model_type": model_type}}
     stereo = model_type not in MONO_TYPES
@@ -324,12 +324,12 @@ def render_all(
 
 def generate(**roots: Path) -> list[Path]:
     """Write every generated file whose content changed; returns the paths written."""
-    from skillbank.runtime.status import atomic_write_text
+    from .atomic import atomic_write
 
     written = []
     for path, text in render_all(**roots).items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            atomic_write_text(path, text)
+            atomic_write(path, text)
             written.append(path)
     return written
 

@@ -180,8 +180,9 @@ def _check_generated(skill_dir: Path, info: dict[str, Any]) -> tuple[list[Proble
 def _check_keys(skill_dir: Path, info: dict[str, Any], loaded: dict[str, tuple[dict, Any]]) -> list[Problem]:
     from pydantic import ValidationError
 
-    from .spec_keys import deep_merge, field_at, field_extra, set_dotted, unknown_key_message
-    from .specs import ExperimentSpec
+    from .spec_keys import deep_merge, field_at, field_extra, unknown_key_message
+    from .specs import ExperimentSpec, SpecError
+    from .specs.dotted import set_dotted
     from .specs.errors import spec_error_from_validation
 
     label = f"{skill_dir.name}/{INFO_FILE}"
@@ -238,7 +239,12 @@ def _check_keys(skill_dir: Path, info: dict[str, Any], loaded: dict[str, tuple[d
         return problems
     overlay: dict[str, Any] = {}
     for key, value in defaults.items():
-        set_dotted(overlay, key, value)
+        try:
+            set_dotted(overlay, key, value)
+        except SpecError as exc:
+            problems.append(Problem(label, f"key_defaults.{key}", exc.problems[0]))
+    if problems:
+        return problems
     for action, (template, _validator) in loaded.items():
         try:
             ExperimentSpec.model_validate(deep_merge(template, overlay))

@@ -30,7 +30,9 @@ from typing import Any
 from .registry import Skill
 from .resolvers import RESOLVERS, resolve
 from .skill_files import load_yaml_mapping
-from .spec_keys import field_at, flatten, set_dotted, unknown_key_message
+from .spec_keys import field_at, unknown_key_message
+from .specs.dotted import flatten, set_dotted
+from .specs.errors import SpecError
 
 PLACEHOLDER = "???"
 SPLIT_OF_ACTION = {"evaluate": "test_dataset", "inference": "infer_dataset"}
@@ -58,6 +60,14 @@ def _validator(path: str, mtime: float) -> Any:
     import jsonschema
 
     return jsonschema.Draft202012Validator(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _set(spec: dict[str, Any], key: str, value: Any) -> None:
+    """:func:`set_dotted`, its error raised as the one-line :class:`SpecBuildError` the planner asks about."""
+    try:
+        set_dotted(spec, key, value)
+    except SpecError as exc:
+        raise SpecBuildError(exc.problems[0]) from None
 
 
 def load_template(skill: Skill, action: str) -> dict[str, Any]:
@@ -145,9 +155,9 @@ def build_spec(skill: Skill, action: str, inputs: dict[str, Any], overrides: dic
     spec = load_template(skill, action)
     built = BuiltSpec(spec=spec)
     for key, value in (skill.info.get("key_defaults") or {}).items():
-        set_dotted(spec, key, copy.deepcopy(value))
+        _set(spec, key, copy.deepcopy(value))
     for key, value in dotted_overrides.items():  # early, so resolvers see e.g. the engine data type
-        set_dotted(spec, key, copy.deepcopy(value))
+        _set(spec, key, copy.deepcopy(value))
 
     engine = inputs.get("trt_engine") if action in SPLIT_OF_ACTION else None
     for key, param in ((skill.info.get("spec_params") or {}).get(action) or {}).items():
@@ -155,11 +165,11 @@ def build_spec(skill: Skill, action: str, inputs: dict[str, Any], overrides: dic
             continue
         if isinstance(param, str) and param in RESOLVERS:
             if engine and key == f"{action}.checkpoint":
-                set_dotted(spec, key, None)
+                _set(spec, key, None)
                 continue
             res = resolve(param, action, inputs, spec)
             if res.value is not None:
-                set_dotted(spec, key, res.value)
+                _set(spec, key, res.value)
                 built.inputs[key] = res.value
             if res.note:
                 built.notes.append(f"{key}: {res.note}")
@@ -167,9 +177,9 @@ def build_spec(skill: Skill, action: str, inputs: dict[str, Any], overrides: dic
                 built.missing.append(f"{key}: {res.note}")
         else:
             value = param[len("literal:") :] if isinstance(param, str) and param.startswith("literal:") else param
-            set_dotted(spec, key, copy.deepcopy(value))
+            _set(spec, key, copy.deepcopy(value))
     if engine:
-        set_dotted(spec, f"{action}.trt_engine", engine)
+        _set(spec, f"{action}.trt_engine", engine)
         built.inputs[f"{action}.trt_engine"] = engine
 
     optional = {
@@ -182,12 +192,12 @@ def build_spec(skill: Skill, action: str, inputs: dict[str, Any], overrides: dic
             continue
         entries = _data_entries(skill, inputs, ds["source"], ds["path"])
         if entries is not None:
-            set_dotted(spec, key, entries)
+            _set(spec, key, entries)
             built.inputs[key] = entries
         elif key in optional:
-            set_dotted(spec, key, [])
+            _set(spec, key, [])
     for key, value in dotted_overrides.items():  # last: the request's values are never changed
-        set_dotted(spec, key, copy.deepcopy(value))
+        _set(spec, key, copy.deepcopy(value))
 
     built.missing += [f"{k}: fill in (template placeholder ???)" for k in _placeholders(spec)]
     _validate(skill, action, spec)

@@ -1,8 +1,8 @@
-"""Dotted spec keys against the spec models: does a key exist, what are its metadata, merge helpers.
+"""Dotted spec keys against the spec models: does a key exist, what are its metadata; merging mappings.
 
 Skill metadata names spec keys as dotted strings (``train.optim.lr``); these helpers check them against
-:class:`skillbank.specs.ExperimentSpec` so a typo in a skill is caught by ``skillbank validate``, and
-turn dotted mappings into the nested mappings specs are stored as.
+:class:`skillbank.specs.ExperimentSpec` so a typo in a skill is caught by ``skillbank validate``. Setting,
+reading and flattening dotted keys on plain mappings is :mod:`skillbank.specs.dotted`.
 """
 
 from __future__ import annotations
@@ -60,18 +60,6 @@ def unknown_key_message(dotted: str) -> str:
     return "not a spec key"
 
 
-def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``value`` at a dotted key of a nested mapping, creating (or replacing non-mapping) parents."""
-    node = data
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[parts[-1]] = value
-
-
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``over`` merged into a copy of ``base`` (mappings merge, everything else replaces)."""
     out = copy.deepcopy(base)
@@ -80,16 +68,4 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
-    return out
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mapping -> {dotted key: leaf value} (lists are leaves)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
     return out

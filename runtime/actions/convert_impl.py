@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.io import atomic_write_bytes
+from skillbank.atomic import atomic_write
+
 from ..data.synthetic import generate_synthetic_stereo
 
 __all__ = ["ConvertError", "ConvertReport", "convert_folders", "make_synthetic"]
@@ -135,7 +136,7 @@ def convert_folders(
     report = ConvertReport(unmatched=unmatched)
     header = "# " + " ".join(roles) + f"  (written by depth_net convert from {root.resolve()})\n"
     for name, split_lines in splits.items():
-        path = atomic_write_bytes(out / f"{name}.txt", (header + "".join(f"{ln}\n" for ln in split_lines)).encode())
+        path = atomic_write(out / f"{name}.txt", (header + "".join(f"{ln}\n" for ln in split_lines)).encode())
         report.counts[name] = len(split_lines)
         report.files[name] = path
     return report

@@ -33,9 +33,10 @@ log = logging.getLogger("depth_net")
 def run(ctx: ActionContext) -> ActionResult:
     from tqdm import tqdm
 
+    from skillbank.atomic import atomic_write
+
     from ..metrics import MONO_METRICS, STEREO_METRICS, MetricAverager, stereo_image_metrics
     from ..prediction.predict import is_engine, predict_batch, prepare_run
-    from ..status import atomic_write_text
     from ..training.module import mono_depth_metrics
 
     spec = ctx.spec
@@ -84,10 +85,10 @@ def run(ctx: ActionContext) -> ActionResult:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(ctx.results_dir / "metrics_per_image.csv", buffer.getvalue())
+    atomic_write(ctx.results_dir / "metrics_per_image.csv", buffer.getvalue())
     if is_engine(model):  # deploy-side contract: plain kpi names and results.json (readers accept both)
         kpi = {k.removeprefix("val/"): v for k, v in kpi.items()}
-        atomic_write_text(ctx.results_dir / "results.json", json.dumps(kpi, indent=2) + "\n")
+        atomic_write(ctx.results_dir / "results.json", json.dumps(kpi, indent=2) + "\n")
         kpi_prefix = ""
     else:
         kpi_prefix = "val/"

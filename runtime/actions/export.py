@@ -14,9 +14,9 @@ kept as ``<stem>.rejected<suffix>`` and the action fails with one line.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from skillbank.atomic import temp_beside
 
 from ..context import ActionContext, ActionResult
 from ..deploy.drift import DriftError
@@ -72,13 +72,6 @@ def _reference(model, inputs, iters):  # noqa: ANN001, ANN202
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
-def _tmp_beside(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def _export_onnx(ctx: ActionContext, model, target: Path, inputs, input_name: str, iters) -> ActionResult:  # noqa: ANN001
     from ..deploy.drift import finalize, measure
     from ..deploy.engines import OnnxRuntimeEngine
@@ -97,7 +90,7 @@ def _export_onnx(ctx: ActionContext, model, target: Path, inputs, input_name: st
         ctx.log.info("export traces on the CPU in fp32 whatever export.on_cpu says (the graph is device-free)")
     model = model.float().cpu()
     reference = _reference(model, inputs, iters)
-    tmp = _tmp_beside(target)
+    tmp = temp_beside(target)
     try:
         report = export_onnx(model, tmp, stereo=len(inputs) == 2, height=cfg.input_height, width=cfg.input_width,
                              batch_size=cfg.batch_size, dynamic_hw=dynamic_hw, opset=cfg.opset_version, iters=iters,

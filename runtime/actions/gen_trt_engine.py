@@ -57,10 +57,9 @@ def _drift_size(cfg, onnx_file: Path) -> tuple[int, int, int]:  # noqa: ANN001
 
 
 def run(ctx: ActionContext) -> ActionResult:
-    import os
-    import tempfile
-
     import torch
+
+    from skillbank.atomic import temp_beside
 
     from ..deploy.drift import drift_inputs, finalize, measure
     from ..deploy.engines import OnnxRuntimeEngine, TensorRTEngine
@@ -88,10 +87,7 @@ def run(ctx: ActionContext) -> ActionResult:
         timing_cache=Path(cfg.timing_cache) if cfg.timing_cache else None,
     )
     ctx.report.running(f"Building a {cfg.tensorrt.data_type} TensorRT engine from {onnx_file}")
-    engine.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{engine.stem}.", suffix=engine.suffix, dir=engine.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = temp_beside(engine)
     try:
         build_engine(onnx_file, tmp, settings)
     except ValueError as exc:

@@ -7,7 +7,9 @@ Conventions
 * Disparities come back as ``float32`` (H, W) in pixels of the left view; unknown pixels keep the
   file's own marker (``inf``/``nan`` in PFM, ``0`` in PNG encodings). The dataset classes then apply
   one validity rule: ``valid = finite & gt > 0 & gt < max_disparity``.
-* Writers are atomic: the bytes go to a temporary file in the target folder, then ``os.replace``.
+* Writers are atomic (:func:`skillbank.atomic.atomic_write`: temp file in the target folder, then
+  ``os.replace``; a reader never sees half an image) but not fsynced one by one (``durable=False``): they
+  write one file per sample, where an fsync each would cost more than the encoding.
 * Every error is a :class:`DataFileError` whose message names the file.
 
 Disparity encodings (see README.md in this folder):
@@ -28,18 +30,18 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from skillbank.atomic import atomic_write
 
 from .errors import DataFileError
 
 __all__ = [
     "DISPARITY_ENCODINGS",
     "DEPTH_ENCODINGS",
-    "atomic_write_bytes",
     "read_pfm",
     "write_pfm",
     "read_png16",
@@ -61,22 +63,6 @@ DEPTH_ENCODINGS = ("nyu", "pfm", "npy", "auto")
 
 
 # --------------------------------------------------------------------------------------------- writers
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _encode_png(path: PathLike, array: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", array)
     if not ok:
@@ -91,7 +77,7 @@ def write_png(path: PathLike, image: np.ndarray) -> Path:
         raise DataFileError(f"{path}: PNG needs uint8 or uint16, got {image.dtype}")
     if image.ndim == 3:
         image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
-    return atomic_write_bytes(path, _encode_png(path, image))
+    return atomic_write(path, _encode_png(path, image), durable=False)
 
 
 # ------------------------------------------------------------------------------------------------- PFM
@@ -139,7 +125,7 @@ def write_pfm(path: PathLike, array: np.ndarray, *, little_endian: bool = True) 
     scale = b"-1.0" if little_endian else b"1.0"
     body = np.flipud(array).astype("<f4" if little_endian else ">f4").tobytes()
     header = kind + b"\n%d %d\n" % (width, height) + scale + b"\n"
-    return atomic_write_bytes(path, header + body)
+    return atomic_write(path, header + body, durable=False)
 
 
 # ------------------------------------------------------------------------------------------------- PNG
@@ -165,7 +151,7 @@ def write_png16(path: PathLike, array: np.ndarray) -> Path:
     array = np.asarray(array)
     if array.dtype != np.uint16 or array.ndim != 2:
         raise DataFileError(f"{path}: expected uint16 (H, W), got {array.dtype} shape {array.shape}")
-    return atomic_write_bytes(path, _encode_png(path, array))
+    return atomic_write(path, _encode_png(path, array), durable=False)
 
 
 def read_image_rgb(path: PathLike) -> np.ndarray:
@@ -270,7 +256,7 @@ def encode_disparity_png(path: PathLike, disparity: np.ndarray, encoding: str = 
         if r.max(initial=0) > 255:
             raise DataFileError(f"{path}: disparity too large for the FSD encoding")
         bgr = np.stack([b, g, r], axis=-1).astype(np.uint8)
-        return atomic_write_bytes(path, _encode_png(path, bgr))
+        return atomic_write(path, _encode_png(path, bgr), durable=False)
     raise DataFileError(f"{path}: unknown PNG disparity encoding '{encoding}' (kitti, crestereo, fsd)")
 
 

@@ -15,8 +15,6 @@ networks' forward has no batch-dependent Python branch, so one package serves ev
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from skillbank.atomic import temp_beside
 
 log = logging.getLogger("depth_net")
 
@@ -110,15 +110,13 @@ def export_aoti(
     configs: dict[str, Any] = {"aot_inductor.metadata": meta}
     if autotune:
         configs["max_autotune"] = True
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".pt2", dir=target.parent)
-    os.close(fd)
+    tmp = temp_beside(target, ".pt2")
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch._inductor.aoti_compile_and_package(program, package_path=tmp, inductor_configs=configs)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return AotiBuild(Path(tmp), shape, meta, export_s, time.perf_counter() - t0)
+    return AotiBuild(tmp, shape, meta, export_s, time.perf_counter() - t0)

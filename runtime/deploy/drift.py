@@ -23,11 +23,12 @@ under the requested name is left as it was.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from skillbank.atomic import atomic_write, commit
 
 from ..errors import ActionError, ConfigurationError, FileSystemError
 
@@ -126,12 +127,10 @@ def rejected_name(path: Path) -> Path:
 def finalize(tmp: Path, target: Path, report: DriftReport, results_dir: Path, *, key: str) -> Path:
     """Move the artefact built at ``tmp`` to ``target`` (accepted) or to its rejected name, write
     ``<results_dir>/drift.json`` atomically, and raise :class:`DriftError` (one line) when rejected."""
-    from ..status import atomic_write_text
-
     final = target if report.accepted else rejected_name(target)
-    os.replace(tmp, final)
+    commit(tmp, final)
     report.artefact = str(final)
-    atomic_write_text(results_dir / "drift.json", json.dumps(asdict(report), indent=2) + "\n")
+    atomic_write(results_dir / "drift.json", json.dumps(asdict(report), indent=2) + "\n")
     if not report.accepted:
         raise DriftError(
             f"{key}.max_drift_px: {target.name} differs from {report.reference} by up to {report.max_abs_px:.3g} px "

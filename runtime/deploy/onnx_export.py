@@ -9,8 +9,6 @@ built; the graph is always fp32. The refinement iterations are unrolled into the
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from skillbank.atomic import commit, temp_beside
 
 log = logging.getLogger("depth_net")
 
@@ -92,9 +92,7 @@ def export_onnx(
             spec[2], spec[3] = "height", "width"
         if spec:
             axes[name] = spec
-    onnx_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{onnx_file.name}.", suffix=".onnx", dir=onnx_file.parent)
-    os.close(fd)
+    tmp = temp_beside(onnx_file, ".onnx")
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -109,10 +107,9 @@ def export_onnx(
                 do_constant_folding=True,
                 dynamo=False,
             )
-        os.replace(tmp, onnx_file)
+        commit(tmp, onnx_file)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
     notes: list[str] = []
     max_diff = mean_diff = None
     if verify:

@@ -17,11 +17,11 @@ the build and rewritten atomically after it.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from skillbank.atomic import atomic_write
 
 log = logging.getLogger("depth_net")
 
@@ -92,9 +92,9 @@ def build_engine(onnx_file: Path, engine_file: Path, settings: BuildSettings) ->
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"{onnx_file}: TensorRT failed to build an engine (see the log above)")
-    _atomic_write(engine_file, bytes(serialized))
+    atomic_write(engine_file, bytes(serialized))
     if cache is not None and settings.timing_cache is not None:
-        _atomic_write(settings.timing_cache, bytes(config.get_timing_cache().serialize()))
+        atomic_write(settings.timing_cache, bytes(config.get_timing_cache().serialize()))
     return engine_file
 
 
@@ -117,15 +117,3 @@ def _apply_layer_precisions(trt: Any, network: Any, config: Any, rules: list[str
                 for j in range(layer.num_outputs):
                     layer.set_output_type(j, dtype)
     config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

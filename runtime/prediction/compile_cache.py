@@ -86,7 +86,7 @@ def save_mega_cache(key: str) -> Path | None:
     """Save what this process compiled so far under ``key`` (atomic); ``None`` when torch had nothing."""
     import torch
 
-    from ..data.io import atomic_write_bytes
+    from skillbank.atomic import atomic_write
 
     try:
         saved = torch.compiler.save_cache_artifacts()
@@ -97,5 +97,5 @@ def save_mega_cache(key: str) -> Path | None:
         return None
     path = mega_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, saved[0])
+    atomic_write(path, saved[0])
     return path

@@ -8,9 +8,9 @@
   cannot be resumed from; the interrupt checkpoint always keeps the full state).
 * Atomic: :class:`AtomicCheckpointIO` writes every file through
   :func:`runtime.checkpoints.save_checkpoint_atomic` (temp file in the same folder, fsync,
-  ``os.replace``); ``dn_model_latest.pth`` is then replaced by a hard link (or copy) of the new file made
-  under a temp name and ``os.replace``d in. A crash, even ``kill -9``, mid-save leaves at worst a
-  ``.*.tmp`` file; the named checkpoints are always complete.
+  ``os.replace``, folder fsync); ``dn_model_latest.pth`` is then replaced by a hard link (or copy) of the
+  new file made under a temp name and ``os.replace``d in (:func:`skillbank.atomic.atomic_copy`). A crash,
+  even ``kill -9``, mid-save leaves at worst a ``.*.tmp`` file; the named checkpoints are always complete.
 * Only global rank 0 writes (Lightning's strategies call the CheckpointIO on rank 0 only), so a DDP run
   checkpoints once.
 * :class:`PeriodicCheckpoint` saves every ``checkpoint_interval`` epochs (at epoch end, after
@@ -21,16 +21,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from skillbank.atomic import atomic_copy
 
 from ..checkpoints import LATEST_NAME, checkpoint_name, list_epoch_step_checkpoints, save_checkpoint_atomic
 
@@ -50,22 +48,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def update_latest(source: Path) -> Path:
     """Point ``dn_model_latest.pth`` beside ``source`` at it, atomically (hard link, else copy)."""
-    latest = source.parent / LATEST_NAME
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{LATEST_NAME}.", suffix=".tmp", dir=source.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        tmp.unlink()
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, latest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return latest
+    return atomic_copy(source, source.parent / LATEST_NAME, link=True)
 
 
 def find_resume_checkpoint(results_dir: Path) -> Path | None:

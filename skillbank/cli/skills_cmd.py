@@ -158,8 +158,9 @@ def plan_cmd(
     if write_spec is not None:
         import yaml
 
-        write_spec.parent.mkdir(parents=True, exist_ok=True)
-        write_spec.write_text(yaml.safe_dump(result.spec, sort_keys=False), encoding="utf-8")
+        from ..atomic import atomic_write
+
+        atomic_write(write_spec, yaml.safe_dump(result.spec, sort_keys=False))
         result = result.with_spec_path(str(write_spec))
     if as_json:
         typer.echo(result.model_dump_json(indent=2))

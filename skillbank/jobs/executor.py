@@ -76,18 +76,11 @@ database URL other than the workspace's SQLite goes in the environment, SKILLBAN
 
 def write_spec(job: Job, spec: dict[str, Any]) -> Path:
     """``<job_dir>/spec.yaml`` written atomically."""
-    import tempfile
-
     import yaml
 
-    folder = Path(job.job_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "spec.yaml"
-    fd, tmp = tempfile.mkstemp(prefix=".spec.yaml.", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(spec, fh, sort_keys=False)
-    os.replace(tmp, path)
-    return path
+    from ..atomic import atomic_write
+
+    return atomic_write(Path(job.job_dir) / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
 
 
 class Executor:

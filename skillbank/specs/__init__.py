@@ -15,8 +15,9 @@ from .actions import (
 )
 from .automl import AutomlConfig, ParamRange
 from .dataset import Augmentation, DatasetConfig, DatasetSplit, DataSource
+from .dotted import get_dotted
 from .errors import SpecError
-from .experiment import ACTION_SPLITS, ACTIONS, ExperimentSpec, get_dotted, missing_requirements
+from .experiment import ACTION_SPLITS, ACTIONS, ExperimentSpec, missing_requirements
 from .loading import load_spec, read_yaml_mapping, spec_to_dict
 from .model import FFS_BP2_MODEL, FFS_BP2_WIDTHS, MODEL_TYPES, ModelConfig
 from .synthetic import SyntheticConfig

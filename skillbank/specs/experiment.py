@@ -18,6 +18,7 @@ from .actions import (
 from .automl import AutomlConfig
 from .base import SpecSection
 from .dataset import DatasetConfig
+from .dotted import get_dotted
 from .fields import spec_field
 from .model import MONO_TYPES, ModelConfig
 from .train import TrainConfig
@@ -107,15 +108,6 @@ ACTION_SPLITS: dict[str, list[str]] = {
     "evaluate": ["test_dataset"],
     "inference": ["infer_dataset"],
 }
-
-
-def get_dotted(obj: Any, dotted: str) -> Any:
-    """Value at a dotted key of a spec model or nested mapping (None when any part is unset)."""
-    for part in dotted.split("."):
-        if obj is None:
-            return None
-        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
-    return obj
 
 
 def missing_requirements(spec: ExperimentSpec, action: str) -> list[str]:

@@ -9,13 +9,13 @@ overrides resolve against the current folder (where the user typed them).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .dotted import key_parts, set_dotted
 from .errors import SpecError, format_loc, spec_error_from_validation
 from .experiment import ExperimentSpec
 from .fields import PATH_MARK
@@ -125,24 +125,6 @@ def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-_PIECE = re.compile(r"^([^\[\]]*)((?:\[\d+\])*)$")
-
-
-def key_parts(key: str) -> list[str | int]:
-    """'dataset.train_dataset.data_sources[0].data_file' (or '...data_sources.0.data_file') ->
-    ['dataset', 'train_dataset', 'data_sources', 0, 'data_file']."""
-    parts: list[str | int] = []
-    for piece in key.split("."):
-        match = _PIECE.match(piece)
-        if match is None or not (match.group(1) or match.group(2)):
-            raise SpecError([f"{key}: override must look like dotted.key=value"])
-        name = match.group(1)
-        if name:
-            parts.append(int(name) if name.isdigit() else name)
-        parts += [int(i) for i in re.findall(r"\d+", match.group(2))]
-    return parts
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """'train.optim.lr=1e-5' -> ('train.optim.lr', 1e-05)."""
     key, sep, raw = text.partition("=")
@@ -154,35 +136,6 @@ def parse_override(text: str) -> tuple[str, Any]:
     except yaml.YAMLError:
         value = raw
     return key, value
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``value`` at a dotted key, creating sections on the way; ``name[i]`` or ``name.i`` sets item
-    ``i`` of an existing list."""
-    parts = key_parts(key)
-    node: Any = data
-    for i, part in enumerate(parts):
-        here = format_loc(tuple(parts[:i]))
-        last = i == len(parts) - 1
-        if isinstance(part, int):
-            if not isinstance(node, list):
-                raise SpecError([f"{here}: is not a list, cannot set item {part} ({key})"])
-            if part >= len(node):
-                raise SpecError([f"{here}: has {len(node)} item(s), cannot set {format_loc(tuple(parts[: i + 1]))}"])
-        elif isinstance(node, list):
-            example = format_loc((*parts[:i], 0, *parts[i:]))
-            raise SpecError([f"{here}: is a list, cannot set {key} inside it; name an item, e.g. {example}"])
-        elif not isinstance(node, dict):
-            raise SpecError([f"{here}: is a value, cannot set {key} inside it"])
-        if last:
-            node[part] = value
-            return
-        child = node[part] if isinstance(part, int) else node.get(part)
-        if child is None:
-            if isinstance(parts[i + 1], int):
-                raise SpecError([f"{format_loc(tuple(parts[: i + 1]))}: is not a list in the spec, cannot set {key}"])
-            child = node[part] = {}
-        node = child
 
 
 def _resolve_paths(model: BaseModel, base: Path, cwd: Path, overridden: set[str], prefix: str = "") -> None:

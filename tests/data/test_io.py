@@ -118,11 +118,12 @@ def test_colour_map_fixed_scale_compares_frames(tmp_path: Path) -> None:
     np.testing.assert_array_equal(io.read_image_rgb(path), cb)
 
 
-def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
-    io.atomic_write_bytes(tmp_path / "sub" / "f.bin", b"abc")
-    io.atomic_write_bytes(tmp_path / "sub" / "f.bin", b"xyz")
-    assert (tmp_path / "sub" / "f.bin").read_bytes() == b"xyz"
-    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["f.bin"]
+def test_writers_replace_atomically_and_leave_no_temp_files(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "f.png"
+    io.write_png(path, np.zeros((2, 3), np.uint8))
+    io.write_png(path, np.full((2, 3), 7, np.uint8))
+    assert (io.read_image_rgb(path) == 7).all()
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["f.png"]
 
 
 def test_pfm_image_and_npy_disparity(tmp_path: Path) -> None:

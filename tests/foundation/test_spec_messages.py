@@ -12,7 +12,7 @@ import pytest
 from skillbank.runtime.runner import NOTHING_WRITTEN, run_action
 from skillbank.runtime.status import read_status
 from skillbank.specs import SpecError, load_spec
-from skillbank.specs.loading import key_parts, set_dotted
+from skillbank.specs.dotted import key_parts, set_dotted
 
 
 def _spec(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:

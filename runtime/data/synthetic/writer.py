@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write_bytes, write_pfm, write_png
+from skillbank.atomic import atomic_write
+
+from ..io import write_pfm, write_png
 from .render import render_stereo_pair
 
 __all__ = ["generate_synthetic_stereo"]
@@ -76,5 +78,5 @@ def generate_synthetic_stereo(
             pool.shutdown(cancel_futures=True)
     annotation = out / annotation_name
     header = f"# synthetic stereo: {num_pairs} pairs {height}x{width}, max_disparity {max_disparity}, seed {seed}\n"
-    atomic_write_bytes(annotation, (header + "\n".join(lines) + "\n").encode())
+    atomic_write(annotation, (header + "\n".join(lines) + "\n").encode())
     return annotation
