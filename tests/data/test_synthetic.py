@@ -114,3 +114,15 @@ def test_pairs_are_matchable_by_classical_stereo() -> None:
         assert matched.sum() > 0.5 * (p.nocc == 255).sum()
         bad.append((np.abs(pred - p.disparity)[matched] > 2).mean())
     assert np.median(bad) < 0.15  # bad-2 of the matched pixels
+
+
+def test_one_worker_renders_in_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """workers=1 starts no process pool (0 means one process per core)."""
+    from skillbank.runtime.data.synthetic import writer
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started for workers=1")
+
+    monkeypatch.setattr(writer, "ProcessPoolExecutor", no_pool)
+    generate_synthetic_stereo(tmp_path, 2, 32, 48, 8, workers=1)
+    assert len(list((tmp_path / "left").glob("*.png"))) == 2

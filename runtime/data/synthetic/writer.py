@@ -60,7 +60,7 @@ def generate_synthetic_stereo(
     """
     out = Path(out_dir)
     jobs = [(out, i, seed, height, width, max_disparity, config, write_right_disparity) for i in range(int(num_pairs))]
-    workers = os.cpu_count() or 1 if workers == 0 else workers
+    workers = (os.cpu_count() or 1) if workers == 0 else workers
     lines: list[str] = []
     if workers <= 1 or len(jobs) <= 1:
         results = map(_write_pair, jobs)
