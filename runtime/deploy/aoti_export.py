@@ -115,7 +115,7 @@ def export_aoti(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch._inductor.aoti_compile_and_package(program, package_path=tmp, inductor_configs=configs)
+            torch._inductor.aoti_compile_and_package(program, package_path=str(tmp), inductor_configs=configs)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
