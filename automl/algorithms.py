@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from skillbank.automl.space import Param, is_small_continuous
 from skillbank.specs.automl import PRUNING_ALGORITHMS
-
-from .space import Param, is_small_continuous
 
 
 def make_sampler(algorithm: str, params: list[Param], seed: int) -> Any:

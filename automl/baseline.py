@@ -12,11 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from skillbank.automl.launch import TrialLauncher, wait_until_done
+from skillbank.automl.settings import StudySettings
+from skillbank.automl.trials import metric_of, read_events, write_yaml
 from skillbank.specs.dotted import set_dotted
-
-from .launch import TrialLauncher, wait_until_done
-from .settings import StudySettings
-from .trials import metric_of, read_events, write_yaml
 
 
 def baseline_spec(settings: StudySettings, folder: Path) -> dict[str, Any] | None:

@@ -19,10 +19,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .baseline import run_baseline
-from .launch import SubprocessLauncher, TrialLauncher, trial_env
-from .settings import StudySettings
-from .storage import (
+from skillbank.automl.baseline import run_baseline
+from skillbank.automl.launch import SubprocessLauncher, TrialLauncher, trial_env
+from skillbank.automl.settings import StudySettings
+from skillbank.automl.storage import (
     BASELINE_ATTR,
     DEFAULT_STUDY,
     GRACE_S,
@@ -34,8 +34,8 @@ from .storage import (
     load_for_worker,
     open_storage,
 )
-from .summary import write_summary
-from .trials import Outcome, run_trial
+from skillbank.automl.summary import write_summary
+from skillbank.automl.trials import Outcome, run_trial
 
 Echo = Callable[[str], None]
 

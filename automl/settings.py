@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skillbank.automl.algorithms import prunes
+from skillbank.automl.space import Param, build_space
 from skillbank.specs import ExperimentSpec, SpecError, spec_to_dict
-
-from .algorithms import prunes
-from .space import Param, build_space
 
 #: Where a study lives inside the spec's results folder.
 AUTOML_DIR = "automl"

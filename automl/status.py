@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from skillbank.automl.settings import AUTOML_DIR
+from skillbank.automl.storage import DB_FILE, default_url, load_for_worker, open_storage
+from skillbank.automl.summary import build_summary
 from skillbank.specs import SpecError
-
-from .settings import AUTOML_DIR
-from .storage import DB_FILE, default_url, load_for_worker, open_storage
-from .summary import build_summary
 
 
 def study_status(folder: Path, url: str | None = None, study_name: str = "automl") -> dict[str, Any]:

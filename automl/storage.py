@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from skillbank.automl.algorithms import make_pruner, make_sampler
+from skillbank.automl.settings import StudySettings
 from skillbank.specs import SpecError
-
-from .algorithms import make_pruner, make_sampler
-from .settings import StudySettings
 
 SETTINGS_ATTR = "skillbank_settings"
 SLOTS_ATTR = "skillbank_slots"

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from skillbank.atomic import atomic_copy, atomic_write
+from skillbank.automl.settings import StudySettings
+from skillbank.automl.storage import BASELINE_ATTR
+from skillbank.automl.trials import final_checkpoint, write_yaml
 from skillbank.specs.dotted import set_dotted
-
-from .settings import StudySettings
-from .storage import BASELINE_ATTR
-from .trials import final_checkpoint, write_yaml
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -123,7 +122,7 @@ def write_summary(study: Any, settings: StudySettings, *, final: bool = False) -
     automl_dir = Path(settings.automl_dir)
     atomic_write(automl_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     if final:
-        from .report import write_report
+        from skillbank.automl.report import write_report
 
         write_report(study, summary, automl_dir / "report.html")
     return summary

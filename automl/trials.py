@@ -21,11 +21,10 @@ from typing import Any
 
 import yaml
 
+from skillbank.automl.launch import TrialLauncher
+from skillbank.automl.settings import StudySettings
+from skillbank.automl.space import suggest
 from skillbank.specs.dotted import set_dotted
-
-from .launch import TrialLauncher
-from .settings import StudySettings
-from .space import suggest
 
 #: Seconds between two reads of a running trial's status.json.
 POLL_S = 0.5

@@ -13,7 +13,7 @@ import textwrap
 
 import typer
 
-from .actions import ACTION_HELP, ACTION_SECTIONS
+from skillbank.runtime.actions import ACTION_HELP, ACTION_SECTIONS
 
 app = typer.Typer(
     name="depth_net",
@@ -45,7 +45,7 @@ def _make_command(action: str) -> None:
             None, "-e", "--experiment_spec", "--experiment-spec", help="Experiment spec YAML file (required)."
         ),
     ) -> None:
-        from .runner import run_action
+        from skillbank.runtime.runner import run_action
 
         raise typer.Exit(run_action(action, experiment_spec, list(overrides or [])))
 

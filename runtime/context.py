@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skillbank.runtime.status import StatusLogger
 from skillbank.specs import ExperimentSpec
-
-from .status import StatusLogger
 
 
 class Reporter:

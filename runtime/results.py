@@ -8,9 +8,8 @@ from typing import Any
 import yaml
 
 from skillbank.atomic import atomic_write
+from skillbank.runtime.errors import ConfigurationError
 from skillbank.specs import ExperimentSpec, spec_to_dict
-
-from .errors import ConfigurationError
 
 
 def resolve_results_dir(spec: ExperimentSpec, action: str) -> Path:

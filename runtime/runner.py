@@ -31,15 +31,20 @@ from typing import Any
 
 import yaml
 
+from skillbank.runtime.context import ActionContext, Reporter
+from skillbank.runtime.data.worker_errors import original_error
+from skillbank.runtime.errors import (
+    ActionError,
+    ConfigurationError,
+    DependencyError,
+    FileSystemError,
+    RunInterruptedError,
+)
+from skillbank.runtime.results import guess_results_dir, resolve_results_dir, save_experiment
+from skillbank.runtime.status import StatusLogger, is_rank_zero
 from skillbank.specs import ACTION_SPLITS, SpecError, load_spec, missing_requirements
 from skillbank.specs.dotted import set_dotted
 from skillbank.specs.loading import parse_override, read_yaml_mapping
-
-from .context import ActionContext, Reporter
-from .data.worker_errors import original_error
-from .errors import ActionError, ConfigurationError, DependencyError, FileSystemError, RunInterruptedError
-from .results import guess_results_dir, resolve_results_dir, save_experiment
-from .status import StatusLogger, is_rank_zero
 
 log = logging.getLogger("depth_net")
 
@@ -154,7 +159,7 @@ def _run_action(action: str, spec_path: str | None, overrides: list[str]) -> int
         _setup_logging(results_dir)
         if is_rank_zero():
             save_experiment(spec, results_dir)
-        from .actions import load_action
+        from skillbank.runtime.actions import load_action
 
         ctx = ActionContext(
             action=action,

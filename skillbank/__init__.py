@@ -13,15 +13,15 @@ __all__ = ["Client", "__version__", "list_skills", "plan"]
 
 def __getattr__(name: str):  # noqa: ANN202 - lazy SDK surface: `import skillbank` stays light
     if name == "plan":
-        from .router import plan
+        from skillbank.router import plan
 
         return plan
     if name == "Client":
-        from .sdk import Client
+        from skillbank.sdk import Client
 
         return Client
     if name == "list_skills":
-        from .registry import list_skills
+        from skillbank.registry import list_skills
 
         return list_skills
     raise AttributeError(f"module 'skillbank' has no attribute {name!r}")

@@ -40,8 +40,8 @@ def fast_list(args: list[str]) -> bool:
         return False
     from pathlib import Path
 
-    from .registry import Registry, default_registry
-    from .skill_listing import list_text, skipped_lines
+    from skillbank.registry import Registry, default_registry
+    from skillbank.skill_listing import list_text, skipped_lines
 
     as_json, paths = parsed
     registry = Registry.load([str(Path(p)) for p in paths]) if paths else default_registry()
@@ -56,6 +56,6 @@ def fast_list(args: list[str]) -> bool:
 def main() -> None:
     if fast_list(sys.argv[1:]):
         return
-    from .cli import main as cli_main
+    from skillbank.cli import main as cli_main
 
     cli_main()

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .registry import Skill
+from skillbank.registry import Skill
 
 #: (left pattern, right pattern) layouts convert understands, tried in order on a folder that exists here.
 STEREO_LAYOUTS: list[tuple[str, str]] = [

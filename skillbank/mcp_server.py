@@ -68,8 +68,8 @@ def resolve_inside_roots(path: str, what: str, roots: list[Path] | None = None) 
 
 
 def _spec_paths(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    from .spec_keys import field_extra
-    from .specs.dotted import flatten
+    from skillbank.spec_keys import field_extra
+    from skillbank.specs.dotted import flatten
 
     found = []
     for key, value in flatten(spec).items():
@@ -88,7 +88,7 @@ def check_request_paths(call: Any) -> None:
     """Refuse a request whose inputs or spec overrides (what the client gave, the later steps' own
     included) name a path outside the roots. Paths the planner derives come from these or from the
     workspace, which lies inside a root."""
-    from .spec_builder import PATH_INPUTS  # the request inputs that name files or folders
+    from skillbank.spec_builder import PATH_INPUTS  # the request inputs that name files or folders
 
     parts = [("", call), *((f"next_steps[{i}].", step) for i, step in enumerate(call.next_steps))]
     for where, part in parts:
@@ -102,7 +102,7 @@ def check_request_paths(call: Any) -> None:
 
 
 def _parse(request: str, automl_policy: str | None = None) -> Any:
-    from .request import parse_request
+    from skillbank.request import parse_request
 
     try:
         call = parse_request(request)
@@ -117,14 +117,14 @@ def _parse(request: str, automl_policy: str | None = None) -> Any:
 # --------------------------------------------------------------------------- skill tools
 def list_skills() -> list[dict[str, Any]]:
     """Every skill: name, kind, network, actions, AutoML status."""
-    from .registry import list_skills as registry_list
+    from skillbank.registry import list_skills as registry_list
 
     return registry_list()
 
 
 def show_skill(name: str) -> dict[str, Any]:
     """One skill's summary (description, actions, AutoML settings and whether AutoML is runnable)."""
-    from .registry import default_registry
+    from skillbank.registry import default_registry
 
     try:
         return default_registry().get(name).summary()
@@ -136,7 +136,7 @@ def plan_request(request: str, automl_policy: str | None = None) -> dict[str, An
     """Plan a request (plain words or a JSON tool call) without running it. Returns the plan, or
     {"question": ..., "kind": ...} when the request needs an answer first (kind: which_model, unsupported,
     which_action, needs_annotation, ...). Paths outside the server's roots are refused (a tool error)."""
-    from .router import PlanQuestion, plan
+    from skillbank.router import PlanQuestion, plan
 
     call = _parse(request, automl_policy)
     check_request_paths(call)
@@ -149,8 +149,8 @@ def plan_request(request: str, automl_policy: str | None = None) -> dict[str, An
 def validate_skills(path: str | None = None) -> dict[str, Any]:
     """Validate our skill folders (or the folder at ``path``, inside the roots): every problem with file
     and key."""
-    from .registry import builtin_root
-    from .skill_checks import check_roots
+    from skillbank.registry import builtin_root
+    from skillbank.skill_checks import check_roots
 
     folder = resolve_inside_roots(path, "path") if path else builtin_root()
     if path and not folder.is_dir():
@@ -161,7 +161,7 @@ def validate_skills(path: str | None = None) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- job tools
 def _client() -> Any:
-    from .sdk import Client
+    from skillbank.sdk import Client
 
     if Config.workspace is None:
         Config.workspace = (Config.roots[0] if Config.roots else Path.cwd()) / "skillbank_jobs"
@@ -171,7 +171,7 @@ def _client() -> Any:
 
 
 def _job(job_id: str) -> Any:
-    from .jobs.store import JobError
+    from skillbank.jobs.store import JobError
 
     try:
         return _client().status(job_id)
@@ -198,7 +198,7 @@ def _job_detail(job: Any) -> dict[str, Any]:
 def submit_job(request: str, parent_job_id: str | None = None) -> dict[str, Any]:
     """Plan a request and submit it as jobs (a chain for "..., then ..."). Returns {"jobs": [...]}; follow
     them with job_status."""
-    from .jobs.store import JobError
+    from skillbank.jobs.store import JobError
 
     call = _parse(request)
     check_request_paths(call)
@@ -233,7 +233,7 @@ def cancel_job(job_id: str) -> dict[str, Any]:
 
 def list_jobs(status: str | None = None) -> dict[str, Any]:
     """Jobs of the server's workspace, oldest first (optionally only those in ``status``)."""
-    from .jobs.store import JobError
+    from skillbank.jobs.store import JobError
 
     try:
         return {"jobs": [j.summary() for j in _client().jobs(status=status.upper() if status else None)]}
@@ -257,7 +257,7 @@ TOOLS = (
 def _add_skill_resources(server: Any) -> None:
     from mcp.server.mcpserver.resources import FileResource
 
-    from .registry import default_registry
+    from skillbank.registry import default_registry
 
     for skill in default_registry().list():
         folder = Path(skill.path)

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .request_text import mask_paths
+from skillbank.request_text import mask_paths
 
 Policy = Literal["auto", "off"]
 

@@ -20,7 +20,14 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .skill_files import INFO_FILE, SKILL_FILE, SkillFileError, load_yaml_mapping, read_text, split_front_matter
+from skillbank.skill_files import (
+    INFO_FILE,
+    SKILL_FILE,
+    SkillFileError,
+    load_yaml_mapping,
+    read_text,
+    split_front_matter,
+)
 
 ENV_VAR = "SKILLBANK_SKILLS_PATH"
 GENERATE_HINT = "run `skillbank schemas generate`"

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .policy import HPO_REQUEST
-from .request_text import PATH_PATTERN, PATH_RE, PLANNER_WORDS, mask_paths, repair_typos, word_set
-from .tool_call import (
+from skillbank.policy import HPO_REQUEST
+from skillbank.request_text import PATH_PATTERN, PATH_RE, PLANNER_WORDS, mask_paths, repair_typos, word_set
+from skillbank.tool_call import (
     INPUT_ALIASES,
     JOB_ID_RE,
     PRODUCES,

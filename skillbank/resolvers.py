@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint_names import LATEST_NAME as LATEST
-from .checkpoint_names import newest_checkpoint
+from skillbank.checkpoint_names import LATEST_NAME as LATEST
+from skillbank.checkpoint_names import newest_checkpoint
 
 RESOLVERS = (
     "output_dir",

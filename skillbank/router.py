@@ -28,13 +28,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .data_folders import check_inference_folder, missing_annotation_files
-from .policy import PolicyError, resolve_automl_policy
-from .registry import Registry, Skill, default_registry
-from .request import parse_request
-from .request_text import mask_paths
-from .spec_builder import SpecBuildError, build_spec
-from .tool_call import Artifact, NextStep, ToolCall, consumes
+from skillbank.data_folders import check_inference_folder, missing_annotation_files
+from skillbank.policy import PolicyError, resolve_automl_policy
+from skillbank.registry import Registry, Skill, default_registry
+from skillbank.request import parse_request
+from skillbank.request_text import mask_paths
+from skillbank.spec_builder import SpecBuildError, build_spec
+from skillbank.tool_call import Artifact, NextStep, ToolCall, consumes
 
 Route = Literal["automl", "direct_train", "runtime"]
 QuestionKind = Literal[

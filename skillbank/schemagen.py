@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from .specs import ACTIONS, MODEL_TYPES, ExperimentSpec
-from .specs.errors import _models_in
-from .specs.model import MONO_TYPES
+from skillbank.specs import ACTIONS, MODEL_TYPES, ExperimentSpec
+from skillbank.specs.errors import _models_in
+from skillbank.specs.model import MONO_TYPES
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 PLACEHOLDER = "???"
@@ -107,7 +107,7 @@ def _require_path(dotted: str, extra: dict[str, Any] | None = None) -> dict[str,
 
 
 def _action_constraints(action: str) -> list[dict[str, Any]]:
-    from .specs.experiment import ACTION_REQUIREMENTS
+    from skillbank.specs.experiment import ACTION_REQUIREMENTS
 
     constraints: list[dict[str, Any]] = [
         {"anyOf": [_require_path("results_dir"), _require_path(f"{action}.results_dir")]}
@@ -129,7 +129,7 @@ def _action_constraints(action: str) -> list[dict[str, Any]]:
 
 
 def _ffs_width_rule() -> dict[str, Any]:
-    from .specs.model import FFS_BP2_WIDTHS
+    from skillbank.specs.model import FFS_BP2_WIDTHS
 
     widths = list(FFS_BP2_WIDTHS)
     return {
@@ -189,7 +189,7 @@ def _manifest(files: dict[str, str], scope: str) -> str:
 
 # ------------------------------------------------------------------------------------------- templates
 def _template_data(model_type: str, action: str) -> dict[str, Any]:
-    from .specs.dotted import set_dotted
+    from skillbank.specs.dotted import set_dotted
 
     data: dict[str, Any] = {"results_dir": "/results", "model": {"model_type": model_type}}
     stereo = model_type not in MONO_TYPES
@@ -324,7 +324,7 @@ def render_all(
 
 def generate(**roots: Path) -> list[Path]:
     """Write every generated file whose content changed; returns the paths written."""
-    from .atomic import atomic_write
+    from skillbank.atomic import atomic_write
 
     written = []
     for path, text in render_all(**roots).items():

@@ -36,7 +36,7 @@ class Client:
         start_executor: bool = True,
         idle_exit_s: float = 30.0,
     ) -> None:
-        from .jobs.store import Store
+        from skillbank.jobs.store import Store
 
         workspace = workspace or os.environ.get("SKILLBANK_WORKSPACE") or DEFAULT_WORKSPACE
         self.db_url = db_url or os.environ.get("SKILLBANK_DB_URL")
@@ -49,7 +49,7 @@ class Client:
     # ------------------------------------------------------------------ planning and submitting
     def plan(self, request: Any) -> Any:
         """The plan of ``request`` (words, JSON, dict or ToolCall); raises PlanQuestion when unclear."""
-        from .router import plan
+        from skillbank.router import plan
 
         return plan(request)
 
@@ -68,7 +68,7 @@ class Client:
         A request the planner cannot plan raises :class:`skillbank.jobs.chain.SubmitError` with the question
         and its ``kind``.
         """
-        from .jobs.chain import submit_chain
+        from skillbank.jobs.chain import submit_chain
 
         if backend not in ("local", "slurm"):
             raise ValueError(f"backend {backend!r}: expected local or slurm")
@@ -80,7 +80,7 @@ class Client:
         """Start the workspace's executor when jobs wait and none runs; True when one was started."""
         if not self.start_executor:
             return False
-        from .jobs.executor import ensure_executor
+        from skillbank.jobs.executor import ensure_executor
 
         if not self.store.list(status=["PENDING", "RUNNING"], backend="local", limit=1) and not self.store.list(
             status=["PENDING", "RUNNING"], backend="slurm", limit=1
@@ -111,7 +111,7 @@ class Client:
 
     def wait(self, job_id: str | list[str], timeout: float | None = None, poll_s: float = 1.0) -> Any:
         """Block until the job(s) end; returns the job (or the list). TimeoutError after ``timeout`` s."""
-        from .jobs.store import FINAL
+        from skillbank.jobs.store import FINAL
 
         ids = [job_id] if isinstance(job_id, str) else list(job_id)
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -26,8 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .registry import GENERATE_HINT, Problem
-from .skill_files import (
+from skillbank.registry import GENERATE_HINT, Problem
+from skillbank.skill_files import (
     INFO_FILE,
     SKILL_FILE,
     SkillFileError,
@@ -36,7 +36,7 @@ from .skill_files import (
     read_text,
     split_front_matter,
 )
-from .skill_spec import check_skill_md
+from skillbank.skill_spec import check_skill_md
 
 _LINK_RE = re.compile(r"\]\((references/[^)#\s]+)")
 
@@ -180,10 +180,10 @@ def _check_generated(skill_dir: Path, info: dict[str, Any]) -> tuple[list[Proble
 def _check_keys(skill_dir: Path, info: dict[str, Any], loaded: dict[str, tuple[dict, Any]]) -> list[Problem]:
     from pydantic import ValidationError
 
-    from .spec_keys import deep_merge, field_at, field_extra, unknown_key_message
-    from .specs import ExperimentSpec, SpecError
-    from .specs.dotted import set_dotted
-    from .specs.errors import spec_error_from_validation
+    from skillbank.spec_keys import deep_merge, field_at, field_extra, unknown_key_message
+    from skillbank.specs import ExperimentSpec, SpecError
+    from skillbank.specs.dotted import set_dotted
+    from skillbank.specs.errors import spec_error_from_validation
 
     label = f"{skill_dir.name}/{INFO_FILE}"
     problems: list[Problem] = []
@@ -269,7 +269,7 @@ def check_skill_dir(skill_dir: Path) -> list[Problem]:
 
 def check_roots(dirs: list[Path]) -> list[Problem]:
     """Validate every skill folder in ``dirs`` (each a skill folder or a folder of skill folders)."""
-    from .registry import skill_dirs
+    from skillbank.registry import skill_dirs
 
     problems: list[Problem] = []
     for root in dirs:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .registry import Registry, Skill
+    from skillbank.registry import Registry, Skill
 
 
 def to_json(data: Any) -> str:

@@ -27,12 +27,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .registry import Skill
-from .resolvers import RESOLVERS, resolve
-from .skill_files import load_yaml_mapping
-from .spec_keys import field_at, unknown_key_message
-from .specs.dotted import flatten, set_dotted
-from .specs.errors import SpecError
+from skillbank.registry import Skill
+from skillbank.resolvers import RESOLVERS, resolve
+from skillbank.skill_files import load_yaml_mapping
+from skillbank.spec_keys import field_at, unknown_key_message
+from skillbank.specs.dotted import flatten, set_dotted
+from skillbank.specs.errors import SpecError
 
 PLACEHOLDER = "???"
 SPLIT_OF_ACTION = {"evaluate": "test_dataset", "inference": "infer_dataset"}
@@ -207,8 +207,8 @@ def build_spec(skill: Skill, action: str, inputs: dict[str, Any], overrides: dic
 def _validate(skill: Skill, action: str, spec: dict[str, Any]) -> None:
     from pydantic import ValidationError
 
-    from .specs import ExperimentSpec
-    from .specs.errors import spec_error_from_validation
+    from skillbank.specs import ExperimentSpec
+    from skillbank.specs.errors import spec_error_from_validation
 
     try:
         ExperimentSpec.model_validate(spec)

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from .specs import ExperimentSpec
-from .specs.errors import _models_in, suggest
+from skillbank.specs import ExperimentSpec
+from skillbank.specs.errors import _models_in, suggest
 
 
 @lru_cache(maxsize=1024)

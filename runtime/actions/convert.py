@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..context import ActionContext, ActionResult
-from ..errors import ConfigurationError
+from skillbank.runtime.context import ActionContext, ActionResult
+from skillbank.runtime.errors import ConfigurationError
 
 
 def run(ctx: ActionContext) -> ActionResult:
-    from .convert_impl import ConvertError
+    from skillbank.runtime.actions.convert_impl import ConvertError
 
     try:
         return _convert(ctx)
@@ -16,7 +16,7 @@ def run(ctx: ActionContext) -> ActionResult:
 
 
 def _convert(ctx: ActionContext) -> ActionResult:
-    from .convert_impl import convert_folders, make_synthetic
+    from skillbank.runtime.actions.convert_impl import convert_folders, make_synthetic
 
     cfg = ctx.spec.convert
     out_dir = ctx.results_dir

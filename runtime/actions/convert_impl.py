@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from skillbank.atomic import atomic_write
-
-from ..data.synthetic import generate_synthetic_stereo
+from skillbank.runtime.data.synthetic import generate_synthetic_stereo
 
 __all__ = ["ConvertError", "ConvertReport", "convert_folders", "make_synthetic"]
 

@@ -25,7 +25,7 @@ import io
 import json
 import logging
 
-from ..context import ActionContext, ActionResult
+from skillbank.runtime.context import ActionContext, ActionResult
 
 log = logging.getLogger("depth_net")
 
@@ -34,10 +34,9 @@ def run(ctx: ActionContext) -> ActionResult:
     from tqdm import tqdm
 
     from skillbank.atomic import atomic_write
-
-    from ..metrics import MONO_METRICS, STEREO_METRICS, MetricAverager, stereo_image_metrics
-    from ..prediction.predict import is_engine, predict_batch, prepare_run
-    from ..training.module import mono_depth_metrics
+    from skillbank.runtime.metrics import MONO_METRICS, STEREO_METRICS, MetricAverager, stereo_image_metrics
+    from skillbank.runtime.prediction.predict import is_engine, predict_batch, prepare_run
+    from skillbank.runtime.training.module import mono_depth_metrics
 
     spec = ctx.spec
     stereo = spec.model.is_stereo
@@ -71,7 +70,7 @@ def run(ctx: ActionContext) -> ActionResult:
                 row.update({f"{k}_noc": round(v, 6) for k, v in values_noc.items()})
             rows.append(row)
     if not rows:
-        from ..errors import ConfigurationError
+        from skillbank.runtime.errors import ConfigurationError
 
         raise ConfigurationError("dataset.test_dataset: no image has a valid ground-truth pixel; nothing to score")
     kpi = overall.result("val/")

@@ -17,10 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from skillbank.atomic import temp_beside
-
-from ..context import ActionContext, ActionResult
-from ..deploy.drift import DriftError
-from ..errors import ConfigurationError
+from skillbank.runtime.context import ActionContext, ActionResult
+from skillbank.runtime.deploy.drift import DriftError
+from skillbank.runtime.errors import ConfigurationError
 
 #: kept for callers that catch the export failure by this name
 ExportMismatchError = DriftError
@@ -29,8 +28,8 @@ ExportMismatchError = DriftError
 def run(ctx: ActionContext) -> ActionResult:
     import torch
 
-    from ..deploy.drift import drift_inputs
-    from ..training.weights import build_model, load_weights, resolve_weights
+    from skillbank.runtime.deploy.drift import drift_inputs
+    from skillbank.runtime.training.weights import build_model, load_weights, resolve_weights
 
     spec, cfg = ctx.spec, ctx.spec.export
     stereo = spec.model.is_stereo
@@ -60,7 +59,7 @@ def _reference(model, inputs, iters):  # noqa: ANN001, ANN202
     """The checkpoint's fp32 eager output (TF32 off on a GPU)."""
     import torch
 
-    from ..deploy.aoti_export import DeployWrapper
+    from skillbank.runtime.deploy.aoti_export import DeployWrapper
 
     stereo = len(inputs) == 2
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
@@ -73,9 +72,9 @@ def _reference(model, inputs, iters):  # noqa: ANN001, ANN202
 
 
 def _export_onnx(ctx: ActionContext, model, target: Path, inputs, input_name: str, iters) -> ActionResult:  # noqa: ANN001
-    from ..deploy.drift import finalize, measure
-    from ..deploy.engines import OnnxRuntimeEngine
-    from ..deploy.onnx_export import export_onnx
+    from skillbank.runtime.deploy.drift import finalize, measure
+    from skillbank.runtime.deploy.engines import OnnxRuntimeEngine
+    from skillbank.runtime.deploy.onnx_export import export_onnx
 
     spec, cfg = ctx.spec, ctx.spec.export
     dynamic_hw = cfg.dynamic_hw
@@ -116,10 +115,10 @@ def _export_onnx(ctx: ActionContext, model, target: Path, inputs, input_name: st
 def _export_aoti(ctx: ActionContext, model, target: Path, inputs, input_name: str, iters) -> ActionResult:  # noqa: ANN001
     import torch
 
-    from ..deploy.aoti_export import export_aoti
-    from ..deploy.drift import finalize, measure
-    from ..deploy.engines import AOTIEngine
-    from ..networks.fast_inference import PRECISIONS
+    from skillbank.runtime.deploy.aoti_export import export_aoti
+    from skillbank.runtime.deploy.drift import finalize, measure
+    from skillbank.runtime.deploy.engines import AOTIEngine
+    from skillbank.runtime.networks.fast_inference import PRECISIONS
 
     spec, cfg = ctx.spec, ctx.spec.export
     model_type = spec.model.model_type
@@ -135,7 +134,7 @@ def _export_aoti(ctx: ActionContext, model, target: Path, inputs, input_name: st
     reference = _reference(model, inputs, iters)
     optimized = cfg.optimize and model_type == "FastFoundationStereo"
     if model_type == "FastFoundationStereo":
-        from ..networks.fast_inference import optimize_for_inference
+        from skillbank.runtime.networks.fast_inference import optimize_for_inference
 
         optimize_for_inference(model, optimize=cfg.optimize, precision=cfg.precision)
     else:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..context import ActionContext, ActionResult
-from ..errors import ActionError, ConfigurationError, DependencyError, FileSystemError
+from skillbank.runtime.context import ActionContext, ActionResult
+from skillbank.runtime.errors import ActionError, ConfigurationError, DependencyError, FileSystemError
 
 
 def _profiles(cfg, onnx_file: Path):  # noqa: ANN001, ANN202
     """min/opt/max shapes from the spec for every dynamic axis of the graph's inputs."""
     import onnx
 
-    from ..deploy.trt_build import ShapeProfile
+    from skillbank.runtime.deploy.trt_build import ShapeProfile
 
     graph = onnx.load(str(onnx_file), load_external_data=False).graph
     trt_cfg = cfg.tensorrt
@@ -60,10 +60,9 @@ def run(ctx: ActionContext) -> ActionResult:
     import torch
 
     from skillbank.atomic import temp_beside
-
-    from ..deploy.drift import drift_inputs, finalize, measure
-    from ..deploy.engines import OnnxRuntimeEngine, TensorRTEngine
-    from ..deploy.trt_build import BuildSettings, TensorRTMissing, build_engine, import_tensorrt
+    from skillbank.runtime.deploy.drift import drift_inputs, finalize, measure
+    from skillbank.runtime.deploy.engines import OnnxRuntimeEngine, TensorRTEngine
+    from skillbank.runtime.deploy.trt_build import BuildSettings, TensorRTMissing, build_engine, import_tensorrt
 
     cfg = ctx.spec.gen_trt_engine
     if not cfg.onnx_file:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from ..context import ActionContext, ActionResult
+from skillbank.runtime.context import ActionContext, ActionResult
 
 log = logging.getLogger("depth_net")
 
@@ -27,8 +27,8 @@ def run(ctx: ActionContext) -> ActionResult:
     import torch.nn.functional as F
     from tqdm import tqdm
 
-    from ..data.io import write_disparity_png, write_pfm
-    from ..prediction.predict import predict_batch, prepare_run, unique_output_names
+    from skillbank.runtime.data.io import write_disparity_png, write_pfm
+    from skillbank.runtime.prediction.predict import predict_batch, prepare_run, unique_output_names
 
     spec = ctx.spec
     cfg = spec.inference

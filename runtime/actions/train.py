@@ -26,8 +26,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..context import ActionContext, ActionResult
-from ..errors import ConfigurationError, FileSystemError, RunInterruptedError
+from skillbank.runtime.context import ActionContext, ActionResult
+from skillbank.runtime.errors import ConfigurationError, FileSystemError, RunInterruptedError
 
 log = logging.getLogger("depth_net")
 
@@ -48,7 +48,7 @@ def _resume_point(ctx: ActionContext) -> Path | None:
     if cfg.resume_training_checkpoint_path:
         path = Path(cfg.resume_training_checkpoint_path)
         if path.is_dir():
-            from ..training.checkpointing import find_resume_checkpoint
+            from skillbank.runtime.training.checkpointing import find_resume_checkpoint
 
             found = find_resume_checkpoint(path)
             if found is None:
@@ -57,7 +57,7 @@ def _resume_point(ctx: ActionContext) -> Path | None:
         if not path.is_file():
             raise FileSystemError(f"train.resume_training_checkpoint_path: file not found: {path}")
         return path
-    from ..training.checkpointing import find_resume_checkpoint
+    from skillbank.runtime.training.checkpointing import find_resume_checkpoint
 
     return find_resume_checkpoint(ctx.results_dir)
 
@@ -65,7 +65,7 @@ def _resume_point(ctx: ActionContext) -> Path | None:
 def _check_resume_fits(model: Any, path: Path) -> None:
     """Fail in one line, naming the spec fields, when the resume checkpoint's tensors do not fit the
     spec's network (Lightning would raise a long size-mismatch RuntimeError mid-setup)."""
-    from ..checkpoints import CheckpointError, load_checkpoint_file, plan_load
+    from skillbank.runtime.checkpoints import CheckpointError, load_checkpoint_file, plan_load
 
     try:
         state_dict, meta = load_checkpoint_file(path)
@@ -93,11 +93,11 @@ def run(ctx: ActionContext) -> ActionResult:
     import lightning.pytorch as pl
     import torch
 
-    from ..training.callbacks import StatusReporter
-    from ..training.checkpointing import AtomicCheckpointIO, PeriodicCheckpoint
-    from ..training.devices import plan_training_devices
-    from ..training.module import DepthNetModule
-    from ..training.weights import build_model, load_weights
+    from skillbank.runtime.training.callbacks import StatusReporter
+    from skillbank.runtime.training.checkpointing import AtomicCheckpointIO, PeriodicCheckpoint
+    from skillbank.runtime.training.devices import plan_training_devices
+    from skillbank.runtime.training.module import DepthNetModule
+    from skillbank.runtime.training.weights import build_model, load_weights
 
     _quiet_lightning()
     spec = ctx.spec

@@ -13,14 +13,14 @@ Public API:
 See README.md beside this file for the checkpoint kinds and the unpickler's security stance.
 """
 
-from .errors import (
+from skillbank.runtime.checkpoints.errors import (
     CheckpointError,
     CheckpointFormatError,
     CheckpointMismatchError,
     CheckpointNotFoundError,
     UnsafeCheckpointError,
 )
-from .field_rules import (
+from skillbank.runtime.checkpoints.field_rules import (
     DEFAULT_FIELD_RULES,
     FFS_FIELD_RULES,
     FS_FIELD_RULES,
@@ -29,15 +29,29 @@ from .field_rules import (
     FieldRule,
     diagnose,
 )
-from .load_into import LoadPlan, LoadReport, load_into, plan_load
-from .loading import CheckpointKind, CheckpointMeta, load_checkpoint_file
-from .module_tree import module_state_dict
-from .never_run import NEVER_RUN_MODULES, DroppedModule
-from .renames import RENAME_RULES, normalise_keys, strip_wrapper_prefixes, upstream_to_tao_key
-from .resolve import LATEST_NAME, checkpoint_name, list_epoch_step_checkpoints, resolve_checkpoint
-from .restricted_unpickler import Placeholder, RestrictedUnpickler, restricted_pickle_module
-from .saving import save_checkpoint_atomic
-from .weights import load_weights
+from skillbank.runtime.checkpoints.load_into import LoadPlan, LoadReport, load_into, plan_load
+from skillbank.runtime.checkpoints.loading import CheckpointKind, CheckpointMeta, load_checkpoint_file
+from skillbank.runtime.checkpoints.module_tree import module_state_dict
+from skillbank.runtime.checkpoints.never_run import NEVER_RUN_MODULES, DroppedModule
+from skillbank.runtime.checkpoints.renames import (
+    RENAME_RULES,
+    normalise_keys,
+    strip_wrapper_prefixes,
+    upstream_to_tao_key,
+)
+from skillbank.runtime.checkpoints.resolve import (
+    LATEST_NAME,
+    checkpoint_name,
+    list_epoch_step_checkpoints,
+    resolve_checkpoint,
+)
+from skillbank.runtime.checkpoints.restricted_unpickler import (
+    Placeholder,
+    RestrictedUnpickler,
+    restricted_pickle_module,
+)
+from skillbank.runtime.checkpoints.saving import save_checkpoint_atomic
+from skillbank.runtime.checkpoints.weights import load_weights
 
 __all__ = [
     "DEFAULT_FIELD_RULES",

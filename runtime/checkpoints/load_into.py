@@ -24,9 +24,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import CheckpointMismatchError
-from .field_rules import DEFAULT_FIELD_RULES, FieldDiagnosis, FieldRule, diagnose, format_shape
-from .never_run import NEVER_RUN_MODULES, DroppedModule, never_run_keys, summarise_dropped
+from skillbank.runtime.checkpoints.errors import CheckpointMismatchError
+from skillbank.runtime.checkpoints.field_rules import (
+    DEFAULT_FIELD_RULES,
+    FieldDiagnosis,
+    FieldRule,
+    diagnose,
+    format_shape,
+)
+from skillbank.runtime.checkpoints.never_run import NEVER_RUN_MODULES, DroppedModule, never_run_keys, summarise_dropped
 
 log = logging.getLogger(__name__)
 

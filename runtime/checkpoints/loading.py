@@ -29,10 +29,15 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, CheckpointFormatError, CheckpointNotFoundError, UnsafeCheckpointError
-from .module_tree import foreign_classes, looks_like_module, module_state_dict
-from .renames import WRAPPER_PREFIXES, normalise_keys
-from .restricted_unpickler import placeholder_name, restricted_pickle_module
+from skillbank.runtime.checkpoints.errors import (
+    CheckpointError,
+    CheckpointFormatError,
+    CheckpointNotFoundError,
+    UnsafeCheckpointError,
+)
+from skillbank.runtime.checkpoints.module_tree import foreign_classes, looks_like_module, module_state_dict
+from skillbank.runtime.checkpoints.renames import WRAPPER_PREFIXES, normalise_keys
+from skillbank.runtime.checkpoints.restricted_unpickler import placeholder_name, restricted_pickle_module
 
 
 class CheckpointKind(StrEnum):

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointFormatError
-from .restricted_unpickler import Placeholder, placeholder_name
+from skillbank.runtime.checkpoints.errors import CheckpointFormatError
+from skillbank.runtime.checkpoints.restricted_unpickler import Placeholder, placeholder_name
 
 _MODULE_SLOTS = ("_parameters", "_buffers", "_modules")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import CheckpointError
+from skillbank.runtime.checkpoints.errors import CheckpointError
 
 WRAPPER_PREFIXES: tuple[str, ...] = ("model.", "module.")
 

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from skillbank.checkpoint_names import EPOCH_STEP_RE, LATEST_NAME, checkpoint_name, list_epoch_step_checkpoints
-
-from .errors import CheckpointError, CheckpointNotFoundError
+from skillbank.runtime.checkpoints.errors import CheckpointError, CheckpointNotFoundError
 
 __all__ = ["EPOCH_STEP_RE", "LATEST_NAME", "checkpoint_name", "list_epoch_step_checkpoints", "resolve_checkpoint"]
 

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .errors import UnsafeCheckpointError
+from skillbank.runtime.checkpoints.errors import UnsafeCheckpointError
 
 # Modules whose globals can execute code, reach the OS or re-enter the import / pickle machinery.
 # A name from one of these (or a submodule) is refused outright rather than replaced by a placeholder,

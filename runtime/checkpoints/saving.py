@@ -16,8 +16,7 @@ from typing import Any
 import torch
 
 from skillbank.atomic import atomic_open
-
-from .errors import CheckpointError
+from skillbank.runtime.checkpoints.errors import CheckpointError
 
 
 def save_checkpoint_atomic(obj: Any, path: str | Path) -> Path:

@@ -7,9 +7,9 @@ from typing import Literal
 
 from torch import nn
 
-from .load_into import LoadReport, load_into
-from .loading import CheckpointMeta, load_checkpoint_file
-from .resolve import resolve_checkpoint
+from skillbank.runtime.checkpoints.load_into import LoadReport, load_into
+from skillbank.runtime.checkpoints.loading import CheckpointMeta, load_checkpoint_file
+from skillbank.runtime.checkpoints.resolve import resolve_checkpoint
 
 
 def load_weights(

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AnnotationError
+from skillbank.runtime.data.errors import AnnotationError
 
 __all__ = ["StereoRecord", "MonoRecord", "read_annotation_lines", "parse_stereo_annotation", "parse_mono_annotation"]
 

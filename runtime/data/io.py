@@ -36,8 +36,7 @@ import cv2
 import numpy as np
 
 from skillbank.atomic import atomic_write
-
-from .errors import DataFileError
+from skillbank.runtime.data.errors import DataFileError
 
 __all__ = [
     "DISPARITY_ENCODINGS",

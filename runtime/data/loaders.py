@@ -26,8 +26,8 @@ from typing import Any, cast
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
 
-from .stereo_datasets import stereo_collate
-from .worker_errors import CarryErrors, carry_errors
+from skillbank.runtime.data.stereo_datasets import stereo_collate
+from skillbank.runtime.data.worker_errors import CarryErrors, carry_errors
 
 __all__ = ["EpochSampler", "ShardSampler", "make_loader", "set_epoch"]
 

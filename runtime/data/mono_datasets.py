@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from . import io
-from .annotations import MonoRecord, parse_mono_annotation
-from .augment import AugmentConfig, MonoAugmentor, normalize
-from .registry import ClassRegistry
-from .seeded import SeededRecordDataset
+from skillbank.runtime.data import io
+from skillbank.runtime.data.annotations import MonoRecord, parse_mono_annotation
+from skillbank.runtime.data.augment import AugmentConfig, MonoAugmentor, normalize
+from skillbank.runtime.data.registry import ClassRegistry
+from skillbank.runtime.data.seeded import SeededRecordDataset
 
 __all__ = [
     "MonoDataset",

@@ -42,11 +42,11 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from . import io
-from .annotations import StereoRecord, parse_stereo_annotation
-from .augment import AugmentConfig, EvalTransform, StereoAugmentor
-from .registry import ClassRegistry
-from .seeded import SeededRecordDataset
+from skillbank.runtime.data import io
+from skillbank.runtime.data.annotations import StereoRecord, parse_stereo_annotation
+from skillbank.runtime.data.augment import AugmentConfig, EvalTransform, StereoAugmentor
+from skillbank.runtime.data.registry import ClassRegistry
+from skillbank.runtime.data.seeded import SeededRecordDataset
 
 __all__ = [
     "StereoDataset",

@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from skillbank.atomic import atomic_write, commit
-
-from ..errors import ActionError, ConfigurationError, FileSystemError
+from skillbank.runtime.errors import ActionError, ConfigurationError, FileSystemError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -80,7 +79,7 @@ def drift_inputs(
     """The drift pair as normalised (1,3,H,W) float32 arrays, and a line saying what it is.
 
     ``key`` is the spec section (``export`` or ``gen_trt_engine``) named in errors."""
-    from ..data.io import read_image_rgb
+    from skillbank.runtime.data.io import read_image_rgb
 
     if left:
         if stereo and not right:
@@ -96,7 +95,7 @@ def drift_inputs(
                 raise FileSystemError(f"{key}.{name}: cannot read {path}: {exc}") from None
         what = " + ".join(str(p) for p in paths)
     else:
-        from ..data.synthetic import render_stereo_pair
+        from skillbank.runtime.data.synthetic import render_stereo_pair
 
         pair = render_stereo_pair(np.random.default_rng(0), height, width, max(2.0, min(96.0, width / 8)))
         images = [pair.left, pair.right] if stereo else [pair.left]

@@ -44,7 +44,7 @@ class AOTIEngine:
     kind = "AOTInductor"
 
     def __init__(self, path: Path, device: torch.device | None = None) -> None:
-        from .aoti_export import MAX_BATCH
+        from skillbank.runtime.deploy.aoti_export import MAX_BATCH
 
         meta_device = self._peek_device(path)
         if meta_device == "cuda" and not torch.cuda.is_available():
@@ -134,7 +134,7 @@ class TensorRTEngine:
     kind = "TensorRT"
 
     def __init__(self, path: Path, device: torch.device | None = None) -> None:
-        from .trt_build import import_tensorrt
+        from skillbank.runtime.deploy.trt_build import import_tensorrt
 
         trt = import_tensorrt()
         self.trt = trt
@@ -218,7 +218,7 @@ class EngineModule:
         self.device = getattr(self.engine, "device", torch.device("cpu"))
 
     def __call__(self, *inputs: Any, iters: int | None = None, test_mode: bool = True) -> Any:
-        from ..errors import ConfigurationError
+        from skillbank.runtime.errors import ConfigurationError
 
         shape = tuple(inputs[0].shape)
         if len(inputs) != self.engine.num_inputs:

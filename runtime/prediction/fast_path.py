@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigurationError
+from skillbank.runtime.errors import ConfigurationError
 
 log = logging.getLogger("depth_net")
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigurationError, DependencyError, FileSystemError
-from ..training.devices import eval_device
-from ..training.weights import build_model, load_weights, resolve_weights
-from .fast_path import FastPathPlan, Predictor, plan_fast_path
+from skillbank.runtime.errors import ConfigurationError, DependencyError, FileSystemError
+from skillbank.runtime.prediction.fast_path import FastPathPlan, Predictor, plan_fast_path
+from skillbank.runtime.training.devices import eval_device
+from skillbank.runtime.training.weights import build_model, load_weights, resolve_weights
 
 log = logging.getLogger("depth_net")
 
@@ -59,7 +59,7 @@ def prepare_model(spec: Any, action: str) -> tuple[Predictor, torch.device, str]
 def _apply_plan(model: torch.nn.Module, plan: FastPathPlan, section: Any, action: str) -> torch.nn.Module:
     if not plan.transforms:
         return model
-    from ..networks.fast_inference import optimize_for_inference
+    from skillbank.runtime.networks.fast_inference import optimize_for_inference
 
     try:
         return optimize_for_inference(model, optimize=plan.optimize, precision=plan.precision, compile=plan.compile)
@@ -78,7 +78,7 @@ def _fast_path(model: torch.nn.Module, section: Any, action: str) -> torch.nn.Mo
 
 def _compile_cache_hooks(spec: Any, plan: FastPathPlan, device: torch.device) -> dict[str, Any]:
     """Predictor hooks that load the mega-cache of a model and shape before its first call and save it after."""
-    from . import compile_cache
+    from skillbank.runtime.prediction import compile_cache
 
     folder = compile_cache.configure_inductor_cache()
     model_spec = spec.model.model_dump(mode="json")
@@ -102,7 +102,7 @@ def prepare_run(spec: Any, action: str, split: str) -> tuple[Any, Any, Any, torc
     """(dataset, loader, model, device) of evaluate/inference: ``dataset.<split>`` at native size or at
     ``<action>.input_height`` x ``input_width``, batched by ``<action>.batch_size``, and the model of
     ``<action>.checkpoint`` (or ``<action>.trt_engine``)."""
-    from ..training.data import build_split_dataset, make_loader
+    from skillbank.runtime.training.data import build_split_dataset, make_loader
 
     cfg = getattr(spec, action)
     size = (cfg.input_height, cfg.input_width) if cfg.input_height else None
@@ -115,8 +115,8 @@ def prepare_run(spec: Any, action: str, split: str) -> tuple[Any, Any, Any, torc
 def _prepare_engine(path: str, action: str, device: torch.device) -> tuple[Predictor, torch.device, str]:
     """The deploy side: ``.pt2`` (AOTInductor), ``.onnx`` (onnxruntime) or a TensorRT engine
     (:mod:`..deploy.engines`); a wrong kind or an unreadable file fails with one line naming the key."""
-    from ..deploy.engines import EngineModule, UnknownEngineKind, engine_kind
-    from ..deploy.trt_build import TensorRTMissing
+    from skillbank.runtime.deploy.engines import EngineModule, UnknownEngineKind, engine_kind
+    from skillbank.runtime.deploy.trt_build import TensorRTMissing
 
     if not Path(path).is_file():
         raise FileSystemError(f"{action}.trt_engine: file not found: {path}")
@@ -141,7 +141,7 @@ def _prepare_engine(path: str, action: str, device: torch.device) -> tuple[Predi
 
 def is_engine(model: Any) -> bool:
     """True when evaluate/inference run a deployed engine rather than a PyTorch checkpoint."""
-    from ..deploy.engines import EngineModule
+    from skillbank.runtime.deploy.engines import EngineModule
 
     return isinstance(getattr(model, "model", model), EngineModule)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from ..context import Reporter
+from skillbank.runtime.context import Reporter
 
 
 def hms(seconds: float) -> str:

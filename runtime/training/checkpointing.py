@@ -29,8 +29,12 @@ import lightning.pytorch as pl
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from skillbank.atomic import atomic_copy
-
-from ..checkpoints import LATEST_NAME, checkpoint_name, list_epoch_step_checkpoints, save_checkpoint_atomic
+from skillbank.runtime.checkpoints import (
+    LATEST_NAME,
+    checkpoint_name,
+    list_epoch_step_checkpoints,
+    save_checkpoint_atomic,
+)
 
 log = logging.getLogger("depth_net")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import concerning
+from skillbank.runtime.errors import concerning
 
 __all__ = ["build_split_dataset", "make_loader"]
 
@@ -22,12 +22,12 @@ def build_split_dataset(spec: Any, split: str, *, train: bool, eval_size: tuple[
     cfg = getattr(spec.dataset, split)
     with concerning(f"dataset.{split}"):
         if spec.model.is_stereo:
-            from ..data.stereo_datasets import build_stereo_dataset
+            from skillbank.runtime.data.stereo_datasets import build_stereo_dataset
 
             return build_stereo_dataset(
                 cfg, max_disparity=spec.dataset.max_disparity, train=train, seed=spec.train.seed, eval_size=eval_size
             )
-        from ..data.mono_datasets import build_mono_dataset
+        from skillbank.runtime.data.mono_datasets import build_mono_dataset
 
         return build_mono_dataset(
             cfg,
@@ -43,7 +43,7 @@ def build_split_dataset(spec: Any, split: str, *, train: bool, eval_size: tuple[
 def make_loader(dataset: Dataset, split_cfg: Any, *, train: bool, **kwargs: Any) -> DataLoader:
     """:func:`skillbank.runtime.data.loaders.make_loader`; a training split smaller than one batch is
     reported against ``dataset.train_dataset``."""
-    from ..data.loaders import make_loader as data_make_loader
+    from skillbank.runtime.data.loaders import make_loader as data_make_loader
 
     with concerning("dataset.train_dataset"):
         return data_make_loader(dataset, split_cfg, train=train, **kwargs)

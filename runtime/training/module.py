@@ -24,8 +24,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from ..errors import TrainingDivergedError
-from ..metrics import (
+from skillbank.runtime.errors import TrainingDivergedError
+from skillbank.runtime.metrics import (
     MONO_METRICS,
     STEREO_METRICS,
     MetricAverager,
@@ -33,9 +33,9 @@ from ..metrics import (
     mono_image_metrics,
     stereo_image_metrics,
 )
-from .data import build_split_dataset, make_loader
-from .loss import silog_loss, ssi_l1_loss, stereo_loss_fn, stereo_val_loss
-from .schedule import build_optimizer, build_scheduler
+from skillbank.runtime.training.data import build_split_dataset, make_loader
+from skillbank.runtime.training.loss import silog_loss, ssi_l1_loss, stereo_loss_fn, stereo_val_loss
+from skillbank.runtime.training.schedule import build_optimizer, build_scheduler
 
 log = logging.getLogger("depth_net")
 
@@ -60,7 +60,7 @@ class DepthNetModule(pl.LightningModule):
 
     def __init__(self, spec: Any, model: torch.nn.Module | None = None) -> None:
         super().__init__()
-        from .weights import build_model
+        from skillbank.runtime.training.weights import build_model
 
         self.spec = spec
         self.stereo = bool(spec.model.is_stereo)
@@ -122,7 +122,7 @@ class DepthNetModule(pl.LightningModule):
                 log.info("train.compile: the encoder, one refinement iteration and the upsampling compile "
                          "during the first step (about 2-3 minutes on an H100/H200)")
         if cfg.cuda_graph and self._graphed is None:
-            from .graphed import GraphedStereoLoss, graph_unsupported_reason
+            from skillbank.runtime.training.graphed import GraphedStereoLoss, graph_unsupported_reason
 
             reason = ("CUDA graphs are built for the stereo loss" if not self.stereo else
                       graph_unsupported_reason(self.device, self.trainer.world_size, cfg.precision))

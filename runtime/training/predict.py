@@ -1,7 +1,7 @@
 """Moved to :mod:`skillbank.runtime.prediction.predict` (evaluate/inference preparation is not training);
 these names stay importable from here."""
 
-from ..prediction.predict import (  # noqa: F401
+from skillbank.runtime.prediction.predict import (  # noqa: F401
     _fast_path,
     is_engine,
     predict_batch,

@@ -14,14 +14,14 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import concerning
+from skillbank.runtime.errors import concerning
 
 log = logging.getLogger("depth_net")
 
 
 def build_model(spec: Any) -> nn.Module:
     """The network of ``spec.model`` (metric mono models get ``dataset.max_depth``)."""
-    from ..networks.factory import build_network
+    from skillbank.runtime.networks.factory import build_network
 
     with concerning("model"):
         return build_network(spec.model, max_depth=spec.dataset.max_depth)
@@ -29,7 +29,7 @@ def build_model(spec: Any) -> nn.Module:
 
 def resolve_weights(path: str, key: str) -> Path:
     """A checkpoint file for ``path`` (a file, or a folder holding epoch/step checkpoints)."""
-    from ..checkpoints import resolve_checkpoint
+    from skillbank.runtime.checkpoints import resolve_checkpoint
 
     with concerning(key):
         return resolve_checkpoint(path, prefer="exact")
@@ -37,7 +37,7 @@ def resolve_weights(path: str, key: str) -> Path:
 
 def load_weights(model: nn.Module, path: str | Path, key: str) -> str:
     """Load the checkpoint at ``path`` into ``model``; returns a one-line report."""
-    from ..checkpoints import load_checkpoint_file, load_into
+    from skillbank.runtime.checkpoints import load_checkpoint_file, load_into
 
     with concerning(key):  # the file's own problems: the messages name the file
         state_dict, meta = load_checkpoint_file(path)

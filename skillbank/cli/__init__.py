@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from . import automl_cmd, jobs_cmd, schemas_cmd, skills_cmd
+from skillbank.cli import automl_cmd, jobs_cmd, schemas_cmd, skills_cmd
 
 app = typer.Typer(
     name="skillbank",

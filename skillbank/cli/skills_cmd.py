@@ -158,7 +158,7 @@ def plan_cmd(
     if write_spec is not None:
         import yaml
 
-        from ..atomic import atomic_write
+        from skillbank.atomic import atomic_write
 
         atomic_write(write_spec, yaml.safe_dump(result.spec, sort_keys=False))
         result = result.with_spec_path(str(write_spec))

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .store import Job
+from skillbank.jobs.store import Job
 
 
 def depth_net_argv(action: str, spec_path: str | Path) -> list[str]:

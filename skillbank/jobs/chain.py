@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .store import Job, JobError, Store
+from skillbank.jobs.store import Job, JobError, Store
 
 #: the dataset split each action reads (filled from a train ancestor's val_dataset when the step names none)
 CHILD_SPLIT = {"evaluate": "test_dataset", "inference": "infer_dataset"}
@@ -64,7 +64,7 @@ def _results_dir(spec: dict[str, Any], action: str) -> str:
 
 
 def _plan(call: Any) -> Any:
-    from ..router import PlanQuestion, plan
+    from skillbank.router import PlanQuestion, plan
 
     try:
         return plan(call)
@@ -75,8 +75,8 @@ def _plan(call: Any) -> Any:
 def _first_plan(request: Any, parent_job_id: str | None, overrides: dict[str, Any] | None) -> tuple[Any, Any]:
     """(plan of the first action, its ToolCall or None for a given Plan), with ``parent_job_id`` and
     ``overrides`` applied."""
-    from ..request import parse_request
-    from ..router import Plan
+    from skillbank.request import parse_request
+    from skillbank.router import Plan
 
     if isinstance(request, Plan):
         if overrides:
@@ -112,7 +112,7 @@ def _source(store: Store, planned: list[PlannedJob], job_id: str) -> Job:
 
 
 def _check_source(action: str, source: Job, from_parent: dict[str, str]) -> None:
-    from ..tool_call import PRODUCES
+    from skillbank.tool_call import PRODUCES
 
     for key, kind in from_parent.items():
         if PRODUCES.get(source.action) != kind:

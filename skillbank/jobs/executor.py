@@ -45,10 +45,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .backends import LocalBackend, depth_net_argv
-from .parents import check_parent_ready, fill_from_parent, fill_planned
-from .status_file import outcome, read_run_state
-from .store import Job, JobError, Store
+from skillbank.jobs.backends import LocalBackend, depth_net_argv
+from skillbank.jobs.parents import check_parent_ready, fill_from_parent, fill_planned
+from skillbank.jobs.status_file import outcome, read_run_state
+from skillbank.jobs.store import Job, JobError, Store
 
 LOCK_NAME = "executor.lock"
 
@@ -78,7 +78,7 @@ def write_spec(job: Job, spec: dict[str, Any]) -> Path:
     """``<job_dir>/spec.yaml`` written atomically."""
     import yaml
 
-    from ..atomic import atomic_write
+    from skillbank.atomic import atomic_write
 
     return atomic_write(Path(job.job_dir) / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
 
@@ -105,7 +105,7 @@ class Executor:
         if name not in self.backends:
             if name != "slurm":
                 raise ValueError(f"backend {name!r}: expected local or slurm")
-            from .slurm import SlurmBackend
+            from skillbank.jobs.slurm import SlurmBackend
 
             self.backends[name] = SlurmBackend()
         return self.backends[name]
@@ -127,7 +127,7 @@ class Executor:
             return None
         if executor == self.id:
             return True
-        from .backends import pid_alive
+        from skillbank.jobs.backends import pid_alive
 
         return pid_alive(int(pid), "skillbank.jobs.executor")
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint_names import LATEST_NAME, newest_checkpoint
-from .store import Job, JobError
+from skillbank.checkpoint_names import LATEST_NAME, newest_checkpoint
+from skillbank.jobs.store import Job, JobError
 
 #: (parent action, child action) -> (artefact kind, spec key of the child it fills)
 CONSUMES: dict[tuple[str, str], tuple[str, str]] = {
@@ -84,7 +84,7 @@ def resolve_parent_artefact(parent: Job, child_action: str, latest: bool = False
 
 def resolve_artefact(parent: Job, kind: str, latest: bool = False) -> Path:
     """The file of ``kind`` (checkpoint | onnx | engine) in the COMPLETE job ``parent``'s results folder."""
-    from ..tool_call import PRODUCES
+    from skillbank.tool_call import PRODUCES
 
     check_parent_ready(parent)
     if PRODUCES.get(parent.action) != kind:

@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .store import Job
+from skillbank.jobs.store import Job
 
 
 def run_depth_net(argv: list[str], cwd: str, log_path: str) -> int:

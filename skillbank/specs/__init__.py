@@ -4,7 +4,7 @@ JSON Schemas (``schemas/``) and spec templates are generated from these models
 (``skillbank schemas generate``) and a test fails when the committed files drift.
 """
 
-from .actions import (
+from skillbank.specs.actions import (
     ConvertConfig,
     EvaluateConfig,
     ExportConfig,
@@ -13,15 +13,15 @@ from .actions import (
     TensorRTConfig,
     WandbConfig,
 )
-from .automl import AutomlConfig, ParamRange
-from .dataset import Augmentation, DatasetConfig, DatasetSplit, DataSource
-from .dotted import get_dotted
-from .errors import SpecError
-from .experiment import ACTION_SPLITS, ACTIONS, ExperimentSpec, missing_requirements
-from .loading import load_spec, read_yaml_mapping, spec_to_dict
-from .model import FFS_BP2_MODEL, FFS_BP2_WIDTHS, MODEL_TYPES, ModelConfig
-from .synthetic import SyntheticConfig
-from .train import OptimConfig, TrainConfig
+from skillbank.specs.automl import AutomlConfig, ParamRange
+from skillbank.specs.dataset import Augmentation, DatasetConfig, DatasetSplit, DataSource
+from skillbank.specs.dotted import get_dotted
+from skillbank.specs.errors import SpecError
+from skillbank.specs.experiment import ACTION_SPLITS, ACTIONS, ExperimentSpec, missing_requirements
+from skillbank.specs.loading import load_spec, read_yaml_mapping, spec_to_dict
+from skillbank.specs.model import FFS_BP2_MODEL, FFS_BP2_WIDTHS, MODEL_TYPES, ModelConfig
+from skillbank.specs.synthetic import SyntheticConfig
+from skillbank.specs.train import OptimConfig, TrainConfig
 
 __all__ = [
     "ACTIONS",

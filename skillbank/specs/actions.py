@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from .base import SpecSection
-from .fields import spec_field
-from .synthetic import SyntheticConfig
+from skillbank.specs.base import SpecSection
+from skillbank.specs.fields import spec_field
+from skillbank.specs.synthetic import SyntheticConfig
 
 
 class EvaluateConfig(SpecSection):

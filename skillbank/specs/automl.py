@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .base import SpecSection
-from .fields import spec_field
+from skillbank.specs.base import SpecSection
+from skillbank.specs.fields import spec_field
 
 ALGORITHMS = ["bayesian", "random", "hyperband", "asha", "bohb"]
 #: Algorithms whose pruner stops trials early (each trial may train up to automl_max_epochs).
@@ -46,8 +46,8 @@ class ParamRange(SpecSection):
 def field_at(dotted: str) -> Any:
     """The pydantic FieldInfo of a leaf spec key (``train.optim.lr``), or None if there is none (or it names
     a section)."""
-    from ..spec_keys import field_at as any_field_at  # lazy: spec_keys imports this package
-    from .errors import _models_in
+    from skillbank.spec_keys import field_at as any_field_at  # lazy: spec_keys imports this package
+    from skillbank.specs.errors import _models_in
 
     info = any_field_at(dotted)
     return None if info is None or _models_in(info.annotation) else info

@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .errors import _models_in
-from .experiment import ExperimentSpec
+from skillbank.specs.errors import _models_in
+from skillbank.specs.experiment import ExperimentSpec
 
 
 def _default_text(field: Any) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import SpecError, format_loc
+from skillbank.specs.errors import SpecError, format_loc
 
 __all__ = ["flatten", "get_dotted", "key_parts", "set_dotted"]
 

@@ -6,7 +6,7 @@ from typing import Any, get_args
 
 from pydantic import model_validator
 
-from .actions import (
+from skillbank.specs.actions import (
     ActionName,
     ConvertConfig,
     EvaluateConfig,
@@ -15,13 +15,13 @@ from .actions import (
     InferenceConfig,
     WandbConfig,
 )
-from .automl import AutomlConfig
-from .base import SpecSection
-from .dataset import DatasetConfig
-from .dotted import get_dotted
-from .fields import spec_field
-from .model import MONO_TYPES, ModelConfig
-from .train import TrainConfig
+from skillbank.specs.automl import AutomlConfig
+from skillbank.specs.base import SpecSection
+from skillbank.specs.dataset import DatasetConfig
+from skillbank.specs.dotted import get_dotted
+from skillbank.specs.fields import spec_field
+from skillbank.specs.model import MONO_TYPES, ModelConfig
+from skillbank.specs.train import TrainConfig
 
 ACTIONS: tuple[str, ...] = get_args(ActionName)
 

@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .dotted import key_parts, set_dotted
-from .errors import SpecError, format_loc, spec_error_from_validation
-from .experiment import ExperimentSpec
-from .fields import PATH_MARK
+from skillbank.specs.dotted import key_parts, set_dotted
+from skillbank.specs.errors import SpecError, format_loc, spec_error_from_validation
+from skillbank.specs.experiment import ExperimentSpec
+from skillbank.specs.fields import PATH_MARK
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"

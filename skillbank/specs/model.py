@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from .base import SpecSection
-from .fields import spec_field
+from skillbank.specs.base import SpecSection
+from skillbank.specs.fields import spec_field
 
 MODEL_TYPES = ["FoundationStereo", "FastFoundationStereo", "MetricDepthAnything", "RelativeDepthAnything"]
 STEREO_TYPES = {"FoundationStereo", "FastFoundationStereo"}

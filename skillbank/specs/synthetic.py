@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from .base import SpecSection
-from .fields import spec_field
+from skillbank.specs.base import SpecSection
+from skillbank.specs.fields import spec_field
 
 
 def _range(default: list[float], description: str) -> list[float]:

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from .base import SpecSection
-from .fields import spec_field
+from skillbank.specs.base import SpecSection
+from skillbank.specs.fields import spec_field
 
 SCHEDULERS = ["MultiStepLR", "StepLR", "LambdaLR", "PolynomialLR", "OneCycleLR", "CosineAnnealingLR"]
 

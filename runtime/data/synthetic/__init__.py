@@ -5,7 +5,7 @@ world's geometry) -> ``render`` (z-buffer in both views, exact GT, nocc) -> ``ph
 camera differences) -> ``writer`` (files and the annotation list, in parallel).
 """
 
-from .render import SyntheticPair, render_stereo_pair
-from .writer import generate_synthetic_stereo
+from skillbank.runtime.data.synthetic.render import SyntheticPair, render_stereo_pair
+from skillbank.runtime.data.synthetic.writer import generate_synthetic_stereo
 
 __all__ = ["SyntheticPair", "render_stereo_pair", "generate_synthetic_stereo"]

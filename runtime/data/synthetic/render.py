@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .photometric import finish_view, sample_highlights
-from .scene import Layer, make_scene
-from .textures import TextureBank, texture_bank
+from skillbank.runtime.data.synthetic.photometric import finish_view, sample_highlights
+from skillbank.runtime.data.synthetic.scene import Layer, make_scene
+from skillbank.runtime.data.synthetic.textures import TextureBank, texture_bank
 
 __all__ = ["SyntheticPair", "render_stereo_pair"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .textures import TextureBank
+from skillbank.runtime.data.synthetic.textures import TextureBank
 
 __all__ = ["Layer", "make_scene"]
 

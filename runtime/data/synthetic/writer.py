@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from skillbank.atomic import atomic_write
-
-from ..io import write_pfm, write_png
-from .render import render_stereo_pair
+from skillbank.runtime.data.io import write_pfm, write_png
+from skillbank.runtime.data.synthetic.render import render_stereo_pair
 
 __all__ = ["generate_synthetic_stereo"]
 
