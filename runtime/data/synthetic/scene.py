@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skillbank.runtime.data.synthetic.textures import TextureBank
+from skillbank.runtime.data.synthetic.textures import BANK_SIZE, TextureBank
 
 __all__ = ["Layer", "make_scene"]
 
@@ -76,19 +76,40 @@ class Layer:
         return xl
 
     # ---------------------------------------------------------------- region
-    def mask(self, x: np.ndarray, y: np.ndarray, d: np.ndarray) -> np.ndarray:
+    def row_span(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A box's or disc's extent along each row ``y`` (H, 1): ``lo <= x <= hi``, empty where lo > hi.
+
+        Both regions are convex, so each row meets them in one interval: two comparisons per pixel
+        instead of rotating every pixel into the region's frame."""
+        y = np.asarray(y, np.float64) - self.geom[1]
+        if self.region == "disc":
+            r = self.geom[2]
+            with np.errstate(invalid="ignore"):
+                half = np.sqrt(r * r - y * y)  # nan outside the disc's rows: both comparisons fail
+            return self.geom[0] - half, self.geom[0] + half
+        cx, _, hl, hw, t = self.geom
+        cos, sin = np.cos(t), np.sin(t)
+        lo, hi = np.full(y.shape, -np.inf), np.full(y.shape, np.inf)
+        # |(x - cx) cos + y sin| <= hl and |-(x - cx) sin + y cos| <= hw, each an interval of x - cx
+        for along, offset, half in ((cos, y * sin, hl), (-sin, y * cos, hw)):
+            if abs(along) < 1e-12:  # the constraint does not depend on x: the whole row or none of it
+                lo = np.where(np.abs(offset) <= half, lo, np.inf)
+                continue
+            a, b = (-half - offset) / along, (half - offset) / along
+            lo, hi = np.maximum(lo, np.minimum(a, b)), np.minimum(hi, np.maximum(a, b))
+        return cx + lo, cx + hi
+
+    def mask(self, x: np.ndarray, y: np.ndarray, d: np.ndarray) -> np.ndarray | None:
+        """Where the layer exists at left-view (x, y) with disparity d; None = everywhere."""
         if self.region == "below":
             return d > 0
         if self.region == "all":
-            return np.ones(d.shape, bool)
-        if self.region == "box":
-            cx, cy, hl, hw, t = self.geom
-            u = (x - cx) * np.cos(t) + (y - cy) * np.sin(t)
-            v = -(x - cx) * np.sin(t) + (y - cy) * np.cos(t)
-            return (np.abs(u) <= hl) & (np.abs(v) <= hw)
-        if self.region == "disc":
-            cx, cy, r = self.geom
-            return (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+            return None
+        if self.region in ("box", "disc"):
+            lo, hi = self.row_span(y)
+            inside = x >= lo.astype(np.float32)
+            inside &= x <= hi.astype(np.float32)
+            return inside
         raise ValueError(f"unknown region {self.region!r}")
 
     def colour_lut(self) -> np.ndarray:
@@ -99,14 +120,21 @@ class Layer:
 
     # ---------------------------------------------------------------- texture coordinates
     def tex_coords(self, x: np.ndarray, y: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Texel coordinates (float32, d's shape, C-contiguous) of left-view points (x, y) with disparity d."""
         s, t, ou, ov = self.tex_affine
         if self.perspective:  # ground-plane coordinates: lateral X ~ x / d, depth Z ~ 1 / d
-            inv = 1.0 / np.maximum(d, 0.05)
-            x, y = (x - self.extras["cx"]) * inv * self.extras["k"], inv * self.extras["k"] * 4.0
+            inv = 1.0 / np.maximum(d, np.float32(0.05))
+            inv *= np.float32(self.extras["k"])
+            x, y = (x - np.float32(self.extras["cx"])) * inv, inv * np.float32(4.0)
         cs, sn = np.float32(s * np.cos(t)), np.float32(s * np.sin(t))
-        u = (cs * x + np.float32(ou)) + sn * y  # separable in the left view: (1, W) + (H, 1)
-        v = (cs * y + np.float32(ov)) - sn * x
-        return u.astype(np.float32, copy=False), v.astype(np.float32, copy=False)
+        u = np.add(cs * x + np.float32(ou), sn * y, dtype=np.float32)  # in the left view: (1, W) + (H, 1)
+        v = np.subtract(cs * y + np.float32(ov), sn * x, dtype=np.float32)
+        if self.perspective:  # near the horizon far beyond the int16 fixed-point range: wrap into the tile
+            for c in (u, v):
+                c -= np.floor(c * np.float32(1.0 / BANK_SIZE)) * np.float32(BANK_SIZE)
+        return np.broadcast_to(u, d.shape).copy() if u.shape != d.shape else u, (
+            np.broadcast_to(v, d.shape).copy() if v.shape != d.shape else v
+        )
 
 
 def _finish(layer: Layer, h: int, w: int, max_disparity: float) -> Layer | None:

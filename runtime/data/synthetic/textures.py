@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["BANK_SIZE", "TextureBank", "texture_bank"]
 
-BANK_SIZE = 512
+BANK_SIZE = 512  # a power of two: texel coordinates wrap with a bit mask
 # scikit-image's bundled photographs (no download needed); never a stereo evaluation scene.
 _PHOTOS = (
     "astronaut", "chelsea", "coffee", "rocket", "camera", "brick", "grass", "gravel", "coins",
@@ -111,7 +111,11 @@ def _photo(rng: np.random.Generator, n: int) -> np.ndarray | None:
 
 
 class TextureBank:
-    """``size`` uint8 RGB textures of ``BANK_SIZE``^2 with their kinds (see the module docstring)."""
+    """``size`` uint8 RGB textures of ``BANK_SIZE``^2 with their kinds (see the module docstring).
+
+    ``tiles`` holds each texture with a one-texel wrapped border on its right and bottom edges: with
+    texel coordinates wrapped into ``[0, BANK_SIZE)`` (a power of two: a bit mask), bilinear sampling
+    never leaves the array and takes OpenCV's fast path."""
 
     KINDS = ("pink", "pattern", "flat", "photo")
 
@@ -130,6 +134,7 @@ class TextureBank:
                     kind_used = kind
                 self.textures.append(np.clip(np.round(tex), 0, 255).astype(np.uint8))
                 self.kinds.append(kind_used)
+        self.tiles = [cv2.copyMakeBorder(t, 0, 1, 0, 1, cv2.BORDER_WRAP) for t in self.textures]
 
     def index_of(self, rng: np.random.Generator, kind: str) -> int:
         """A random entry of ``kind`` (any entry when the bank has none of it)."""
