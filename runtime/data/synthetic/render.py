@@ -51,10 +51,12 @@ def _render_view(layers: list[Layer], bank: TextureBank, h: int, w: int, right: 
             continue
         ys = np.arange(y0, y1, dtype=np.float32)[:, None]
         xs = np.arange(x0, x1, dtype=np.float32)[None, :]
-        xl = layer.left_x(xs, ys) if right else xs  # left view: (1, W), broadcast against ys (H, 1)
-        d = layer.disparity(xl, ys)  # (H, W) float32: the plane's terms broadcast row against column
+        # left-view x of every pixel, as a row (1, W) plus a per-row offset (H, 1) where it separates
+        # (planes), else the full map (curved layers in the right view)
+        xl, x_col = layer.left_x_terms(xs, ys) if right else (xs, None)
+        d = layer.disparity(xl, ys, x_col)  # (H, W) float32
         paint = d > zbuf[y0:y1, x0:x1]
-        region = layer.mask(xl, ys, d)
+        region = layer.mask(xl, ys, d, x_col)
         if region is not None:
             paint &= region
         c0, r0, cw, rh = cv2.boundingRect(paint.view(np.uint8))  # texture only where it is painted
@@ -62,13 +64,13 @@ def _render_view(layers: list[Layer], bank: TextureBank, h: int, w: int, right: 
             continue
         paint, d = paint[r0 : r0 + rh, c0 : c0 + cw].view(np.uint8), d[r0 : r0 + rh, c0 : c0 + cw]
         xl = xl[:, c0 : c0 + cw] if xl.shape[0] == 1 else xl[r0 : r0 + rh, c0 : c0 + cw]
-        u, v = layer.tex_coords(xl, ys[r0 : r0 + rh], d)
+        u, v = layer.tex_coords(xl, ys[r0 : r0 + rh], d, None if x_col is None else x_col[r0 : r0 + rh])
         # fixed-point texel coordinates (1/32 px, what remap uses internally), the integer texel wrapped
         # into the tile: the textures repeat, and remap's fast in-range path is 2-3x its wrapping one
         xy, frac = cv2.convertMaps(u, v, cv2.CV_16SC2)
         np.bitwise_and(xy, BANK_SIZE - 1, out=xy)
         colour = cv2.remap(bank.tiles[layer.texture], xy, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        colour = cv2.LUT(colour, layer.colour_lut())
+        colour = cv2.transform(colour, layer.colour_matrix())
         y0, x0 = y0 + r0, x0 + c0
         cv2.copyTo(colour, paint, image[y0 : y0 + rh, x0 : x0 + cw])  # in place, through the views
         cv2.copyTo(np.ascontiguousarray(d), paint, zbuf[y0 : y0 + rh, x0 : x0 + cw])

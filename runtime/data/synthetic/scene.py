@@ -63,8 +63,15 @@ class Layer:
             q = ((y - cy) / r) ** 2
         return amp * np.maximum(0.0, 1.0 - q)
 
-    def disparity(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return self.a + self.b * x + self.c * y + self.bump_at(x, y)
+    def disparity(self, x: np.ndarray, y: np.ndarray, x_col: np.ndarray | None = None) -> np.ndarray:
+        """d at left-view (x + x_col, y); ``x_col`` (H, 1) is an optional per-row offset of x.
+
+        With x a row (1, W) and y, x_col columns (H, 1), a plane costs one pass over (H, W)."""
+        col = self.a + self.c * y if x_col is None else self.a + self.c * y + self.b * x_col
+        d = np.add(self.b * x, col)
+        if self.bump:
+            d += self.bump_at(x if x_col is None else x + x_col, y)
+        return d
 
     def left_x(self, x_right: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The left-view x of the surface point seen at right-view (x_right, y): x_l - d(x_l, y) = x_r."""
@@ -74,6 +81,17 @@ class Layer:
             for _ in range(_FIXED_POINT_STEPS):
                 xl = (base + self.bump_at(xl, y)) / (1.0 - self.b)
         return xl
+
+    def left_x_terms(self, x_right: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`left_x` as a row term plus a column term, ``x_l = row + col``, where it separates.
+
+        A plane's inverse map is affine, ``x_l = (x_r + a + c y) / (1 - b)``: with x_right a row (1, W)
+        and y a column (H, 1), both terms stay small and every per-pixel quantity downstream (d, the
+        region test, texture coordinates) costs one pass. A curved layer returns the full map and None."""
+        if self.bump:
+            return self.left_x(x_right, y), None
+        k = 1.0 / (1.0 - self.b)
+        return x_right * k, (self.a + self.c * y) * k
 
     # ---------------------------------------------------------------- region
     def row_span(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,42 +117,58 @@ class Layer:
             lo, hi = np.maximum(lo, np.minimum(a, b)), np.minimum(hi, np.maximum(a, b))
         return cx + lo, cx + hi
 
-    def mask(self, x: np.ndarray, y: np.ndarray, d: np.ndarray) -> np.ndarray | None:
-        """Where the layer exists at left-view (x, y) with disparity d; None = everywhere."""
+    def mask(self, x: np.ndarray, y: np.ndarray, d: np.ndarray, x_col: np.ndarray | None = None) -> np.ndarray | None:
+        """Where the layer exists at left-view (x + x_col, y) with disparity d; None = everywhere."""
         if self.region == "below":
             return d > 0
         if self.region == "all":
             return None
         if self.region in ("box", "disc"):
             lo, hi = self.row_span(y)
+            if x_col is not None:
+                lo, hi = lo - x_col, hi - x_col
             inside = x >= lo.astype(np.float32)
             inside &= x <= hi.astype(np.float32)
             return inside
         raise ValueError(f"unknown region {self.region!r}")
 
-    def colour_lut(self) -> np.ndarray:
-        """The layer's per-channel gain and offset as an 8-bit lookup table (256, 1, 3)."""
+    def colour_matrix(self) -> np.ndarray:
+        """The layer's per-channel gain and brightness offset as a 3x4 ``cv2.transform`` matrix (one pass
+        over 8-bit RGB, rounded and saturated)."""
         gr, gg, gb, offset = self.colour
-        ramp = np.arange(256, dtype=np.float32)[:, None] * np.array([gr, gg, gb], np.float32) + offset
-        return np.clip(np.round(ramp), 0, 255).astype(np.uint8)[:, None, :]
+        m = np.zeros((3, 4), np.float32)
+        m[0, 0], m[1, 1], m[2, 2], m[:, 3] = gr, gg, gb, offset
+        return m
 
     # ---------------------------------------------------------------- texture coordinates
-    def tex_coords(self, x: np.ndarray, y: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Texel coordinates (float32, d's shape, C-contiguous) of left-view points (x, y) with disparity d."""
+    def tex_coords(
+        self, x: np.ndarray, y: np.ndarray, d: np.ndarray, x_col: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Texel coordinates (float32, d's shape, C-contiguous) of left-view points (x + x_col, y) with
+        disparity d."""
         s, t, ou, ov = self.tex_affine
-        if self.perspective:  # ground-plane coordinates: lateral X ~ x / d, depth Z ~ 1 / d
-            inv = 1.0 / np.maximum(d, np.float32(0.05))
-            inv *= np.float32(self.extras["k"])
-            x, y = (x - np.float32(self.extras["cx"])) * inv, inv * np.float32(4.0)
         cs, sn = np.float32(s * np.cos(t)), np.float32(s * np.sin(t))
-        u = np.add(cs * x + np.float32(ou), sn * y, dtype=np.float32)  # in the left view: (1, W) + (H, 1)
-        v = np.subtract(cs * y + np.float32(ov), sn * x, dtype=np.float32)
-        if self.perspective:  # near the horizon far beyond the int16 fixed-point range: wrap into the tile
-            for c in (u, v):
+        if self.perspective:  # ground-plane coordinates: lateral X ~ x / d, depth Z ~ 1 / d
+            inv = np.maximum(d, np.float32(0.05))
+            np.divide(np.float32(self.extras["k"]), inv, out=inv)
+            x = np.multiply((x if x_col is None else x + x_col) - np.float32(self.extras["cx"]), inv)
+            inv *= np.float32(4.0)
+            u = cs * x
+            u += sn * inv
+            u += np.float32(ou)
+            v = cs * inv
+            v -= sn * x
+            v += np.float32(ov)
+            for c in (u, v):  # near the horizon far beyond the int16 fixed-point range: wrap into the tile
                 c -= np.floor(c * np.float32(1.0 / BANK_SIZE)) * np.float32(BANK_SIZE)
-        return np.broadcast_to(u, d.shape).copy() if u.shape != d.shape else u, (
-            np.broadcast_to(v, d.shape).copy() if v.shape != d.shape else v
-        )
+            return u, v
+        # affine: each coordinate is one pass, x against a per-row term (x a row (1, W) where it separates)
+        x_col = np.float32(0.0) if x_col is None else x_col
+        u = np.add(cs * x, cs * x_col + sn * y + np.float32(ou), dtype=np.float32)
+        v = np.subtract(cs * y - sn * x_col + np.float32(ov), sn * x, dtype=np.float32)
+        if u.shape != d.shape:  # a fronto-parallel layer seen through a single row or column
+            u, v = np.broadcast_to(u, d.shape).copy(), np.broadcast_to(v, d.shape).copy()
+        return u, v
 
 
 def _finish(layer: Layer, h: int, w: int, max_disparity: float) -> Layer | None:
