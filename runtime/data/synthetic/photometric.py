@@ -57,13 +57,18 @@ def finish_view(
     if sigma > 0.25:
         image = cv2.GaussianBlur(image, (0, 0), sigma)
     gain = np.exp(rng.normal(0.0, cfg.exposure)) * (1.0 + rng.normal(0.0, 0.03, size=3))
-    image = cv2.multiply(image, (*map(float, gain), 0.0), dtype=cv2.CV_32F)  # to float and exposed, one pass
+    k, cx, cy = 0.0, w / 2, h / 2
     if cfg.vignetting > 0:
         k = float(rng.uniform(0.0, cfg.vignetting))
         cx, cy = w / 2 + rng.normal(0, 0.05 * w), h / 2 + rng.normal(0, 0.05 * h)
-        xs = ((np.arange(w, dtype=np.float32) - cx) / (0.5 * np.hypot(h, w))) ** 2
-        ys = ((np.arange(h, dtype=np.float32) - cy) / (0.5 * np.hypot(h, w))) ** 2
-        image *= np.maximum(1.0 - k * (ys[:, None] + xs[None, :]), 0.1)[..., None]
+    # exposure times vignetting, gain_c * max(1 - k r^2, 0.1), as one (h, w, 3) map (r^2 is a row term
+    # plus a column term: one broadcast sum), so the image goes to float and is scaled in one pass
+    radius = 0.5 * np.hypot(h, w)
+    xs = ((np.arange(w, dtype=np.float32) - np.float32(cx)) / np.float32(radius)) ** 2
+    ys = ((np.arange(h, dtype=np.float32) - np.float32(cy)) / np.float32(radius)) ** 2
+    falloff = np.add((1.0 - np.float32(k) * ys)[:, None], (-np.float32(k) * xs)[None, :])
+    np.maximum(falloff, np.float32(0.1), out=falloff)
+    image = cv2.multiply(image, cv2.merge([falloff * np.float32(g) for g in gain]), dtype=cv2.CV_32F)
     if highlights:
         _add_highlights(image, highlights)
     if right and cfg.rectification_px > 0:
@@ -72,7 +77,8 @@ def finish_view(
         m = np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0]], np.float32)
         m[:, 2] = np.array([w / 2, h / 2], np.float32) - m[:, :2] @ np.array([w / 2, h / 2], np.float32)
         m[1, 2] += dy
-        image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        # replicated border: the shift is under a pixel or two, and OpenCV's replicate path is 2x its reflect one
+        image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     noise = float(rng.uniform(0.3, cfg.noise_sigma)) if cfg.noise_sigma > 0.3 else 0.0
     field = _noise_field(max(_NOISE_FIELD[0], h), max(_NOISE_FIELD[1], w))
     y0, x0 = int(rng.integers(field.shape[0] - h + 1)), int(rng.integers(field.shape[1] - w + 1))

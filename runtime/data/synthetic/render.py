@@ -21,7 +21,7 @@ import numpy as np
 
 from skillbank.runtime.data.synthetic.photometric import finish_view, sample_highlights
 from skillbank.runtime.data.synthetic.scene import Layer, make_scene
-from skillbank.runtime.data.synthetic.textures import TextureBank, texture_bank
+from skillbank.runtime.data.synthetic.textures import BANK_SIZE, TextureBank, texture_bank
 
 __all__ = ["SyntheticPair", "render_stereo_pair"]
 
@@ -51,25 +51,29 @@ def _render_view(layers: list[Layer], bank: TextureBank, h: int, w: int, right: 
             continue
         ys = np.arange(y0, y1, dtype=np.float32)[:, None]
         xs = np.arange(x0, x1, dtype=np.float32)[None, :]
-        xl = layer.left_x(xs, ys) if right else xs  # left view: (1, W), broadcast against ys (H, 1)
-        d = np.broadcast_to(layer.disparity(xl, ys), (y1 - y0, x1 - x0)).astype(np.float32)
-        paint = layer.mask(xl, ys, d)
-        paint &= d > zbuf[y0:y1, x0:x1]
-        if not paint.any():
+        # left-view x of every pixel, as a row (1, W) plus a per-row offset (H, 1) where it separates
+        # (planes), else the full map (curved layers in the right view)
+        xl, x_col = layer.left_x_terms(xs, ys) if right else (xs, None)
+        d = layer.disparity(xl, ys, x_col)  # (H, W) float32
+        paint = d > zbuf[y0:y1, x0:x1]
+        region = layer.mask(xl, ys, d, x_col)
+        if region is not None:
+            paint &= region
+        c0, r0, cw, rh = cv2.boundingRect(paint.view(np.uint8))  # texture only where it is painted
+        if cw == 0:
             continue
-        rows, cols = np.flatnonzero(paint.any(axis=1)), np.flatnonzero(paint.any(axis=0))
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1  # texture only where it is painted
-        paint, d = paint[r0:r1, c0:c1], d[r0:r1, c0:c1]
-        xl = xl[:, c0:c1] if xl.shape[0] == 1 else xl[r0:r1, c0:c1]
-        u, v = layer.tex_coords(xl, ys[r0:r1], d)
-        shape = (r1 - r0, c1 - c0)
-        u = np.ascontiguousarray(np.broadcast_to(u, shape))
-        v = np.ascontiguousarray(np.broadcast_to(v, shape))
-        colour = cv2.remap(bank.textures[layer.texture], u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-        colour = cv2.LUT(colour, layer.colour_lut())
+        paint, d = paint[r0 : r0 + rh, c0 : c0 + cw].view(np.uint8), d[r0 : r0 + rh, c0 : c0 + cw]
+        xl = xl[:, c0 : c0 + cw] if xl.shape[0] == 1 else xl[r0 : r0 + rh, c0 : c0 + cw]
+        u, v = layer.tex_coords(xl, ys[r0 : r0 + rh], d, None if x_col is None else x_col[r0 : r0 + rh])
+        # fixed-point texel coordinates (1/32 px, what remap uses internally), the integer texel wrapped
+        # into the tile: the textures repeat, and remap's fast in-range path is 2-3x its wrapping one
+        xy, frac = cv2.convertMaps(u, v, cv2.CV_16SC2)
+        np.bitwise_and(xy, BANK_SIZE - 1, out=xy)
+        colour = cv2.remap(bank.tiles[layer.texture], xy, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        colour = cv2.transform(colour, layer.colour_matrix())
         y0, x0 = y0 + r0, x0 + c0
-        np.copyto(image[y0 : y0 + shape[0], x0 : x0 + shape[1]], colour, where=paint[..., None])
-        np.copyto(zbuf[y0 : y0 + shape[0], x0 : x0 + shape[1]], d, where=paint)
+        cv2.copyTo(colour, paint, image[y0 : y0 + rh, x0 : x0 + cw])  # in place, through the views
+        cv2.copyTo(np.ascontiguousarray(d), paint, zbuf[y0 : y0 + rh, x0 : x0 + cw])
     return image, zbuf
 
 
@@ -93,9 +97,11 @@ def render_stereo_pair(
     left, disp = _render_view(layers, bank, height, width, right=False)
     right, disp_right = _render_view(layers, bank, height, width, right=True)
     xr = np.arange(width, dtype=np.float32)[None, :] - disp
-    col = np.clip(np.round(xr), 0, width - 1).astype(np.intp)
-    seen = np.take_along_axis(disp_right, col, axis=1)
-    nocc = ((xr >= 0) & (np.abs(seen - disp) < 1.0)).astype(np.uint8) * 255
+    rows = np.broadcast_to(np.arange(height, dtype=np.float32)[:, None], disp.shape)
+    # the right view's disparity at the nearest pixel of each match (clamped to the image: the xr >= 0
+    # test below rejects what lies left of it)
+    seen = cv2.remap(disp_right, xr, np.ascontiguousarray(rows), cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    nocc = ((xr >= 0) & (np.abs(seen - disp) < 1.0)).view(np.uint8) * np.uint8(255)
     spots = sample_highlights(rng, height, width, config)
     moved = []
     for x, y, sigma, amp in spots:  # near the same surface point in the right view, shifted by the viewpoint

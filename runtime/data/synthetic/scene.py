@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skillbank.runtime.data.synthetic.textures import TextureBank
+from skillbank.runtime.data.synthetic.textures import BANK_SIZE, TextureBank
 
 __all__ = ["Layer", "make_scene"]
 
@@ -63,8 +63,15 @@ class Layer:
             q = ((y - cy) / r) ** 2
         return amp * np.maximum(0.0, 1.0 - q)
 
-    def disparity(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return self.a + self.b * x + self.c * y + self.bump_at(x, y)
+    def disparity(self, x: np.ndarray, y: np.ndarray, x_col: np.ndarray | None = None) -> np.ndarray:
+        """d at left-view (x + x_col, y); ``x_col`` (H, 1) is an optional per-row offset of x.
+
+        With x a row (1, W) and y, x_col columns (H, 1), a plane costs one pass over (H, W)."""
+        col = self.a + self.c * y if x_col is None else self.a + self.c * y + self.b * x_col
+        d = np.add(self.b * x, col)
+        if self.bump:
+            d += self.bump_at(x if x_col is None else x + x_col, y)
+        return d
 
     def left_x(self, x_right: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The left-view x of the surface point seen at right-view (x_right, y): x_l - d(x_l, y) = x_r."""
@@ -75,38 +82,93 @@ class Layer:
                 xl = (base + self.bump_at(xl, y)) / (1.0 - self.b)
         return xl
 
+    def left_x_terms(self, x_right: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`left_x` as a row term plus a column term, ``x_l = row + col``, where it separates.
+
+        A plane's inverse map is affine, ``x_l = (x_r + a + c y) / (1 - b)``: with x_right a row (1, W)
+        and y a column (H, 1), both terms stay small and every per-pixel quantity downstream (d, the
+        region test, texture coordinates) costs one pass. A curved layer returns the full map and None."""
+        if self.bump:
+            return self.left_x(x_right, y), None
+        k = 1.0 / (1.0 - self.b)
+        return x_right * k, (self.a + self.c * y) * k
+
     # ---------------------------------------------------------------- region
-    def mask(self, x: np.ndarray, y: np.ndarray, d: np.ndarray) -> np.ndarray:
+    def row_span(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A box's or disc's extent along each row ``y`` (H, 1): ``lo <= x <= hi``, empty where lo > hi.
+
+        Both regions are convex, so each row meets them in one interval: two comparisons per pixel
+        instead of rotating every pixel into the region's frame."""
+        y = np.asarray(y, np.float64) - self.geom[1]
+        if self.region == "disc":
+            r = self.geom[2]
+            with np.errstate(invalid="ignore"):
+                half = np.sqrt(r * r - y * y)  # nan outside the disc's rows: both comparisons fail
+            return self.geom[0] - half, self.geom[0] + half
+        cx, _, hl, hw, t = self.geom
+        cos, sin = np.cos(t), np.sin(t)
+        lo, hi = np.full(y.shape, -np.inf), np.full(y.shape, np.inf)
+        # |(x - cx) cos + y sin| <= hl and |-(x - cx) sin + y cos| <= hw, each an interval of x - cx
+        for along, offset, half in ((cos, y * sin, hl), (-sin, y * cos, hw)):
+            if abs(along) < 1e-12:  # the constraint does not depend on x: the whole row or none of it
+                lo = np.where(np.abs(offset) <= half, lo, np.inf)
+                continue
+            a, b = (-half - offset) / along, (half - offset) / along
+            lo, hi = np.maximum(lo, np.minimum(a, b)), np.minimum(hi, np.maximum(a, b))
+        return cx + lo, cx + hi
+
+    def mask(self, x: np.ndarray, y: np.ndarray, d: np.ndarray, x_col: np.ndarray | None = None) -> np.ndarray | None:
+        """Where the layer exists at left-view (x + x_col, y) with disparity d; None = everywhere."""
         if self.region == "below":
             return d > 0
         if self.region == "all":
-            return np.ones(d.shape, bool)
-        if self.region == "box":
-            cx, cy, hl, hw, t = self.geom
-            u = (x - cx) * np.cos(t) + (y - cy) * np.sin(t)
-            v = -(x - cx) * np.sin(t) + (y - cy) * np.cos(t)
-            return (np.abs(u) <= hl) & (np.abs(v) <= hw)
-        if self.region == "disc":
-            cx, cy, r = self.geom
-            return (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+            return None
+        if self.region in ("box", "disc"):
+            lo, hi = self.row_span(y)
+            if x_col is not None:
+                lo, hi = lo - x_col, hi - x_col
+            inside = x >= lo.astype(np.float32)
+            inside &= x <= hi.astype(np.float32)
+            return inside
         raise ValueError(f"unknown region {self.region!r}")
 
-    def colour_lut(self) -> np.ndarray:
-        """The layer's per-channel gain and offset as an 8-bit lookup table (256, 1, 3)."""
+    def colour_matrix(self) -> np.ndarray:
+        """The layer's per-channel gain and brightness offset as a 3x4 ``cv2.transform`` matrix (one pass
+        over 8-bit RGB, rounded and saturated)."""
         gr, gg, gb, offset = self.colour
-        ramp = np.arange(256, dtype=np.float32)[:, None] * np.array([gr, gg, gb], np.float32) + offset
-        return np.clip(np.round(ramp), 0, 255).astype(np.uint8)[:, None, :]
+        m = np.zeros((3, 4), np.float32)
+        m[0, 0], m[1, 1], m[2, 2], m[:, 3] = gr, gg, gb, offset
+        return m
 
     # ---------------------------------------------------------------- texture coordinates
-    def tex_coords(self, x: np.ndarray, y: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def tex_coords(
+        self, x: np.ndarray, y: np.ndarray, d: np.ndarray, x_col: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Texel coordinates (float32, d's shape, C-contiguous) of left-view points (x + x_col, y) with
+        disparity d."""
         s, t, ou, ov = self.tex_affine
-        if self.perspective:  # ground-plane coordinates: lateral X ~ x / d, depth Z ~ 1 / d
-            inv = 1.0 / np.maximum(d, 0.05)
-            x, y = (x - self.extras["cx"]) * inv * self.extras["k"], inv * self.extras["k"] * 4.0
         cs, sn = np.float32(s * np.cos(t)), np.float32(s * np.sin(t))
-        u = (cs * x + np.float32(ou)) + sn * y  # separable in the left view: (1, W) + (H, 1)
-        v = (cs * y + np.float32(ov)) - sn * x
-        return u.astype(np.float32, copy=False), v.astype(np.float32, copy=False)
+        if self.perspective:  # ground-plane coordinates: lateral X ~ x / d, depth Z ~ 1 / d
+            inv = np.maximum(d, np.float32(0.05))
+            np.divide(np.float32(self.extras["k"]), inv, out=inv)
+            x = np.multiply((x if x_col is None else x + x_col) - np.float32(self.extras["cx"]), inv)
+            inv *= np.float32(4.0)
+            u = cs * x
+            u += sn * inv
+            u += np.float32(ou)
+            v = cs * inv
+            v -= sn * x
+            v += np.float32(ov)
+            for c in (u, v):  # near the horizon far beyond the int16 fixed-point range: wrap into the tile
+                c -= np.floor(c * np.float32(1.0 / BANK_SIZE)) * np.float32(BANK_SIZE)
+            return u, v
+        # affine: each coordinate is one pass, x against a per-row term (x a row (1, W) where it separates)
+        x_col = np.float32(0.0) if x_col is None else x_col
+        u = np.add(cs * x, cs * x_col + sn * y + np.float32(ou), dtype=np.float32)
+        v = np.subtract(cs * y - sn * x_col + np.float32(ov), sn * x, dtype=np.float32)
+        if u.shape != d.shape:  # a fronto-parallel layer seen through a single row or column
+            u, v = np.broadcast_to(u, d.shape).copy(), np.broadcast_to(v, d.shape).copy()
+        return u, v
 
 
 def _finish(layer: Layer, h: int, w: int, max_disparity: float) -> Layer | None:

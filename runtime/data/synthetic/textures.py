@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["BANK_SIZE", "TextureBank", "texture_bank"]
 
-BANK_SIZE = 512
+BANK_SIZE = 512  # a power of two: texel coordinates wrap with a bit mask
 # scikit-image's bundled photographs (no download needed); never a stereo evaluation scene.
 _PHOTOS = (
     "astronaut", "chelsea", "coffee", "rocket", "camera", "brick", "grass", "gravel", "coins",
@@ -111,13 +111,18 @@ def _photo(rng: np.random.Generator, n: int) -> np.ndarray | None:
 
 
 class TextureBank:
-    """``size`` uint8 RGB textures of ``BANK_SIZE``^2 with their kinds (see the module docstring)."""
+    """``size`` uint8 RGB textures of ``BANK_SIZE``^2 with their kinds (see the module docstring).
+
+    ``tiles`` holds each texture with a one-texel wrapped border on its right and bottom edges: with
+    texel coordinates wrapped into ``[0, BANK_SIZE)`` (a power of two: a bit mask), bilinear sampling
+    never leaves the array and takes OpenCV's fast path. ``textures`` are views of the tiles without
+    the border."""
 
     KINDS = ("pink", "pattern", "flat", "photo")
 
     def __init__(self, seed: int, size: int = 40) -> None:
         rng = np.random.default_rng([int(seed), 0x7E7])
-        self.textures: list[np.ndarray] = []
+        self.tiles: list[np.ndarray] = []
         self.kinds: list[str] = []
         makers = {"pink": _pink, "pattern": _pattern, "flat": _flat, "photo": _photo}
         shares = {"pink": 0.4, "pattern": 0.2, "flat": 0.15, "photo": 0.25}
@@ -128,8 +133,10 @@ class TextureBank:
                     kind_used, tex = "pink", _pink(rng, BANK_SIZE)
                 else:
                     kind_used = kind
-                self.textures.append(np.clip(np.round(tex), 0, 255).astype(np.uint8))
+                tex = np.clip(np.round(tex), 0, 255).astype(np.uint8)
+                self.tiles.append(cv2.copyMakeBorder(tex, 0, 1, 0, 1, cv2.BORDER_WRAP))
                 self.kinds.append(kind_used)
+        self.textures = [t[:BANK_SIZE, :BANK_SIZE] for t in self.tiles]
 
     def index_of(self, rng: np.random.Generator, kind: str) -> int:
         """A random entry of ``kind`` (any entry when the bank has none of it)."""
