@@ -78,9 +78,9 @@ def _fast_path(model: torch.nn.Module, section: Any, action: str) -> torch.nn.Mo
 
 def _compile_cache_hooks(spec: Any, plan: FastPathPlan, device: torch.device) -> dict[str, Any]:
     """Predictor hooks that load the mega-cache of a model and shape before its first call and save it after."""
-    from skillbank.runtime.prediction import compile_cache
+    from skillbank.runtime import compile_cache
 
-    folder = compile_cache.configure_inductor_cache()
+    folder = compile_cache.prepare_compile_caches()
     model_spec = spec.model.model_dump(mode="json")
     versions = compile_cache.runtime_versions()
 

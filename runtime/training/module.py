@@ -114,6 +114,9 @@ class DepthNetModule(pl.LightningModule):
             if reason:
                 log.warning("train.compile: %s; training eagerly", reason)
             else:
+                from skillbank.runtime.compile_cache import prepare_compile_caches
+
+                log.info("train.compile: compiled kernels cached in %s", prepare_compile_caches())
                 self.model.compile_regions(training_only=True)
                 if self.stereo:          # and the sequence loss (before a CUDA graph captures it)
                     self._stereo_loss = stereo_loss_fn(self.spec.model.train_iters, self.spec.dataset.max_disparity,

@@ -4,6 +4,7 @@ and on a GPU (``-m gpu``) ``depth_net inference`` with no extra keys."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,8 +12,8 @@ import pytest
 import torch
 from runtime_helpers import read_status, split, tiny_ffs_model, write_spec
 
+from skillbank.runtime import compile_cache
 from skillbank.runtime.errors import ConfigurationError
-from skillbank.runtime.prediction import compile_cache
 from skillbank.runtime.prediction.fast_path import Predictor, plan_fast_path
 from skillbank.runtime.runner import run_action
 from skillbank.specs import load_spec
@@ -78,6 +79,15 @@ def test_cache_folder_is_per_user_and_stable(tmp_path):
     assert env["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "c" / "inductor") and (tmp_path / "c" / "inductor").is_dir()
     env = {"TORCHINDUCTOR_CACHE_DIR": "/somewhere/else", "DEPTH_NET_CACHE_DIR": str(tmp_path)}
     assert compile_cache.configure_inductor_cache(env) == Path("/somewhere/else")   # the user's choice stays
+
+
+def test_torchs_own_default_in_the_environment_counts_as_unset(tmp_path):
+    """Importing torch._dynamo writes torch's default folder into the environment; it must not win."""
+    import torch._dynamo  # noqa: F401
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    env = {"TORCHINDUCTOR_CACHE_DIR": os.path.abspath(default_cache_dir()), "DEPTH_NET_CACHE_DIR": str(tmp_path)}
+    assert compile_cache.configure_inductor_cache(env) == tmp_path / "inductor"
 
 
 def test_cache_key_changes_with_what_changes_the_compiled_code():

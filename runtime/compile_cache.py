@@ -1,16 +1,28 @@
-"""Where compiled inference artefacts live between runs, so a second run of one model and shape starts fast.
+"""Where compiled artefacts live between runs, so a second run of one model and shape starts fast.
 
-Two layers, both under one per-user folder (:func:`cache_root`: ``$DEPTH_NET_CACHE_DIR``, else
+Used by ``train.compile`` (the training step's compiled regions) and by the evaluate/inference fast
+path. Two layers, both under one per-user folder (:func:`cache_root`: ``$DEPTH_NET_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/skillbank``, else ``~/.cache/skillbank``):
 
 * ``inductor/``: Inductor's own on-disk caches (FX graph, AOTAutograd, Triton autotuning), selected by
-  setting ``TORCHINDUCTOR_CACHE_DIR`` unless the user set it (torch's default is a temporary folder that
-  does not outlive the machine's ``/tmp``). Inductor keys these by graph, config, device and versions.
+  setting ``TORCHINDUCTOR_CACHE_DIR`` unless the user (or an AutoML study, which gives its trials one
+  folder) set it; torch's default is a temporary folder that does not outlive the machine's ``/tmp``.
+  Inductor keys these by graph, config, device and versions.
 * ``mega/<key>.bin``: torch's portable "mega-cache" (``torch.compiler.save_cache_artifacts`` /
   ``load_cache_artifacts``) saved after the first compile of a model and input shape and loaded before
   it the next time. :func:`cache_key` names it from what changes the compiled code: the network's spec,
   the precision, the input shape, the device and the torch/CUDA versions (not the weights: compiled
   regions take them as inputs).
+
+AOTAutograd's cache (the traced and partitioned forward and backward of each compiled region) refuses
+graphs that hold an autocast block or a custom ``autograd.Function``, and every FFS region holds both:
+the fp32 correlations, lookup, soft-argmin and upsampling weights run in ``torch.autocast(enabled=False)``
+blocks, and the lookup and the gradient-layout helpers are Functions. Without that cache a process whose
+every kernel comes from disk still re-traces and re-partitions each region, forward and backward (most
+of a warm process's first compiled training step: see docs/performance.md, "Compiled kernels across runs").
+:func:`allow_aot_autograd_cache` lets it cache them. That is safe for these two kinds of node: an
+autocast block's arguments are constants of the graph the cache key hashes, and a Function's forward
+and backward are traced subgraphs of it, so editing either gives a new key (a test checks both).
 """
 
 from __future__ import annotations
@@ -35,13 +47,42 @@ def cache_root(env: dict[str, str] | None = None) -> Path:
 
 
 def configure_inductor_cache(env: dict[str, str] | None = None) -> Path:
-    """Point ``TORCHINDUCTOR_CACHE_DIR`` at ``<cache_root>/inductor`` unless already set; returns the folder."""
+    """Point ``TORCHINDUCTOR_CACHE_DIR`` at ``<cache_root>/inductor`` unless the user set it; returns the folder.
+
+    Torch writes its own default folder into the environment the first time anything asks for it
+    (importing ``torch._dynamo`` does), so that value counts as unset here."""
     env = os.environ if env is None else env
-    if not env.get("TORCHINDUCTOR_CACHE_DIR"):
+    current = env.get("TORCHINDUCTOR_CACHE_DIR")
+    if not current or current == _torch_default_cache_dir():
         folder = cache_root(dict(env)) / "inductor"
         folder.mkdir(parents=True, exist_ok=True)
         env["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
     return Path(env["TORCHINDUCTOR_CACHE_DIR"])
+
+
+def _torch_default_cache_dir() -> str | None:
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:         # another torch layout: only an unset variable counts as unset
+        return None
+    return os.path.abspath(default_cache_dir())
+
+
+def allow_aot_autograd_cache() -> None:
+    """Let AOTAutograd cache graphs with autocast blocks and custom autograd Functions (module doc)."""
+    import torch
+
+    torch._inductor.config.unsafe_marked_cacheable_functions.update(
+        {f"torch.amp.autocast_mode.{name}": torch.__version__ for name in ("_enter_autocast", "_exit_autocast")})
+    torch._functorch.config.autograd_cache_allow_custom_autograd_functions = True
+
+
+def prepare_compile_caches(env: dict[str, str] | None = None) -> Path:
+    """What every compiling action calls before its first compile: the on-disk Inductor cache folder
+    (:func:`configure_inductor_cache`, returned) and AOTAutograd's cache for our regions."""
+    folder = configure_inductor_cache(env)
+    allow_aot_autograd_cache()
+    return folder
 
 
 def cache_key(model_spec: dict[str, Any], *, precision: str, shapes: list[tuple[int, ...]], device: str,
