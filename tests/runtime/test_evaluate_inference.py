@@ -146,7 +146,7 @@ def test_fast_path_on_a_network_without_one_names_the_key(switches, key):
     from types import SimpleNamespace
 
     from skillbank.runtime.errors import ConfigurationError
-    from skillbank.runtime.training.predict import _fast_path
+    from skillbank.runtime.prediction.predict import _fast_path
 
     section = SimpleNamespace(**{"optimize": False, "compile": False, "precision": "fp32", **switches})
     with pytest.raises(ConfigurationError, match=rf"^Configuration error: {key}: the inference fast path is built for "
