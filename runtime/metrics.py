@@ -38,6 +38,7 @@ __all__ = [
     "MONO_METRICS",
     "stereo_image_metrics",
     "mono_image_metrics",
+    "mono_depth_metrics",
     "align_scale_shift",
     "MetricAverager",
 ]
@@ -97,6 +98,18 @@ def mono_image_metrics(
         "d2": 100.0 * float((ratio < 1.25**2).float().mean()),
         "d3": 100.0 * float((ratio < 1.25**3).float().mean()),
     }
+
+
+def mono_depth_metrics(pred: torch.Tensor, target: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
+                       relative: bool) -> dict[str, float] | None:
+    """Depth metrics of one image: relative predictions are aligned (scale, shift) to the target
+    inverse depth first, then inverted to depth."""
+    if relative:
+        aligned = align_scale_shift(pred.float(), target.float(), valid)
+        pred_depth = 1.0 / aligned.clamp(min=1e-6)
+    else:
+        pred_depth = pred.float()
+    return mono_image_metrics(pred_depth, depth.float(), valid)
 
 
 class MetricAverager:

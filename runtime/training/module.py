@@ -29,8 +29,7 @@ from skillbank.runtime.metrics import (
     MONO_METRICS,
     STEREO_METRICS,
     MetricAverager,
-    align_scale_shift,
-    mono_image_metrics,
+    mono_depth_metrics,
     stereo_image_metrics,
 )
 from skillbank.runtime.training.data import build_split_dataset, make_loader
@@ -322,14 +321,3 @@ class DepthNetModule(pl.LightningModule):
         scheduler = build_scheduler(optimizer, optim_cfg, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
-
-def mono_depth_metrics(pred: torch.Tensor, target: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                       relative: bool) -> dict[str, float] | None:
-    """Depth metrics of one image: relative predictions are aligned (scale, shift) to the target
-    inverse depth first, then inverted to depth."""
-    if relative:
-        aligned = align_scale_shift(pred.float(), target.float(), valid)
-        pred_depth = 1.0 / aligned.clamp(min=1e-6)
-    else:
-        pred_depth = pred.float()
-    return mono_image_metrics(pred_depth, depth.float(), valid)
