@@ -102,7 +102,8 @@ def prepare_run(spec: Any, action: str, split: str) -> tuple[Any, Any, Any, torc
     """(dataset, loader, model, device) of evaluate/inference: ``dataset.<split>`` at native size or at
     ``<action>.input_height`` x ``input_width``, batched by ``<action>.batch_size``, and the model of
     ``<action>.checkpoint`` (or ``<action>.trt_engine``)."""
-    from skillbank.runtime.training.data import build_split_dataset, make_loader
+    from skillbank.runtime.data.loaders import make_loader
+    from skillbank.runtime.data.splits import build_split_dataset
 
     cfg = getattr(spec, action)
     size = (cfg.input_height, cfg.input_width) if cfg.input_height else None
