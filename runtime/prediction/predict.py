@@ -69,13 +69,6 @@ def _apply_plan(model: torch.nn.Module, plan: FastPathPlan, section: Any, action
         raise ConfigurationError(f"{action}.{key}: {exc}") from None
 
 
-def _fast_path(model: torch.nn.Module, section: Any, action: str) -> torch.nn.Module:
-    """The section's transforms applied to a loaded ``model`` (on its device): see :func:`plan_fast_path`."""
-    device = next(model.parameters()).device
-    plan = plan_fast_path(section, action=action, device_type=device.type, model_type=type(model).__name__)
-    return _apply_plan(model, plan, section, action)
-
-
 def _compile_cache_hooks(spec: Any, plan: FastPathPlan, device: torch.device) -> dict[str, Any]:
     """Predictor hooks that load the mega-cache of a model and shape before its first call and save it after."""
     from skillbank.runtime.prediction import compile_cache
