@@ -19,7 +19,8 @@ d1..d3    % of pixels with max(pred / gt, gt / pred) < 1.25 ** k (delta1..3; TAO
 ========= =========================================================================
 
 For relative models (affine-invariant inverse depth) :func:`align_scale_shift` fits ``s * pred + t``
-to the target inverse depth by least squares on valid pixels before converting to depth.
+to the target inverse depth by least squares on valid pixels before converting to depth;
+:func:`mono_depth_metrics` does that (or not) and scores one image, for validation and evaluate alike.
 
 Every metric is computed for each image, then averaged over images (an image with no valid pixel is
 skipped and counted). :class:`MetricAverager` keeps sums and counts so that a distributed run can
