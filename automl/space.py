@@ -36,11 +36,6 @@ class Param:
             return f"{self.key} in {list(self.options)}"
         return f"{self.key} in [{self.low:g}, {self.high:g}]{' (log)' if self.log else ''}"
 
-    def contains(self, value: Any) -> bool:
-        if self.options is not None:
-            return value in self.options
-        return self.low is not None and self.high is not None and self.low <= value <= self.high
-
 
 def _is_int_field(key: str) -> bool:
     field = field_at(key)

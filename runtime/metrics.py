@@ -19,7 +19,8 @@ d1..d3    % of pixels with max(pred / gt, gt / pred) < 1.25 ** k (delta1..3; TAO
 ========= =========================================================================
 
 For relative models (affine-invariant inverse depth) :func:`align_scale_shift` fits ``s * pred + t``
-to the target inverse depth by least squares on valid pixels before converting to depth.
+to the target inverse depth by least squares on valid pixels before converting to depth;
+:func:`mono_depth_metrics` does that (or not) and scores one image, for validation and evaluate alike.
 
 Every metric is computed for each image, then averaged over images (an image with no valid pixel is
 skipped and counted). :class:`MetricAverager` keeps sums and counts so that a distributed run can
@@ -38,6 +39,7 @@ __all__ = [
     "MONO_METRICS",
     "stereo_image_metrics",
     "mono_image_metrics",
+    "mono_depth_metrics",
     "align_scale_shift",
     "MetricAverager",
 ]
@@ -97,6 +99,18 @@ def mono_image_metrics(
         "d2": 100.0 * float((ratio < 1.25**2).float().mean()),
         "d3": 100.0 * float((ratio < 1.25**3).float().mean()),
     }
+
+
+def mono_depth_metrics(pred: torch.Tensor, target: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
+                       relative: bool) -> dict[str, float] | None:
+    """Depth metrics of one image: relative predictions are aligned (scale, shift) to the target
+    inverse depth first, then inverted to depth."""
+    if relative:
+        aligned = align_scale_shift(pred.float(), target.float(), valid)
+        pred_depth = 1.0 / aligned.clamp(min=1e-6)
+    else:
+        pred_depth = pred.float()
+    return mono_image_metrics(pred_depth, depth.float(), valid)
 
 
 class MetricAverager:

@@ -34,12 +34,6 @@ def field_at(dotted: str) -> FieldInfo | None:
     return info
 
 
-def is_section(dotted: str) -> bool:
-    """True when the key names a whole section (a mapping), not a leaf value."""
-    info = field_at(dotted)
-    return info is not None and isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
-
-
 def field_extra(dotted: str) -> dict[str, Any]:
     """The TAO metadata (valid_min, valid_max, valid_options, automl_enabled, ...) of a key."""
     info = field_at(dotted)

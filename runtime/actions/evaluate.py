@@ -34,9 +34,14 @@ def run(ctx: ActionContext) -> ActionResult:
     from tqdm import tqdm
 
     from skillbank.atomic import atomic_write
-    from skillbank.runtime.metrics import MONO_METRICS, STEREO_METRICS, MetricAverager, stereo_image_metrics
+    from skillbank.runtime.metrics import (
+        MONO_METRICS,
+        STEREO_METRICS,
+        MetricAverager,
+        mono_depth_metrics,
+        stereo_image_metrics,
+    )
     from skillbank.runtime.prediction.predict import is_engine, predict_batch, prepare_run
-    from skillbank.runtime.training.module import mono_depth_metrics
 
     spec = ctx.spec
     stereo = spec.model.is_stereo

@@ -7,8 +7,10 @@ Public API:
   upstream's code through :class:`RestrictedUnpickler`), keys normalised to TAO names;
 * :func:`load_into` -> :class:`LoadReport`: strict load that drops only FFS's never-run tensors and
   explains shape mismatches by spec field (:data:`DEFAULT_FIELD_RULES`);
-* :func:`save_checkpoint_atomic` and :func:`resolve_checkpoint` for the trainer and the actions;
-* :func:`load_weights`: resolve + read + ``load_into`` in one call.
+* :func:`save_checkpoint_atomic` and :func:`resolve_checkpoint` for the trainer and the actions.
+
+The actions' one call (build the spec's network, resolve + read + ``load_into``, errors naming the spec
+key) is :mod:`skillbank.runtime.training.weights`.
 
 See README.md beside this file for the checkpoint kinds and the unpickler's security stance.
 """
@@ -51,7 +53,6 @@ from skillbank.runtime.checkpoints.restricted_unpickler import (
     restricted_pickle_module,
 )
 from skillbank.runtime.checkpoints.saving import save_checkpoint_atomic
-from skillbank.runtime.checkpoints.weights import load_weights
 
 __all__ = [
     "DEFAULT_FIELD_RULES",
@@ -80,7 +81,6 @@ __all__ = [
     "list_epoch_step_checkpoints",
     "load_checkpoint_file",
     "load_into",
-    "load_weights",
     "module_state_dict",
     "normalise_keys",
     "plan_load",

@@ -31,7 +31,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from skillbank.runtime.data import io
 from skillbank.runtime.data.annotations import MonoRecord, parse_mono_annotation
 from skillbank.runtime.data.augment import AugmentConfig, MonoAugmentor, normalize
-from skillbank.runtime.data.registry import ClassRegistry
+from skillbank.runtime.data.class_registry import ClassRegistry
 from skillbank.runtime.data.seeded import SeededRecordDataset
 
 __all__ = [

@@ -45,7 +45,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from skillbank.runtime.data import io
 from skillbank.runtime.data.annotations import StereoRecord, parse_stereo_annotation
 from skillbank.runtime.data.augment import AugmentConfig, EvalTransform, StereoAugmentor
-from skillbank.runtime.data.registry import ClassRegistry
+from skillbank.runtime.data.class_registry import ClassRegistry
 from skillbank.runtime.data.seeded import SeededRecordDataset
 
 __all__ = [

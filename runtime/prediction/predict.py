@@ -69,13 +69,6 @@ def _apply_plan(model: torch.nn.Module, plan: FastPathPlan, section: Any, action
         raise ConfigurationError(f"{action}.{key}: {exc}") from None
 
 
-def _fast_path(model: torch.nn.Module, section: Any, action: str) -> torch.nn.Module:
-    """The section's transforms applied to a loaded ``model`` (on its device): see :func:`plan_fast_path`."""
-    device = next(model.parameters()).device
-    plan = plan_fast_path(section, action=action, device_type=device.type, model_type=type(model).__name__)
-    return _apply_plan(model, plan, section, action)
-
-
 def _compile_cache_hooks(spec: Any, plan: FastPathPlan, device: torch.device) -> dict[str, Any]:
     """Predictor hooks that load the mega-cache of a model and shape before its first call and save it after."""
     from skillbank.runtime import compile_cache
@@ -102,7 +95,8 @@ def prepare_run(spec: Any, action: str, split: str) -> tuple[Any, Any, Any, torc
     """(dataset, loader, model, device) of evaluate/inference: ``dataset.<split>`` at native size or at
     ``<action>.input_height`` x ``input_width``, batched by ``<action>.batch_size``, and the model of
     ``<action>.checkpoint`` (or ``<action>.trt_engine``)."""
-    from skillbank.runtime.training.data import build_split_dataset, make_loader
+    from skillbank.runtime.data.loaders import make_loader
+    from skillbank.runtime.data.splits import build_split_dataset
 
     cfg = getattr(spec, action)
     size = (cfg.input_height, cfg.input_width) if cfg.input_height else None

@@ -4,7 +4,6 @@ One module per job:
 
 * :mod:`.loss`: stereo sequence loss, mono scale-invariant / affine-invariant losses;
 * :mod:`.schedule`: optimiser and the per-step learning-rate multiplier (warm-up + every spec schedule);
-* :mod:`.data`: datasets, samplers and DataLoaders of a spec's splits;
 * :mod:`.module`: the LightningModule (train/val steps, NaN guard, metrics reduced across ranks);
 * :mod:`.checkpointing`: atomic CheckpointIO, periodic + interrupt checkpoints, ``dn_model_latest.pth``;
 * :mod:`.callbacks`: per-epoch status.json RUNNING lines;

@@ -9,7 +9,8 @@
   plus per-image metrics (:mod:`runtime.metrics`) summed across ranks at the end of the epoch and
   logged as ``val/epe``, ``val/bp2``, ... (mono: ``val/abs_rel``, ``val/d1``, ...).
 * ``configure_optimizers``: :mod:`.schedule`, stepped every optimiser step.
-* ``train_dataloader`` / ``val_dataloader``: :mod:`.data`, with this process's rank and world size.
+* ``train_dataloader`` / ``val_dataloader``: :mod:`runtime.data.splits` and :mod:`runtime.data.loaders`, with
+  this process's rank and world size.
 
 The network is ``self.model``, so checkpoint keys read ``model.<tao name>``; the checkpoint loader
 strips that prefix.
@@ -24,16 +25,16 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from skillbank.runtime.errors import TrainingDivergedError
+from skillbank.runtime.data.loaders import make_loader
+from skillbank.runtime.data.splits import build_split_dataset
+from skillbank.runtime.errors import TrainingDivergedError, concerning
 from skillbank.runtime.metrics import (
     MONO_METRICS,
     STEREO_METRICS,
     MetricAverager,
-    align_scale_shift,
-    mono_image_metrics,
+    mono_depth_metrics,
     stereo_image_metrics,
 )
-from skillbank.runtime.training.data import build_split_dataset, make_loader
 from skillbank.runtime.training.loss import silog_loss, ssi_l1_loss, stereo_loss_fn, stereo_val_loss
 from skillbank.runtime.training.schedule import build_optimizer, build_scheduler
 
@@ -92,10 +93,11 @@ class DepthNetModule(pl.LightningModule):
             self._val_set = build_split_dataset(self.spec, "val_dataset", train=False)
 
     def train_dataloader(self):
-        return make_loader(
-            self._train_set, self.spec.dataset.train_dataset, train=True,
-            rank=self.trainer.global_rank, world=self.trainer.world_size, seed=self.spec.train.seed,
-        )
+        with concerning("dataset.train_dataset"):  # a split smaller than one batch per process
+            return make_loader(
+                self._train_set, self.spec.dataset.train_dataset, train=True,
+                rank=self.trainer.global_rank, world=self.trainer.world_size, seed=self.spec.train.seed,
+            )
 
     def val_dataloader(self):
         if not self.has_val:
@@ -325,14 +327,3 @@ class DepthNetModule(pl.LightningModule):
         scheduler = build_scheduler(optimizer, optim_cfg, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
-
-def mono_depth_metrics(pred: torch.Tensor, target: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, *,
-                       relative: bool) -> dict[str, float] | None:
-    """Depth metrics of one image: relative predictions are aligned (scale, shift) to the target
-    inverse depth first, then inverted to depth."""
-    if relative:
-        aligned = align_scale_shift(pred.float(), target.float(), valid)
-        pred_depth = 1.0 / aligned.clamp(min=1e-6)
-    else:
-        pred_depth = pred.float()
-    return mono_image_metrics(pred_depth, depth.float(), valid)

@@ -185,14 +185,15 @@ def test_resolve_errors(tmp_path):
 
 
 def test_load_weights_resolves_reads_and_loads(tmp_path):
-    from skillbank.runtime.checkpoints import load_weights
+    from skillbank.runtime.training.weights import load_weights, resolve_weights
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 3))
     weight = torch.randn(3, 2)
-    save_checkpoint_atomic({"epoch": 1, "state_dict": {"model.0.weight": weight, "model.0.bias": torch.zeros(3)}},
+    save_checkpoint_atomic({"epoch": 1, "global_step": 10,
+                            "state_dict": {"model.0.weight": weight, "model.0.bias": torch.zeros(3)}},
                            tmp_path / checkpoint_name(1, 10))
-    report, meta = load_weights(model, tmp_path)
-    assert meta.epoch == 1 and len(report.loaded) == 2
+    text = load_weights(model, resolve_weights(str(tmp_path), "evaluate.checkpoint"), "evaluate.checkpoint")
+    assert text.startswith(f"{checkpoint_name(1, 10)} (epoch 1, step 10): ")
     assert torch.equal(model[0].weight, weight)
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stereo_warp import warp_error
 from torch.utils.data import DataLoader
 
 from skillbank.runtime.data.augment import AugmentConfig, EvalTransform, StereoAugmentor, normalize
-from skillbank.runtime.data.geometry import warp_error
 from skillbank.runtime.data.io import read_image_rgb, read_pfm
 from skillbank.runtime.data.stereo_datasets import build_stereo_dataset, stereo_collate
 from skillbank.runtime.data.synthetic import render_stereo_pair

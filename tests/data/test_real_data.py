@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stereo_warp import warp_error
 
 from skillbank.runtime.data import io
-from skillbank.runtime.data.geometry import warp_error
 from skillbank.runtime.data.stereo_datasets import StereoDataset, build_stereo_dataset
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stereo_warp import warp_error
 
-from skillbank.runtime.data.geometry import warp_error
 from skillbank.runtime.data.synthetic import generate_synthetic_stereo, render_stereo_pair
 from skillbank.runtime.data.synthetic.scene import Layer
 from skillbank.specs import SyntheticConfig

@@ -146,9 +146,12 @@ def test_fast_path_on_a_network_without_one_names_the_key(switches, key):
     from types import SimpleNamespace
 
     from skillbank.runtime.errors import ConfigurationError
-    from skillbank.runtime.training.predict import _fast_path
+    from skillbank.runtime.prediction.fast_path import plan_fast_path
+    from skillbank.runtime.prediction.predict import _apply_plan
 
     section = SimpleNamespace(**{"optimize": False, "compile": False, "precision": "fp32", **switches})
+    action = key.split(".")[0]
+    plan = plan_fast_path(section, action=action, device_type="cpu", model_type="Conv2d")
     with pytest.raises(ConfigurationError, match=rf"^Configuration error: {key}: the inference fast path is built for "
                                                  r"FastFoundationStereo, not Conv2d$"):
-        _fast_path(torch.nn.Conv2d(3, 1, 1).eval(), section, key.split(".")[0])
+        _apply_plan(torch.nn.Conv2d(3, 1, 1).eval(), plan, section, action)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from skillbank.runtime.metrics import MetricAverager, align_scale_shift, mono_image_metrics, stereo_image_metrics
+from skillbank.runtime.prediction.predict import unique_output_names
 from skillbank.runtime.training.loss import (
     sequence_weights,
     silog_loss,
@@ -15,7 +16,6 @@ from skillbank.runtime.training.loss import (
     stereo_loss_fn,
     stereo_sequence_loss,
 )
-from skillbank.runtime.training.predict import unique_output_names
 from skillbank.runtime.training.schedule import LRMultiplier, build_scheduler
 from skillbank.specs import OptimConfig
 

@@ -102,6 +102,17 @@ def test_nan_loss_fails_with_training_error(tmp_path, tiny_spec, monkeypatch):
     assert not list((tmp_path / "results" / "train").glob("*.pth")), "a diverged run must not checkpoint"
 
 
+def test_a_training_split_smaller_than_one_batch_names_the_split(tmp_path, tiny_spec):
+    tiny_spec["dataset"]["train_dataset"]["batch_size"] = 8  # 4 synthetic pairs
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec)
+    code = run_action("train", str(spec), [])
+    final = read_status(tmp_path / "results" / "train")[-1]
+    assert code == 2 and final["status"] == "FAILURE"
+    assert final["message"] == (
+        "Configuration error: dataset.train_dataset: 4 samples is fewer than batch_size 8 x 1 process(es)"
+    )
+
+
 _STEP_ON_GPU = pytest.param("step", "gpu", id="step-gpu", marks=[
     pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])
 

@@ -1,20 +1,20 @@
-"""Datasets and DataLoaders of a spec's splits (stereo and mono).
+"""The dataset of a spec's split (``dataset.<split>``, stereo or mono), for train, evaluate and inference.
 
-The samplers and the loader itself live in :mod:`skillbank.runtime.data.loaders`; this module picks
-the dataset builder for the model type. Errors are left to the runner, which names ``dataset.<split>``
-in the FAILURE line (:func:`..errors.concerning`): a bad data file is a file system error, a value the
-builders cannot use a configuration error.
+This module picks the dataset builder for the model type; the DataLoader over it is
+:func:`skillbank.runtime.data.loaders.make_loader`. Errors are left to the runner, which names
+``dataset.<split>`` in the FAILURE line (:func:`skillbank.runtime.errors.concerning`): a bad data file is
+a file system error, a value the builders cannot use a configuration error.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from skillbank.runtime.errors import concerning
 
-__all__ = ["build_split_dataset", "make_loader"]
+__all__ = ["build_split_dataset"]
 
 
 def build_split_dataset(spec: Any, split: str, *, train: bool, eval_size: tuple[int, int] | None = None) -> Dataset:
@@ -38,12 +38,3 @@ def build_split_dataset(spec: Any, split: str, *, train: bool, eval_size: tuple[
             seed=spec.train.seed,
             eval_size=eval_size,
         )
-
-
-def make_loader(dataset: Dataset, split_cfg: Any, *, train: bool, **kwargs: Any) -> DataLoader:
-    """:func:`skillbank.runtime.data.loaders.make_loader`; a training split smaller than one batch is
-    reported against ``dataset.train_dataset``."""
-    from skillbank.runtime.data.loaders import make_loader as data_make_loader
-
-    with concerning("dataset.train_dataset"):
-        return data_make_loader(dataset, split_cfg, train=train, **kwargs)

@@ -1,4 +1,5 @@
-"""Helpers for the foundation tests: write specs, run depth_net in-process, read status.json."""
+"""Helpers for the core tests (specs, status.json, the runner, atomic writes): write specs, run depth_net
+in-process, read status.json."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Stereo geometry helpers: warp the right view to the left with a disparity, and score the match.
+"""Test helper: warp the right view to the left with a disparity, and score the match (proves the sign
+and scale of a ground truth).
 
 Convention everywhere: disparity in pixels of the left view; left (x, y) matches right (x - d, y).
 """
