@@ -78,3 +78,25 @@ def test_hyperband_study_prunes_keeps_the_best_and_resumes_without_rerunning(tmp
     assert status.returncode == 0 and len(json.loads(status.stdout)["trials"]) == 6
     text = automl("status", str(results)).stdout
     assert "6 of 6 finished" in text and f"best: trial {best['trial']}" in text
+
+    # optuna-dashboard reads the same storage: the study, its six trials and their intermediate values
+    studies = _dashboard_get(f"sqlite:///{results / 'automl' / 'study.db'}", "/api/studies")["study_summaries"]
+    assert [x["study_name"] for x in studies] == ["automl"]
+    detail = _dashboard_get(f"sqlite:///{results / 'automl' / 'study.db'}", f"/api/studies/{studies[0]['study_id']}")
+    assert sorted(t["number"] for t in detail["trials"]) == list(range(6))
+    assert {t["state"] for t in detail["trials"]} == {t["state"].capitalize() for t in trials}
+    assert all(t["intermediate_values"] for t in detail["trials"])
+
+
+def _dashboard_get(url: str, path: str) -> dict:
+    """GET ``path`` from optuna-dashboard's WSGI app on storage ``url`` (no server, no port)."""
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna_dashboard import wsgi
+
+    environ: dict = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    status: list[str] = []
+    body = b"".join(wsgi(url)(environ, lambda s, headers, exc=None: status.append(s)))
+    assert status[0].startswith("200"), status
+    return json.loads(body)
