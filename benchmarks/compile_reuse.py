@@ -79,6 +79,13 @@ def child(setting: str, grads_out: str) -> None:
                       "counters": flat}))
 
 
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def run(setting: str, cache: Path, grads: Path) -> dict:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
     load = os.getloadavg()[0]
@@ -101,7 +108,7 @@ def main() -> None:
 
     import torch
 
-    result: dict = {"benchmark": "compile_reuse", "device": "cpu", "cpu_count": os.cpu_count(),
+    result: dict = {"benchmark": "compile_reuse", "processor": _cpu_model(), "cpu_count": os.cpu_count(),
                     "machine": f"{platform.machine()}, torch {torch.__version__}, python {platform.python_version()}",
                     "settings": {}}
     with tempfile.TemporaryDirectory() as tmp:
