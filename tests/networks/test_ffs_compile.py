@@ -13,8 +13,8 @@ import pytest
 import torch
 from ffs_configs import TINY, config
 
-from skillbank.runtime.networks import lookup_kernels
 from skillbank.runtime.networks.factory import build_network
+from skillbank.runtime.networks.speed import lookup_kernels
 
 torch_dynamo = pytest.importorskip("torch._dynamo")
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from ffs_configs import TINY, config
 
-from skillbank.runtime.networks import lookup_kernels
-from skillbank.runtime.networks.cost_volume import add_lookup_grad_, build_lookup_tables, sample_lookup
+from skillbank.runtime.networks.common.cost_volume import add_lookup_grad_, build_lookup_tables, sample_lookup
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.training_lookup import AccumulatingLookup
+from skillbank.runtime.networks.speed import lookup_kernels
+from skillbank.runtime.networks.speed.training_lookup import AccumulatingLookup
 
 
 def _inputs(depth: int = 9, width: int = 10):

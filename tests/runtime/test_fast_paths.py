@@ -20,7 +20,7 @@ import pytest
 import torch
 from runtime_helpers import read_status, tiny_ffs_model, write_spec
 
-from skillbank.runtime.networks.channel_padding import pad_channels_
+from skillbank.runtime.networks.speed.channel_padding import pad_channels_
 from skillbank.runtime.runner import run_action
 from skillbank.runtime.training.graphed import (
     GraphedStereoLoss,
@@ -286,7 +286,7 @@ def test_compiled_training_gives_the_eager_gradients(regions, tolerance):
 @cuda
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled_graphed"])
 def test_deferred_weight_grads_on_the_gpu_give_autograds(compiled):
-    """On CUDA the update's weight gradients run on a side stream (runtime/networks/deferred_weight_grads.py),
+    """On CUDA the update's weight gradients run on a side stream (runtime/networks/speed/deferred_weight_grads.py),
     eagerly and inside the compiled, CUDA-graphed step: float64, the refinement regions compiled, the
     first step's gradients equal those autograd computes inside the iterations (1e-8) and the losses of
     three steps agree."""

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import EdgeNextConvBlock, LayerNormChannelsFirst, UpsampleFuse
+from skillbank.runtime.networks.common.blocks import EdgeNextConvBlock, LayerNormChannelsFirst, UpsampleFuse
 
 EDGENEXT_SMALL_DIMS = (48, 96, 160, 304)
 EDGENEXT_SMALL_DEPTHS = (3, 3, 9, 3)

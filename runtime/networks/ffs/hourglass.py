@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import (
+from skillbank.runtime.networks.common.blocks import (
     AxialPlanarConv3d,
     ConvNormAct,
     FeatureAtt,
     ResidualBlock,
     TrilinearUpsample,
 )
-from skillbank.runtime.networks.grad_layout import memory_format_of
+from skillbank.runtime.networks.speed.grad_layout import memory_format_of
 
 AttentionLayout = Literal["heads", "tokens"]
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.update import DispHead, MotionEncoder, SelectiveConvGRU
+from skillbank.runtime.networks.common.update_layers import DispHead, MotionEncoder, SelectiveConvGRU
 
 
 @dataclass(frozen=True)

@@ -40,15 +40,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt, InstanceNorm2d, ResidualBlock
-from skillbank.runtime.networks.conv3d import Conv3d
-from skillbank.runtime.networks.cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
-from skillbank.runtime.networks.fs_features import ContextNetDino, FSFeature, vit_feature_dim
-from skillbank.runtime.networks.fs_hourglass import ATTENTION_LAYOUTS, FSHourglass
-from skillbank.runtime.networks.fs_update import BasicSelectiveMultiUpdateBlock, UpdateWidths
-from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
-from skillbank.runtime.networks.update import ChannelAttention, SpatialAttention
-from skillbank.runtime.networks.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
+from skillbank.runtime.networks.common.blocks import ConvNormAct, FeatureAtt, InstanceNorm2d, ResidualBlock
+from skillbank.runtime.networks.common.conv3d import Conv3d
+from skillbank.runtime.networks.common.cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
+from skillbank.runtime.networks.common.padding import pad_to_multiple, unpad, unpad_quarter
+from skillbank.runtime.networks.common.update_layers import ChannelAttention, SpatialAttention
+from skillbank.runtime.networks.common.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
+from skillbank.runtime.networks.foundation_stereo.features import ContextNetDino, FSFeature, vit_feature_dim
+from skillbank.runtime.networks.foundation_stereo.hourglass import ATTENTION_LAYOUTS, FSHourglass
+from skillbank.runtime.networks.foundation_stereo.update import BasicSelectiveMultiUpdateBlock, UpdateWidths
 
 PAD_MULTIPLE = 32
 CONCAT_CHANNELS = 12  # proj_cmb width: the concat volume has 2 * 12 channels

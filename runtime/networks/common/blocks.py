@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.conv3d import Conv3d
-from skillbank.runtime.networks.grad_layout import grad_in_layout, memory_format_of
-from skillbank.runtime.networks.layer_ops import PLAIN, LayerOps
+from skillbank.runtime.networks.common.conv3d import Conv3d
+from skillbank.runtime.networks.speed.grad_layout import grad_in_layout, memory_format_of
+from skillbank.runtime.networks.speed.layer_ops import PLAIN, LayerOps
 
 ConvKind = Literal["conv2d", "conv3d", "deconv2d", "deconv3d"]
 NormKind = Literal["batch2d", "batch3d", "instance2d", "instance3d"]

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import EdgeNextConvBlock
-from skillbank.runtime.networks.grad_layout import grad_in_layout, memory_format_of
-from skillbank.runtime.networks.layer_ops import PLAIN, LayerOps, tag_layers
+from skillbank.runtime.networks.common.blocks import EdgeNextConvBlock
+from skillbank.runtime.networks.speed.grad_layout import grad_in_layout, memory_format_of
+from skillbank.runtime.networks.speed.layer_ops import PLAIN, LayerOps, tag_layers
 
 
 class ChannelAttention(nn.Module):

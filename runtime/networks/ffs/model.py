@@ -51,10 +51,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks import lookup_kernels
-from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt
-from skillbank.runtime.networks.conv3d import Conv3d
-from skillbank.runtime.networks.cost_volume import (
+from skillbank.runtime.networks.common.blocks import ConvNormAct, FeatureAtt
+from skillbank.runtime.networks.common.conv3d import Conv3d
+from skillbank.runtime.networks.common.cost_volume import (
     LookupTables,
     add_lookup_grad_,
     build_concat_volume,
@@ -63,15 +62,16 @@ from skillbank.runtime.networks.cost_volume import (
     lookup_rows,
     sample_lookup,
 )
-from skillbank.runtime.networks.deferred_weight_grads import DeferredWeightGrads
-from skillbank.runtime.networks.edgenext import FFSFeature
-from skillbank.runtime.networks.grad_layout import grad_in_layout, memory_format_of
-from skillbank.runtime.networks.hourglass import FFSHourGlass
-from skillbank.runtime.networks.layer_ops import PLAIN, TappedOps
-from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
-from skillbank.runtime.networks.training_lookup import AccumulatingLookup, gather_lookup
-from skillbank.runtime.networks.update import ChannelAttention, SelectiveUpdateBlock, SpatialAttention
-from skillbank.runtime.networks.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
+from skillbank.runtime.networks.common.edgenext import FFSFeature
+from skillbank.runtime.networks.common.padding import pad_to_multiple, unpad, unpad_quarter
+from skillbank.runtime.networks.common.update_layers import ChannelAttention, SelectiveUpdateBlock, SpatialAttention
+from skillbank.runtime.networks.common.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
+from skillbank.runtime.networks.ffs.hourglass import FFSHourGlass
+from skillbank.runtime.networks.speed import lookup_kernels
+from skillbank.runtime.networks.speed.deferred_weight_grads import DeferredWeightGrads
+from skillbank.runtime.networks.speed.grad_layout import grad_in_layout, memory_format_of
+from skillbank.runtime.networks.speed.layer_ops import PLAIN, TappedOps
+from skillbank.runtime.networks.speed.training_lookup import AccumulatingLookup, gather_lookup
 
 #: Half the DPT feature width of the teacher's DepthAnythingV2 encoder: the channel band the FFS
 #: 1/4 feature keeps from distillation (224 = 96 + 128 for vitl).

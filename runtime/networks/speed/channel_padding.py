@@ -156,7 +156,7 @@ def pad_channels_(model: nn.Module, multiple: int = 8, *, heads: bool = True, tr
     other), so AdamW / SGD leave it at 0 and the padded network trains like the original. Its
     ``state_dict()`` / ``load_state_dict`` keep the original names and shapes (``model.padding_maps``).
     """
-    from skillbank.runtime.networks.ffs import FastFoundationStereo
+    from skillbank.runtime.networks.ffs.model import FastFoundationStereo
 
     if not isinstance(model, FastFoundationStereo):
         raise TypeError(f"pad_channels_ works on FastFoundationStereo, got {type(model).__name__}")

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import AxialPlanarConv3d, ConvNormAct, FeatureAtt
-from skillbank.runtime.networks.conv3d import Conv3d
-from skillbank.runtime.networks.hourglass import CostVolumeDisparityAttention
+from skillbank.runtime.networks.common.blocks import AxialPlanarConv3d, ConvNormAct, FeatureAtt
+from skillbank.runtime.networks.common.conv3d import Conv3d
+from skillbank.runtime.networks.ffs.hourglass import CostVolumeDisparityAttention
 
 ATTENTION_LAYOUTS = ("heads", "tokens")
 
