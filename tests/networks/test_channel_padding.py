@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from ffs_configs import BP2, TINY, config
 from torch import nn
 
-from skillbank.runtime.networks.common.blocks import fold_batchnorm_
 from skillbank.runtime.networks.common.cost_volume import build_lookup_tables, sample_lookup
+from skillbank.runtime.networks.common.disparity_attention import heads_attention
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.ffs.hourglass import heads_attention
 from skillbank.runtime.networks.speed.channel_padding import ChannelWindow, pad_channels_, widen_conv_
+from skillbank.runtime.networks.speed.fold_batchnorm import fold_batchnorm_
 
 # odd everywhere: volume 20 (-> 24), hidden 30 (-> 32), gating 37/50, head 18, stem 6, ...
 ODD = dict(

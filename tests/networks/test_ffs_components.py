@@ -17,9 +17,9 @@ from skillbank.runtime.networks.common.cost_volume import (
     build_concat_volume,
     build_gwc_volume,
 )
+from skillbank.runtime.networks.common.disparity_attention import DisparityMultiheadAttention
 from skillbank.runtime.networks.common.padding import pad_to_multiple, unpad
 from skillbank.runtime.networks.common.upsample import convex_upsample
-from skillbank.runtime.networks.ffs.hourglass import DisparityMultiheadAttention
 
 
 def loop_gwc(left, right, max_disp, groups, normalize):
@@ -275,7 +275,7 @@ def test_motion_encoder_hands_the_convolutions_their_dtype_and_memory_format(mon
     NCHW tensor that the GRU's first convolution would cast (and the deferred weight gradients
     record, concatenate and cast); the values are the ones autocast's own casts give (the fp32
     disparity joined as it is, then cast)."""
-    from skillbank.runtime.networks.common import update_layers as update
+    from skillbank.runtime.networks.common import update_layers
     from skillbank.runtime.networks.common.update_layers import MotionEncoder
     from skillbank.runtime.networks.speed.layer_ops import TappedOps, tag_layers
 
@@ -295,7 +295,7 @@ def test_motion_encoder_hands_the_convolutions_their_dtype_and_memory_format(mon
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
     convd1 = ops.inputs["convd1"]
     assert convd1.dtype == torch.bfloat16 and convd1.is_contiguous(memory_format=torch.channels_last)
-    monkeypatch.setattr(update, "_joining", lambda disp, like: disp)
+    monkeypatch.setattr(update_layers, "_joining", lambda disp, like: disp)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fp32_joined = enc(disp, corr)
     assert fp32_joined.dtype == torch.float32

@@ -188,7 +188,7 @@ def test_bf16_weights_run_without_autocast(tiny):
 def test_batchnorm_folding_keeps_the_output(tiny):
     import copy
 
-    from skillbank.runtime.networks.common.blocks import fold_batchnorm_
+    from skillbank.runtime.networks.speed.fold_batchnorm import fold_batchnorm_
 
     model = copy.deepcopy(tiny)
     g = torch.Generator().manual_seed(3)

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from skillbank.runtime.networks.common.disparity_attention import DisparityMultiheadAttention
 from skillbank.runtime.networks.depth_anything.model import DepthAnythingV2
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.ffs.hourglass import DisparityMultiheadAttention
 from skillbank.runtime.networks.foundation_stereo.features import vit_input_size
 from skillbank.runtime.networks.foundation_stereo.model import FoundationStereo
 

@@ -91,7 +91,7 @@ def test_the_network_trains_through_it_and_infers_without_it(monkeypatch):
 
     torch.manual_seed(0)
     model = build_network(config(TINY)).train()
-    model._add_lookup_grad = counting              # what the network's region lookup finds
+    model.speed._add_lookup_grad = counting        # what the runner's region lookup finds
     left = torch.randn(1, 3, 64, 96)
     _, preds = model(left, torch.roll(left, -4, dims=3), iters=3)
     sum(p.mean() for p in preds).backward()

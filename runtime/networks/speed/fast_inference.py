@@ -37,9 +37,9 @@ def optimize_for_inference(model: nn.Module, *, optimize: bool = True, precision
     Returns the same module. Raises ``ValueError`` naming the argument for a model in training
     mode, another network, an unknown precision or half precision on a CPU model.
     """
-    from skillbank.runtime.networks.common.blocks import fold_batchnorm_
     from skillbank.runtime.networks.ffs.model import FastFoundationStereo
     from skillbank.runtime.networks.speed.channel_padding import pad_channels_
+    from skillbank.runtime.networks.speed.fold_batchnorm import fold_batchnorm_
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision: {precision!r} is not one of {sorted(PRECISIONS)}")
