@@ -44,7 +44,7 @@ class SelectiveUpdateBlock(nn.Module):
         features (the GRU input's leading channels, the same in every iteration); ``context_pad``: zero
         channels between them and the motion features (a channel-padded network's: the GRU's first
         convolution then reads the zeros and the motion features, a multiple of 8 channels). ``ops``:
-        :data:`PLAIN`, or a :class:`~layer_ops.TappedOps` (deferred weight gradients). The upsampling
+        :data:`PLAIN`, or a :class:`~speed.layer_ops.TappedOps` (deferred weight gradients). The upsampling
         features of the new hidden state are :meth:`mask_features`' (nothing in them feeds back into
         the loop: the network computes them for all iterations at once, after it)."""
         motion = self.encoder(disp, corr, ops)
@@ -54,7 +54,7 @@ class SelectiveUpdateBlock(nn.Module):
         return net, self.disp_head(net, ops)
 
     def fused_layers(self) -> list[list[nn.Conv2d]]:
-        """The layers the update applies as one fused convolution (:meth:`~layer_ops.LayerOps.conv`):
+        """The layers the update applies as one fused convolution (:meth:`~speed.layer_ops.LayerOps.conv`):
         each GRU's z and r gates."""
         return [gru.gates for gru in (self.gru04.small_gru, self.gru04.large_gru)]
 
@@ -63,7 +63,7 @@ class SelectiveUpdateBlock(nn.Module):
         return self.gru04.context_share(context)
 
     def context_skips(self, context_pad: int = 0) -> dict[str, int]:
-        """``grad_key`` -> input channels left out (:meth:`~layer_ops.LayerOps.conv`'s ``skip``) in every
+        """``grad_key`` -> input channels left out (:meth:`~speed.layer_ops.LayerOps.conv`'s ``skip``) in every
         iteration (:meth:`forward` with this ``context_pad``): the GRU's first convolution reads the
         motion features, the raw disparity and ``context_pad`` zeros; the rest of its input channels
         are the context's (:meth:`context_share`)."""

@@ -1,14 +1,14 @@
 """FoundationStereo (FS): the teacher stereo network, ViT-S/B/L side-tuned features + 3D cost filtering + GRU.
 
 Pipeline (1/4 resolution unless said; D = max_disparity / 4):
-1. Pad left and right (centred, replicate) to a multiple of 32; run :class:`~.fs_features.FSFeature` on
+1. Pad left and right (centred, replicate) to a multiple of 32; run :class:`~.features.FSFeature` on
    both (EdgeNeXt + frozen DepthAnythingV2 fused at 1/4, pyramid ``d_out``).
 2. Cost volume: group-wise cosine correlation (``cv_group`` groups) + concat volume of 12-ch projections
    (``proj_cmb``) -> ``corr_stem`` (1x1x1 conv to ``volume_dim``, ConvNormAct, two 3D residual blocks) ->
    gated by the 1/4 feature (``corr_feature_att``) -> hourglass + Disparity Transformer (``cost_agg``).
 3. ``classifier`` (3D conv to ``classifier_mid``, residual block, 7x7x7 conv to 1) -> softmax over D ->
    soft-argmin initial disparity.
-4. Context: :class:`~.fs_features.ContextNetDino` on the left image + ViT feature; hidden = tanh, input =
+4. Context: :class:`~.features.ContextNetDino` on the left image + ViT feature; hidden = tanh, input =
    relu gated by channel attention; spatial attention maps blend the small/large GRUs.
 5. ``iters`` refinement steps: lookup (``GeoEncodingLookup``) -> update block -> disparity += delta.
 6. Convex upsampling x4: ``stem_2`` (stride-2 image stem) and the mask features meet in ``spx_2_gru``;

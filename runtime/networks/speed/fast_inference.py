@@ -2,8 +2,8 @@
 
 :func:`optimize_for_inference` applies, to a loaded model in eval mode, in this order:
 
-1. ``optimize``: BatchNorm folded into the convolutions (:func:`blocks.fold_batchnorm_`), the pruned
-   widths zero-padded to multiples of 8 (:func:`channel_padding.pad_channels_`), and on a GPU
+1. ``optimize``: BatchNorm folded into the convolutions (:func:`fold_batchnorm.fold_batchnorm_`), the
+   pruned widths zero-padded to multiples of 8 (:func:`channel_padding.pad_channels_`), and on a GPU
    channels-last weights. All exact up to fp32 rounding.
 2. ``precision``: weights (and so activations) in fp16 or bf16; the correlations, the lookup, the
    soft-argmin and the convex upsampling stay fp32 inside the network. GPU only.
