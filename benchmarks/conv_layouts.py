@@ -85,9 +85,9 @@ def main() -> None:
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
 
-    from skillbank.runtime.networks.blocks import InstanceNorm2d, InstanceNorm3d
-    from skillbank.runtime.networks.channel_padding import pad_channels_
+    from skillbank.runtime.networks.common.blocks import InstanceNorm2d, InstanceNorm3d
     from skillbank.runtime.networks.factory import build_network
+    from skillbank.runtime.networks.speed.channel_padding import pad_channels_
     from skillbank.runtime.training.loss import stereo_loss_fn
     from skillbank.specs import ModelConfig
 

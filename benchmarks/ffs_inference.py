@@ -31,9 +31,9 @@ def build(channels_last: bool, weights: torch.dtype | None = None, fold_bn: bool
     """bp2 FFS with random weights and randomised BatchNorm statistics (so folding is not a no-op);
     ``pad``: "pad" zero-pads the pruned widths to multiples of 8, "padh" the prediction heads too
     (:func:`channel_padding.pad_channels_`)."""
-    from skillbank.runtime.networks.blocks import fold_batchnorm_
-    from skillbank.runtime.networks.channel_padding import pad_channels_
     from skillbank.runtime.networks.factory import build_network
+    from skillbank.runtime.networks.speed.channel_padding import pad_channels_
+    from skillbank.runtime.networks.speed.fold_batchnorm import fold_batchnorm_
     from skillbank.specs import ModelConfig
 
     torch.manual_seed(0)

@@ -65,8 +65,8 @@ def phases_from_trace(trace: dict[str, Any], iters: int, steps: int, top_n: int 
         per_step = len(found) // steps
         for i, e in enumerate(found):
             ranges[e["tid"]].append((e["ts"], e["ts"] + e["dur"], _phase_of(i, per_step, iters, backward)))
-    # a training forward's lookups run between the compiled ranges (runtime/networks/training_lookup.py)
-    # and the update's deferred weight gradients (runtime/networks/deferred_weight_grads.py: on a side
+    # a training forward's lookups run between the compiled ranges (runtime/networks/speed/training_lookup.py)
+    # and the update's deferred weight gradients (runtime/networks/speed/deferred_weight_grads.py: on a side
     # stream, so their kernels' durations overlap the backward's)
     for name, phase in (("_Lookup", "lookup_forward"), ("_LookupBackward", "lookup_backward"),
                         ("_TapsBackward", "update_weight_grads"), ("GradientSinkBackward", "update_weight_grads")):

@@ -55,8 +55,8 @@ def parse_variant(name: str) -> tuple[torch.dtype | None, set[str]]:
 
 def build_model(flags: set[str]) -> torch.nn.Module:
     """bp2 from seed 0; ``pad``: widths zero-padded to multiples of 8 (exact, see channel_padding)."""
-    from skillbank.runtime.networks.channel_padding import pad_channels_
     from skillbank.runtime.networks.factory import build_network
+    from skillbank.runtime.networks.speed.channel_padding import pad_channels_
     from skillbank.specs import ModelConfig
 
     torch.manual_seed(0)

@@ -118,7 +118,7 @@ def _export_aoti(ctx: ActionContext, model, target: Path, inputs, input_name: st
     from skillbank.runtime.deploy.aoti_export import export_aoti
     from skillbank.runtime.deploy.drift import finalize, measure
     from skillbank.runtime.deploy.engines import AOTIEngine
-    from skillbank.runtime.networks.fast_inference import PRECISIONS
+    from skillbank.runtime.networks.speed.fast_inference import PRECISIONS
 
     spec, cfg = ctx.spec, ctx.spec.export
     model_type = spec.model.model_type
@@ -134,7 +134,7 @@ def _export_aoti(ctx: ActionContext, model, target: Path, inputs, input_name: st
     reference = _reference(model, inputs, iters)
     optimized = cfg.optimize and model_type == "FastFoundationStereo"
     if model_type == "FastFoundationStereo":
-        from skillbank.runtime.networks.fast_inference import optimize_for_inference
+        from skillbank.runtime.networks.speed.fast_inference import optimize_for_inference
 
         optimize_for_inference(model, optimize=cfg.optimize, precision=cfg.precision)
     else:

@@ -24,13 +24,13 @@ def build_network(model_cfg: Any, *, max_depth: float | None = None) -> nn.Modul
     """
     model_type = getattr(model_cfg, "model_type", None)
     if model_type == "FastFoundationStereo":
-        from skillbank.runtime.networks.ffs import FastFoundationStereo
+        from skillbank.runtime.networks.ffs.model import FastFoundationStereo
         return FastFoundationStereo(model_cfg)
     if model_type == "FoundationStereo":
-        from skillbank.runtime.networks.foundation_stereo import FoundationStereo
+        from skillbank.runtime.networks.foundation_stereo.model import FoundationStereo
         return FoundationStereo(model_cfg)
     if model_type in MONO_TYPES:
-        from skillbank.runtime.networks.depth_anything import DepthAnythingV2
+        from skillbank.runtime.networks.depth_anything.model import DepthAnythingV2
         return DepthAnythingV2(model_cfg, metric=model_type == "MetricDepthAnything", max_depth=max_depth)
     raise ValueError(f"unknown model.model_type {model_type!r}; expected one of "
                      f"{', '.join(STEREO_TYPES + MONO_TYPES)}")

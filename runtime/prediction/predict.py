@@ -59,7 +59,7 @@ def prepare_model(spec: Any, action: str) -> tuple[Predictor, torch.device, str]
 def _apply_plan(model: torch.nn.Module, plan: FastPathPlan, section: Any, action: str) -> torch.nn.Module:
     if not plan.transforms:
         return model
-    from skillbank.runtime.networks.fast_inference import optimize_for_inference
+    from skillbank.runtime.networks.speed.fast_inference import optimize_for_inference
 
     try:
         return optimize_for_inference(model, optimize=plan.optimize, precision=plan.precision, compile=plan.compile)

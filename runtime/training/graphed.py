@@ -61,7 +61,7 @@ def _high_priority_capture(device: torch.device) -> Iterator[None]:
     """Capture on a high-priority stream. PyTorch instantiates graphs with per-node priorities (a
     kernel node keeps the priority of the stream it was captured on), so the step's critical path
     (the refinement loop's serial chain of small kernels) gets the SMs first, and the deferred weight
-    gradients (:mod:`~runtime.networks.deferred_weight_grads`, on a default-priority side stream)
+    gradients (:mod:`~runtime.networks.speed.deferred_weight_grads`, on a default-priority side stream)
     fill what it leaves idle instead of delaying it."""
     graph = torch.cuda.graph
     previous = getattr(graph, "default_capture_stream", None)

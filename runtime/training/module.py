@@ -82,7 +82,7 @@ class DepthNetModule(pl.LightningModule):
             self.model.to_channels_last()
         if self._multi_gpu_fsdp() and hasattr(self.model, "deferred_weight_grads"):
             # FSDP reshards the parameters between forward and backward; the deferred weight
-            # gradients (runtime/networks/deferred_weight_grads.py) are not exercised under it
+            # gradients (runtime/networks/speed/deferred_weight_grads.py) are not exercised under it
             self.model.deferred_weight_grads = False
 
     # ------------------------------------------------------------------------------------------ data
@@ -144,8 +144,8 @@ class DepthNetModule(pl.LightningModule):
     def _pad_channels(self) -> None:
         """``train.pad_channels``: train FFS at widths rounded up to multiples of 8 (exact; the
         checkpoints keep the original names and shapes, see :meth:`on_save_checkpoint`)."""
-        from skillbank.runtime.networks.channel_padding import pad_channels_
-        from skillbank.runtime.networks.ffs import FastFoundationStereo
+        from skillbank.runtime.networks.ffs.model import FastFoundationStereo
+        from skillbank.runtime.networks.speed.channel_padding import pad_channels_
 
         if not isinstance(self.model, FastFoundationStereo):
             log.warning("train.pad_channels: %s has no padded widths (FastFoundationStereo has); training as is",
@@ -163,7 +163,7 @@ class DepthNetModule(pl.LightningModule):
         optimiser) and the original ones (checkpoints). One param group in
         :func:`schedule.build_optimizer`'s order: state index ``i`` is the ``i``-th trainable parameter.
         Each converted state is a new dict: the packed state shares the live optimiser's."""
-        from skillbank.runtime.networks.channel_padding import pad_tensor, unpad_tensor
+        from skillbank.runtime.networks.speed.channel_padding import pad_tensor, unpad_tensor
 
         maps = getattr(self.model, "padding_maps", None)
         if not maps:

@@ -221,7 +221,7 @@ def test_load_into_names_the_model_class_on_mismatch():
 
 # ---- against the real FastFoundationStereo ----------------------------------------------------------
 
-ffs = pytest.importorskip("skillbank.runtime.networks.ffs")
+ffs = pytest.importorskip("skillbank.runtime.networks.ffs.model")
 model_spec = pytest.importorskip("skillbank.specs.model")
 
 
@@ -282,7 +282,7 @@ def test_upstream_whole_module_pickle_into_the_real_ffs(upstream_ffs_pickle):
 
 @pytest.fixture(scope="module")
 def fs_vits_state():
-    fs = pytest.importorskip("skillbank.runtime.networks.foundation_stereo")
+    fs = pytest.importorskip("skillbank.runtime.networks.foundation_stereo.model")
     model = fs.FoundationStereo(types.SimpleNamespace(model_type="FoundationStereo", encoder="vits"))
     return {k: v for k, v in model.state_dict().items()}
 

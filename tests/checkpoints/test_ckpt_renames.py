@@ -74,7 +74,7 @@ def test_two_names_for_one_tensor_is_an_error():
 def test_depth_anything_v2_keys_are_left_alone():
     import types
 
-    depth_anything = pytest.importorskip("skillbank.runtime.networks.depth_anything")
+    depth_anything = pytest.importorskip("skillbank.runtime.networks.depth_anything.model")
     model = depth_anything.DepthAnythingV2(
         types.SimpleNamespace(model_type="RelativeDepthAnything", encoder="vits", mono_backbone=None)
     )

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from ffs_configs import BP2, TINY, config
 from torch import nn
 
-from skillbank.runtime.networks.blocks import fold_batchnorm_
-from skillbank.runtime.networks.channel_padding import ChannelWindow, pad_channels_, widen_conv_
-from skillbank.runtime.networks.cost_volume import build_lookup_tables, sample_lookup
+from skillbank.runtime.networks.common.cost_volume import build_lookup_tables, sample_lookup
+from skillbank.runtime.networks.common.disparity_attention import heads_attention
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.hourglass import heads_attention
+from skillbank.runtime.networks.speed.channel_padding import ChannelWindow, pad_channels_, widen_conv_
+from skillbank.runtime.networks.speed.fold_batchnorm import fold_batchnorm_
 
 # odd everywhere: volume 20 (-> 24), hidden 30 (-> 32), gating 37/50, head 18, stem 6, ...
 ODD = dict(
@@ -174,7 +174,7 @@ def _padding_entries(t: torch.Tensor, m) -> torch.Tensor:  # noqa: ANN001
 def test_training_padding_keeps_the_state_dict_contract(base):  # noqa: ANN001
     """``training=True``: state_dict() gives the original keys, shapes and values; load_state_dict takes
     them (and leaves the padding's fill in place); unpad_tensor / pad_tensor invert each other."""
-    from skillbank.runtime.networks.channel_padding import pad_tensor, unpad_tensor
+    from skillbank.runtime.networks.speed.channel_padding import pad_tensor, unpad_tensor
 
     original = _randomised(config(base)).train()
     reference = {k: v.clone() for k, v in original.state_dict().items()}

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from ffs_configs import TINY, config
 
-from skillbank.runtime.networks.channel_padding import pad_channels_
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.layer_ops import PLAIN
+from skillbank.runtime.networks.speed.channel_padding import pad_channels_
+from skillbank.runtime.networks.speed.layer_ops import PLAIN
 
 
 def _old_update(block, net, inp, corr, disp, att, context_pad):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from skillbank.runtime.networks.conv3d import Conv3d, pads_depth_itself
+from skillbank.runtime.networks.common.conv3d import Conv3d, pads_depth_itself
 
 TESTS_RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
 
@@ -48,7 +48,7 @@ def test_bf16_cpu_output_and_gradients_match_fp64(batch, depth, kernel):
     """Shapes of the tiny FFS's hourglass where oneDNN's bf16 weight gradient was NaN/inf/garbage or aborted."""
     proc = _run(f"""
         import torch, torch.nn.functional as F
-        from skillbank.runtime.networks.conv3d import Conv3d
+        from skillbank.runtime.networks.common.conv3d import Conv3d
         torch.manual_seed(0)
         k = {kernel}; p = tuple(i // 2 for i in k)
         conv = Conv3d(16, 16, k, padding=p)
@@ -79,7 +79,7 @@ def test_tiny_ffs_bf16_cpu_training_steps_finish_with_a_finite_loss():
         sys.path.insert(0, {str(TESTS_RUNTIME)!r})
         from types import SimpleNamespace
         from runtime_helpers import tiny_ffs_model
-        from skillbank.runtime.networks.ffs import FastFoundationStereo
+        from skillbank.runtime.networks.ffs.model import FastFoundationStereo
         from skillbank.runtime.training.loss import stereo_loss_fn
         torch.manual_seed(0)
         model = FastFoundationStereo(SimpleNamespace(**tiny_ffs_model())).train()

@@ -17,10 +17,10 @@ import torch
 from ffs_configs import TINY, config
 from torch import nn
 
-from skillbank.runtime.networks import deferred_weight_grads
-from skillbank.runtime.networks.deferred_weight_grads import DeferredWeightGrads, weight_grads
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.layer_ops import PLAIN, TappedOps, fused_key, skipped_key, tapped_layers
+from skillbank.runtime.networks.speed import deferred_weight_grads
+from skillbank.runtime.networks.speed.deferred_weight_grads import DeferredWeightGrads, weight_grads
+from skillbank.runtime.networks.speed.layer_ops import PLAIN, TappedOps, fused_key, skipped_key, tapped_layers
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from skillbank.runtime.networks.depth_anything import DepthAnythingV2
-from skillbank.runtime.networks.dpt import DPT_CONFIGS
-from skillbank.runtime.networks.vit import DinoVisionTransformer, SwiGLUFFN, build_vit
+from skillbank.runtime.networks.depth_anything.dpt import DPT_CONFIGS
+from skillbank.runtime.networks.depth_anything.model import DepthAnythingV2
+from skillbank.runtime.networks.depth_anything.vit import DinoVisionTransformer, SwiGLUFFN, build_vit
 
 
 def _cfg(encoder: str = "vits", use_bn: bool = False, use_clstoken: bool = False) -> SimpleNamespace:

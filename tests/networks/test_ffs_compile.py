@@ -13,8 +13,8 @@ import pytest
 import torch
 from ffs_configs import TINY, config
 
-from skillbank.runtime.networks import lookup_kernels
 from skillbank.runtime.networks.factory import build_network
+from skillbank.runtime.networks.speed import lookup_kernels
 
 torch_dynamo = pytest.importorskip("torch._dynamo")
 
@@ -67,7 +67,7 @@ def test_compiled_regions_match_eager_and_compile_once(deferred):
         torch.testing.assert_close(g, ref_grads[name], rtol=1e-3, atol=1e-4, msg=name)
 
     model.compile_regions(off=True)
-    assert not model.__dict__["_compiled"]
+    assert not model.speed.compiled
     torch_dynamo.reset()
 
 

@@ -11,15 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skillbank.runtime.networks.blocks import TrilinearUpsample
-from skillbank.runtime.networks.cost_volume import (
+from skillbank.runtime.networks.common.blocks import TrilinearUpsample
+from skillbank.runtime.networks.common.cost_volume import (
     GeoEncodingLookup,
     build_concat_volume,
     build_gwc_volume,
 )
-from skillbank.runtime.networks.hourglass import DisparityMultiheadAttention
-from skillbank.runtime.networks.padding import pad_to_multiple, unpad
-from skillbank.runtime.networks.upsample import convex_upsample
+from skillbank.runtime.networks.common.disparity_attention import DisparityMultiheadAttention
+from skillbank.runtime.networks.common.padding import pad_to_multiple, unpad
+from skillbank.runtime.networks.common.upsample import convex_upsample
 
 
 def loop_gwc(left, right, max_disp, groups, normalize):
@@ -252,7 +252,7 @@ def test_padding_is_centred_replicate_and_unpads_exactly():
 
 
 def test_selective_gru_matches_the_gate_equations():
-    from skillbank.runtime.networks.update import SelectiveConvGRU
+    from skillbank.runtime.networks.common.update_layers import SelectiveConvGRU
 
     torch.manual_seed(0)
     gru = SelectiveConvGRU(hidden=6, input_channels=5, gating_widths=[7, 9])
@@ -275,9 +275,9 @@ def test_motion_encoder_hands_the_convolutions_their_dtype_and_memory_format(mon
     NCHW tensor that the GRU's first convolution would cast (and the deferred weight gradients
     record, concatenate and cast); the values are the ones autocast's own casts give (the fp32
     disparity joined as it is, then cast)."""
-    from skillbank.runtime.networks import update
-    from skillbank.runtime.networks.layer_ops import TappedOps, tag_layers
-    from skillbank.runtime.networks.update import MotionEncoder
+    from skillbank.runtime.networks.common import update_layers
+    from skillbank.runtime.networks.common.update_layers import MotionEncoder
+    from skillbank.runtime.networks.speed.layer_ops import TappedOps, tag_layers
 
     torch.manual_seed(0)
     enc = MotionEncoder(lookup_channels=12, widths=[8, 8, 8, 8], out_channels=7).to(memory_format=torch.channels_last)
@@ -295,7 +295,7 @@ def test_motion_encoder_hands_the_convolutions_their_dtype_and_memory_format(mon
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
     convd1 = ops.inputs["convd1"]
     assert convd1.dtype == torch.bfloat16 and convd1.is_contiguous(memory_format=torch.channels_last)
-    monkeypatch.setattr(update, "_joining", lambda disp, like: disp)
+    monkeypatch.setattr(update_layers, "_joining", lambda disp, like: disp)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fp32_joined = enc(disp, corr)
     assert fp32_joined.dtype == torch.float32
@@ -304,7 +304,7 @@ def test_motion_encoder_hands_the_convolutions_their_dtype_and_memory_format(mon
 
 @pytest.mark.parametrize("norm", [True, False])
 def test_edgenext_block_matches_its_definition(norm):
-    from skillbank.runtime.networks.blocks import EdgeNextConvBlock
+    from skillbank.runtime.networks.common.blocks import EdgeNextConvBlock
 
     torch.manual_seed(0)
     block = EdgeNextConvBlock(8, kernel_size=5, hidden=12, norm=norm, layer_scale_init=0.5)

@@ -7,7 +7,7 @@ import torch
 from ffs_configs import TINY, config
 
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.ffs import ConfigError, FastFoundationStereo
+from skillbank.runtime.networks.ffs.model import ConfigError, FastFoundationStereo
 
 H, W = 67, 93          # odd on purpose: padded to 96 x 96 inside, cropped back
 
@@ -188,7 +188,7 @@ def test_bf16_weights_run_without_autocast(tiny):
 def test_batchnorm_folding_keeps_the_output(tiny):
     import copy
 
-    from skillbank.runtime.networks.blocks import fold_batchnorm_
+    from skillbank.runtime.networks.speed.fold_batchnorm import fold_batchnorm_
 
     model = copy.deepcopy(tiny)
     g = torch.Generator().manual_seed(3)

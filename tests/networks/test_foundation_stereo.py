@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from skillbank.runtime.networks.depth_anything import DepthAnythingV2
+from skillbank.runtime.networks.common.disparity_attention import DisparityMultiheadAttention
+from skillbank.runtime.networks.depth_anything.model import DepthAnythingV2
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.foundation_stereo import FoundationStereo
-from skillbank.runtime.networks.fs_features import vit_input_size
-from skillbank.runtime.networks.hourglass import DisparityMultiheadAttention
+from skillbank.runtime.networks.foundation_stereo.features import vit_input_size
+from skillbank.runtime.networks.foundation_stereo.model import FoundationStereo
 
 MANIFEST = Path(__file__).resolve().parents[1] / "checkpoints" / "data" / "ffs_bp2_state_dict.tsv"
 BP2_WIDTHS = {

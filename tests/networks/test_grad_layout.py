@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skillbank.runtime.networks.blocks import InstanceNorm2d, InstanceNorm3d, make_norm
-from skillbank.runtime.networks.grad_layout import grad_in_layout, memory_format_of
+from skillbank.runtime.networks.common.blocks import InstanceNorm2d, InstanceNorm3d, make_norm
+from skillbank.runtime.networks.speed.grad_layout import grad_in_layout, memory_format_of
 
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])

@@ -13,13 +13,13 @@ import torch
 
 pytest.importorskip("triton")
 
-from skillbank.runtime.networks import lookup_kernels  # noqa: E402
-from skillbank.runtime.networks.cost_volume import (  # noqa: E402
+from skillbank.runtime.networks.common.cost_volume import (  # noqa: E402
     add_lookup_grad_,
     build_lookup_tables,
     lookup_rows,
 )
-from skillbank.runtime.networks.training_lookup import AccumulatingLookup, gather_lookup  # noqa: E402
+from skillbank.runtime.networks.speed import lookup_kernels  # noqa: E402
+from skillbank.runtime.networks.speed.training_lookup import AccumulatingLookup, gather_lookup  # noqa: E402
 
 if torch.cuda.is_available():
     DEVICE = "cuda"

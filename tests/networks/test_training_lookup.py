@@ -11,10 +11,10 @@ import pytest
 import torch
 from ffs_configs import TINY, config
 
-from skillbank.runtime.networks import lookup_kernels
-from skillbank.runtime.networks.cost_volume import add_lookup_grad_, build_lookup_tables, sample_lookup
+from skillbank.runtime.networks.common.cost_volume import add_lookup_grad_, build_lookup_tables, sample_lookup
 from skillbank.runtime.networks.factory import build_network
-from skillbank.runtime.networks.training_lookup import AccumulatingLookup
+from skillbank.runtime.networks.speed import lookup_kernels
+from skillbank.runtime.networks.speed.training_lookup import AccumulatingLookup
 
 
 def _inputs(depth: int = 9, width: int = 10):
@@ -91,7 +91,7 @@ def test_the_network_trains_through_it_and_infers_without_it(monkeypatch):
 
     torch.manual_seed(0)
     model = build_network(config(TINY)).train()
-    model._add_lookup_grad = counting              # what the network's region lookup finds
+    model.speed._add_lookup_grad = counting        # what the runner's region lookup finds
     left = torch.randn(1, 3, 64, 96)
     _, preds = model(left, torch.roll(left, -4, dims=3), iters=3)
     sum(p.mean() for p in preds).backward()

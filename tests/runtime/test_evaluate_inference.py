@@ -118,7 +118,7 @@ def test_half_precision_on_a_cpu_is_a_spec_error_naming_the_key(tmp_path, synthe
 
 
 def test_inference_compile_switch_compiles_the_two_regions(tmp_path, synthetic_pairs, tiny_checkpoint, monkeypatch):
-    from skillbank.runtime.networks.ffs import FastFoundationStereo
+    from skillbank.runtime.networks.ffs.model import FastFoundationStereo
 
     calls = []
 

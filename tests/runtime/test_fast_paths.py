@@ -20,7 +20,7 @@ import pytest
 import torch
 from runtime_helpers import read_status, tiny_ffs_model, write_spec
 
-from skillbank.runtime.networks.channel_padding import pad_channels_
+from skillbank.runtime.networks.speed.channel_padding import pad_channels_
 from skillbank.runtime.runner import run_action
 from skillbank.runtime.training.graphed import (
     GraphedStereoLoss,
@@ -144,11 +144,12 @@ def test_training_only_regions_are_compiled_in_train_mode_only():
     """``compile_regions(training_only=True)`` (train.compile): compiled in train mode; validation
     (eval mode) runs the eager regions, so images of new sizes do not recompile."""
     model = _tiny_model("cpu").compile_regions(training_only=True, backend="eager")
-    assert model._region("encode") is model._compiled["encode"]
+    speed = model.speed
+    assert speed.region(model, "encode") is speed.compiled["encode"]
     model.eval()
-    assert model._region("encode") == model._encode and model._region("iteration") == model._iteration
+    assert speed.region(model, "encode") == model._encode and speed.region(model, "iteration") == model._iteration
     model.compile_regions(backend="eager")                     # evaluate.compile: eval mode too
-    assert model._region("iteration") is model._compiled["iteration"]
+    assert speed.region(model, "iteration") is speed.compiled["iteration"]
 
 
 def _tiny_model(device: str) -> torch.nn.Module:
@@ -179,7 +180,7 @@ def _train(model: torch.nn.Module, batches, graphed: bool, compiled: bool = Fals
     if compiled:
         model.compile_regions(training_only=True)
         if keep is not None:
-            model._compiled = {name: fn for name, fn in model._compiled.items() if name in keep}
+            model.speed.compiled = {name: fn for name, fn in model.speed.compiled.items() if name in keep}
     loss_fn = stereo_loss_fn(3, 64)
     step = GraphedStereoLoss(model, loss_fn) if graphed else (lambda *b: loss_fn(model, *b))
     losses, first_grads = [], {}
@@ -286,7 +287,7 @@ def test_compiled_training_gives_the_eager_gradients(regions, tolerance):
 @cuda
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled_graphed"])
 def test_deferred_weight_grads_on_the_gpu_give_autograds(compiled):
-    """On CUDA the update's weight gradients run on a side stream (runtime/networks/deferred_weight_grads.py),
+    """On CUDA the update's weight gradients run on a side stream (runtime/networks/speed/deferred_weight_grads.py),
     eagerly and inside the compiled, CUDA-graphed step: float64, the refinement regions compiled, the
     first step's gradients equal those autograd computes inside the iterations (1e-8) and the losses of
     three steps agree."""

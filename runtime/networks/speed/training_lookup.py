@@ -28,14 +28,14 @@ from typing import Any
 import torch
 from torch.autograd import Function
 
-from skillbank.runtime.networks.cost_volume import (
+from skillbank.runtime.networks.common.cost_volume import (
     LookupRows,
     LookupTables,
     add_lookup_grad_,
     lookup_rows,
     sample_lookup,
 )
-from skillbank.runtime.networks.gradient_sink import GradientSink, token_grad
+from skillbank.runtime.networks.speed.gradient_sink import GradientSink, token_grad
 
 __all__ = ["AccumulatingLookup", "gather_lookup"]
 

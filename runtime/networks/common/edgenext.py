@@ -1,14 +1,14 @@
-"""EdgeNeXt-small backbone and the FFS feature pyramid built on it.
+"""EdgeNeXt-small backbone and the feature pyramid both stereo networks build on it.
 
 EdgeNeXt (Maaz et al., 2022) mixes ConvNeXt-style depthwise blocks with "SDTA" blocks (split
 depthwise convs + cross-covariance attention). The small variant has a 4x4/4 stem and four
 stages of widths 48/96/160/304 at 1/4..1/32. Names follow TAO's checkpoint layout:
 ``downsample_layers.{0..3}`` (stem, then LayerNorm + 2x2/2 conv) and ``stages.{i}.{j}``.
 
-:class:`FFSFeature` adds the U-Net decoder (1/32 -> 1/16 -> 1/8 -> 1/4 transposed convs with
-skip concatenation) and a 1x1 conv lifting the 96-channel 1/4 feature to ``96 + vit_dim``
-(224 for bp2: FFS was distilled from a teacher that fused 128 ViT channels there).
-Pyramid widths: ``[96 + vit_dim, 192, 320, 304]``.
+:class:`EdgeNeXtPyramid` adds the U-Net decoder (1/32 -> 1/16 -> 1/8 -> 1/4 transposed convs with
+skip concatenation): widths ``[96, 192, 320, 304]``. Each network adds its own 1/4 head
+(:class:`~skillbank.runtime.networks.ffs.features.FFSFeature`,
+:class:`~skillbank.runtime.networks.foundation_stereo.features.FSFeature`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import EdgeNextConvBlock, LayerNormChannelsFirst, UpsampleFuse
+from skillbank.runtime.networks.common.blocks import EdgeNextConvBlock, LayerNormChannelsFirst, UpsampleFuse
 
 EDGENEXT_SMALL_DIMS = (48, 96, 160, 304)
 EDGENEXT_SMALL_DEPTHS = (3, 3, 9, 3)
@@ -188,20 +188,3 @@ class EdgeNeXtPyramid(nn.Module):
         x4 = self.deconv8_4(x8, x4)
         return [x4, x8, x16, x32]
 
-
-class FFSFeature(EdgeNeXtPyramid):
-    """The FFS image feature pyramid: :class:`EdgeNeXtPyramid` with a 1x1 conv lifting the 96-ch 1/4
-    feature to ``96 + vit_dim`` (the channel band kept from distillation).
-
-    Returns ``[x4, x8, x16, x32]`` with widths ``d_out = [96 + vit_dim, 192, 320, 304]``.
-    """
-
-    def __init__(self, vit_dim: int) -> None:
-        super().__init__()
-        c = EDGENEXT_SMALL_DIMS
-        self.conv4 = nn.Conv2d(c[0] * 2, c[0] * 2 + vit_dim, kernel_size=1)
-        self.d_out = [c[0] * 2 + vit_dim, c[1] * 2, c[2] * 2, c[3]]
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x4, x8, x16, x32 = self.pyramid(x)
-        return [self.conv4(x4), x8, x16, x32]

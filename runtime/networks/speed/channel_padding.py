@@ -17,7 +17,7 @@ through the whole network and the result does not change (up to rounding):
 - the prediction heads (1 classifier logit, 1 disparity delta, 9 upsampling logits) may compute
   zero extra outputs that the forward slices off (``heads=True``).
 
-An inference transform, like :func:`blocks.fold_batchnorm_`: call it on a loaded model in eval
+An inference transform, like :func:`fold_batchnorm.fold_batchnorm_`: call it on a loaded model in eval
 mode, before casting and ``to_channels_last``. The state_dict changes shape (keep the original for
 checkpoints). EdgeNeXt's LayerNorm-ed features keep their widths.
 
@@ -124,7 +124,7 @@ def widen_norm_(norm: nn.Module | None, segments: Segments) -> None:
 
 
 def _widen_unit_(unit: nn.Module, inputs: Segments | None, outputs: Segments | None) -> None:
-    """A :class:`blocks.ConvNormAct`: its conv and its norm."""
+    """A :class:`~skillbank.runtime.networks.common.blocks.ConvNormAct`: its conv and its norm."""
     widen_conv_(unit.conv, inputs=inputs, outputs=outputs)
     widen_norm_(unit.norm, outputs or [(unit.conv.out_channels,) * 2])
 
@@ -156,7 +156,7 @@ def pad_channels_(model: nn.Module, multiple: int = 8, *, heads: bool = True, tr
     other), so AdamW / SGD leave it at 0 and the padded network trains like the original. Its
     ``state_dict()`` / ``load_state_dict`` keep the original names and shapes (``model.padding_maps``).
     """
-    from skillbank.runtime.networks.ffs import FastFoundationStereo
+    from skillbank.runtime.networks.ffs.model import FastFoundationStereo
 
     if not isinstance(model, FastFoundationStereo):
         raise TypeError(f"pad_channels_ works on FastFoundationStereo, got {type(model).__name__}")

@@ -2,8 +2,8 @@
 
 :func:`optimize_for_inference` applies, to a loaded model in eval mode, in this order:
 
-1. ``optimize``: BatchNorm folded into the convolutions (:func:`blocks.fold_batchnorm_`), the pruned
-   widths zero-padded to multiples of 8 (:func:`channel_padding.pad_channels_`), and on a GPU
+1. ``optimize``: BatchNorm folded into the convolutions (:func:`fold_batchnorm.fold_batchnorm_`), the
+   pruned widths zero-padded to multiples of 8 (:func:`channel_padding.pad_channels_`), and on a GPU
    channels-last weights. All exact up to fp32 rounding.
 2. ``precision``: weights (and so activations) in fp16 or bf16; the correlations, the lookup, the
    soft-argmin and the convex upsampling stay fp32 inside the network. GPU only.
@@ -37,9 +37,9 @@ def optimize_for_inference(model: nn.Module, *, optimize: bool = True, precision
     Returns the same module. Raises ``ValueError`` naming the argument for a model in training
     mode, another network, an unknown precision or half precision on a CPU model.
     """
-    from skillbank.runtime.networks.blocks import fold_batchnorm_
-    from skillbank.runtime.networks.channel_padding import pad_channels_
-    from skillbank.runtime.networks.ffs import FastFoundationStereo
+    from skillbank.runtime.networks.ffs.model import FastFoundationStereo
+    from skillbank.runtime.networks.speed.channel_padding import pad_channels_
+    from skillbank.runtime.networks.speed.fold_batchnorm import fold_batchnorm_
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision: {precision!r} is not one of {sorted(PRECISIONS)}")

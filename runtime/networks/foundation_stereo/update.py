@@ -12,8 +12,9 @@ The disparity head (conv, ReLU, two EdgeNeXt blocks without norm, conv) gives th
 mask head gives the features of the convex upsampler (scaled by 0.25 as upstream).
 
 Widths come from :class:`UpdateWidths` (teacher defaults, FFS width fields when set). The building
-blocks (motion encoder, selective ConvGRU, disparity head) are FFS's (:mod:`.update`); this module adds
-the 1/8 and 1/16 levels FoundationStereo runs.
+blocks (motion encoder, selective ConvGRU, disparity head) are the ones FFS uses too
+(:mod:`~skillbank.runtime.networks.common.update_layers`); this module adds the 1/8 and 1/16 levels
+FoundationStereo runs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.update import DispHead, MotionEncoder, SelectiveConvGRU
+from skillbank.runtime.networks.common.update_layers import DispHead, MotionEncoder, SelectiveConvGRU
 
 
 @dataclass(frozen=True)

@@ -1,49 +1,56 @@
 """FastFoundationStereo (FFS): the distilled, pruned FoundationStereo, as TAO depth_net builds it.
 
-Pipeline (bp2 widths; every width comes from the spec's ``model`` section):
+Pipeline (bp2 widths; every width comes from the spec's ``model`` section), one stage per file:
 
 1. Features: EdgeNeXt-small + decoder on left and right together -> pyramid [224, 192, 320, 304]
-   at 1/4..1/32 (:mod:`edgenext`); a stride-2 stem on the left image for upsampling.
+   at 1/4..1/32 (:mod:`.features`); a stride-2 stem on the left image for upsampling.
 2. Cost volume at 1/4 with ``D = max_disparity // 4`` levels: group-wise cosine correlation
    (``cv_group`` groups, fp32) + concatenation of 12-channel projections (``proj_cmb``) -> 32 ch,
-   reduced to ``volume_dim`` by ``corr_feature_att`` (two 3D convs + image gate).
-3. Filtering by the searched hourglass with its disparity transformer (:mod:`hourglass`), then
+   reduced to ``volume_dim`` by ``corr_feature_att`` (two 3D convs + image gate)
+   (:mod:`~skillbank.runtime.networks.common.cost_volume`, shared with FoundationStereo).
+3. Filtering by the searched hourglass with its disparity transformer (:mod:`.hourglass`), then
    a single Conv3d classifier, softmax over D and soft-argmin: the initial disparity.
 4. Context: two 3x3 Conv-BN-LeakyReLU heads on the 1/4 feature -> GRU hidden (tanh) and input
    (ReLU, channel attention); a spatial attention map blends the selective GRU.
 5. Refinement, ``iters`` times at 1/4: detach the disparity, sample the filtered volume and
-   the all-pairs correlation around it (:class:`GeoEncodingLookup`), update (:mod:`update`).
-6. Learned 4x convex upsampling of every prediction (:mod:`upsample`), all iterations' in one
-   batch after the loop (nothing in it feeds back; test mode upsamples the last one only).
+   the all-pairs correlation around it (``sample_lookup``), update (:mod:`.update`).
+6. Learned 4x convex upsampling of every prediction (:mod:`~skillbank.runtime.networks.common.upsample`),
+   all iterations' in one batch after the loop (nothing in it feeds back; test mode upsamples the
+   last one only).
 
 Input: ImageNet-normalised (B, 3, H, W) float images, any H and W (replicate-padded, centred,
 to a multiple of 32 inside and cropped back). See :meth:`FastFoundationStereo.forward`.
 
-Fast paths (all exact up to rounding, all covered by tests):
+The forward computes through ``_encode`` (1-4 and the lookup tables), ``_iteration`` (5: lookup,
+``_update``) and ``_upsample`` (6), run by ``self.speed``
+(:class:`~skillbank.runtime.networks.speed.regions.SpeedRunner`): the one seam to the speed
+machinery, which decides whether each runs compiled and how a training forward's lookup and update
+weight gradients are computed (the values are the same). What a layer edit must respect:
+networks/README.md, "Changing a layer".
+
+Fast paths (all exact up to rounding, all covered by tests; :mod:`skillbank.runtime.networks.speed`):
 - ``torch.autocast`` (bf16/fp16) or ``model.mixed_precision``; or half-precision weights with
   ``model.to(torch.bfloat16)`` (no per-forward weight casts). Correlations, the lookup, the
   soft-argmin and the upsampling weights stay fp32 either way.
 - ``model.to_channels_last()``: 2D weights channels_last, 3D weights channels_last_3d.
-- ``blocks.fold_batchnorm_(model.eval())``: BatchNorm folded into convs (inference only).
-- ``channel_padding.pad_channels_(model.eval())``: the pruned widths zero-padded to multiples of 8
-  (inference only); :func:`fast_inference.optimize_for_inference` applies all of these.
+- ``fold_batchnorm_(model.eval())``: BatchNorm folded into convs (inference only).
+- ``pad_channels_(model.eval())``: the pruned widths zero-padded to multiples of 8
+  (inference only); ``optimize_for_inference`` applies all of these.
 - The forward has no host syncs and no data-dependent Python branches: TorchDynamo captures it
   as one graph (``torch.compile(fullgraph=True)``) and it can be captured in a CUDA graph
-  (training: :mod:`runtime.training.graphed`).
+  (training: :mod:`skillbank.runtime.training.graphed`).
 - ``model.compile_regions()``: ``torch.compile`` of the encoder, of one refinement iteration
   (compiled once, reused ``iters`` times) and of the batched upsampling, instead of the whole
   unrolled forward.
 - Training: the refinement lookups' gradients accumulate in one buffer per forward, zeroed once,
-  instead of one tables-sized gradient per iteration (:mod:`training_lookup`); on CUDA the update
-  block's weight gradients are computed outside the iterations' backward, batched over
-  iterations on a side stream (:mod:`deferred_weight_grads`, :mod:`layer_ops`).
+  instead of one tables-sized gradient per iteration; on CUDA the update block's weight gradients
+  are computed outside the iterations' backward, batched over iterations on a side stream.
   ONNX export (opset 17, legacy exporter) works with dynamic batch and H/W (multiples of 32).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,42 +58,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks import lookup_kernels
-from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt
-from skillbank.runtime.networks.conv3d import Conv3d
-from skillbank.runtime.networks.cost_volume import (
+from skillbank.runtime.networks.common.blocks import ConvNormAct, FeatureAtt
+from skillbank.runtime.networks.common.conv3d import Conv3d
+from skillbank.runtime.networks.common.cost_volume import (
     LookupTables,
-    add_lookup_grad_,
     build_concat_volume,
     build_gwc_volume,
     build_lookup_tables,
-    lookup_rows,
     sample_lookup,
 )
-from skillbank.runtime.networks.deferred_weight_grads import DeferredWeightGrads
-from skillbank.runtime.networks.edgenext import FFSFeature
-from skillbank.runtime.networks.grad_layout import grad_in_layout, memory_format_of
-from skillbank.runtime.networks.hourglass import FFSHourGlass
-from skillbank.runtime.networks.layer_ops import PLAIN, TappedOps
-from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
-from skillbank.runtime.networks.training_lookup import AccumulatingLookup, gather_lookup
-from skillbank.runtime.networks.update import ChannelAttention, SelectiveUpdateBlock, SpatialAttention
-from skillbank.runtime.networks.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
+from skillbank.runtime.networks.common.padding import pad_to_multiple, unpad, unpad_quarter
+from skillbank.runtime.networks.common.update_layers import ChannelAttention, SpatialAttention
+from skillbank.runtime.networks.common.upsample import (
+    build_spx_2_gru,
+    build_spx_gru,
+    build_stem_2,
+    convex_upsample,
+)
+from skillbank.runtime.networks.ffs.features import FFSFeature
+from skillbank.runtime.networks.ffs.hourglass import FFSHourGlass
+from skillbank.runtime.networks.ffs.update import SelectiveUpdateBlock
+from skillbank.runtime.networks.speed.grad_layout import grad_in_layout, memory_format_of
+from skillbank.runtime.networks.speed.layer_ops import PLAIN, LayerOps
+from skillbank.runtime.networks.speed.regions import SpeedRunner
 
 #: Half the DPT feature width of the teacher's DepthAnythingV2 encoder: the channel band the FFS
 #: 1/4 feature keeps from distillation (224 = 96 + 128 for vitl).
 VIT_FEATURE_DIM = {"vits": 32, "vitb": 64, "vitl": 128, "vitg": 192}
 CONCAT_CHANNELS = 24
 PAD_MULTIPLE = 32
-#: what :meth:`FastFoundationStereo.compile_regions` compiles (each on first use): the encoder, one
-#: refinement iteration (inference), its update alone with the lookup's gather and gradient
-#: scatter (training, :mod:`training_lookup`; on a GPU the lookup's rows only, the rest is
-#: :mod:`lookup_kernels`) and the batched upsampling
-REGIONS = ("encode", "iteration", "update", "lookup_rows", "gather_lookup", "add_lookup_grad", "upsample")
-
-
-def _batch_hw(x: torch.Tensor) -> tuple[int, int, int]:
-    return x.shape[0], x.shape[-2], x.shape[-1]
 
 
 class ConfigError(ValueError):
@@ -124,7 +124,8 @@ class FastFoundationStereo(nn.Module):
         clamp_output: clamp the test-mode disparity at 0 (default ``True``). TAO returns the raw
             value; set ``False`` for bit-level comparisons with it.
         deferred_weight_grads: compute the refinement update's weight gradients outside the
-            iterations' backward (:mod:`deferred_weight_grads`): ``None`` (default) on CUDA only.
+            iterations' backward (:mod:`~skillbank.runtime.networks.speed.deferred_weight_grads`):
+            ``None`` (default) on CUDA only.
     """
 
     def __init__(self, cfg: Any) -> None:
@@ -159,13 +160,14 @@ class FastFoundationStereo(nn.Module):
         layout = _get(cfg, "disparity_attention_layout", "heads")
         self.clamp_output = True
         # compute the update block's weight gradients outside the compiled iteration's backward
-        # (:mod:`deferred_weight_grads`); None: on CUDA only
+        # (:mod:`~skillbank.runtime.networks.speed.deferred_weight_grads`); None: on CUDA only
         self.deferred_weight_grads: bool | None = None
         self.channels_last = False
-        self._compiled: dict[str, Any] = {}   # compile_regions(): region name -> compiled callable
-        self._compiled_training_only = False
+        #: how the regions of the forward run (compiled or eager, the training lookup, deferred weight
+        #: gradients): the one seam to the speed machinery, :mod:`~skillbank.runtime.networks.speed.regions`
+        self.speed = SpeedRunner()
         # zero channels appended to the GRU context input and to the lookup features by
-        # :func:`channel_padding.pad_channels_` (0: the network as built)
+        # :func:`~skillbank.runtime.networks.speed.channel_padding.pad_channels_` (0: the network as built)
         self.context_pad = 0
         self.lookup_pad = 0
 
@@ -224,42 +226,6 @@ class FastFoundationStereo(nn.Module):
         r = self.corr_radius
         self.register_buffer("dx", torch.arange(-r, r + 1, dtype=torch.int8).reshape(1, 1, 2 * r + 1, 1))
 
-    # ------------------------------------------------------------------ helpers
-    def to_channels_last(self) -> FastFoundationStereo:
-        """Store 2D conv weights channels_last and 3D ones channels_last_3d; inputs follow in forward."""
-        for p in self.parameters():
-            if p.dim() == 4:
-                p.data = p.data.contiguous(memory_format=torch.channels_last)
-            elif p.dim() == 5:
-                p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
-        self.channels_last = True
-        return self
-
-    def _upsample(self, disp: torch.Tensor, net: torch.Tensor, stem_2x: torch.Tensor) -> torch.Tensor:
-        """Full-resolution disparity of ``K`` iterations at once: ``disp`` (K*B, 1, h, w) and the GRU
-        hidden states ``net`` (K*B, C, h, w), iteration-major, over the batch's ``stem_2x`` (B, ...),
-        shared by all K."""
-        mask = self.update_block.mask_features(net)
-        logits = self.spx_gru(self.spx_2_gru(mask, stem_2x))
-        if self.channels_last:     # (else the softmax's backward writes it NCHW, and cuDNN converts it)
-            logits = grad_in_layout(logits, torch.channels_last)
-        logits = logits[:, :9]                                             # a padded head computes more
-        with torch.autocast(disp.device.type, enabled=False):
-            weights = F.softmax(logits.float(), dim=1)
-            return convex_upsample(disp.float(), weights)
-
-    @staticmethod
-    def _check_inputs(left: torch.Tensor, right: torch.Tensor) -> None:
-        for name, t in (("left", left), ("right", right)):
-            if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[1] != 3:
-                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise ValueError(f"{name} image must be a (B, 3, H, W) tensor, got {shape}")
-            if not t.is_floating_point():
-                raise ValueError(f"{name} image must be float (ImageNet-normalised), got {t.dtype}")
-        if left.shape != right.shape:
-            raise ValueError(f"left and right shapes differ: {tuple(left.shape)} vs {tuple(right.shape)}")
-
-    # ------------------------------------------------------------------ forward
     def forward(self, left: torch.Tensor, right: torch.Tensor, iters: int | None = None,
                 test_mode: bool = False):
         """Estimate the left-view disparity.
@@ -295,161 +261,14 @@ class FastFoundationStereo(nn.Module):
         h, w = left.shape[-2:]
         return unpad_quarter(init_disp, pads, h, w), [unpad(p, pads) for p in preds]
 
-    def compile_regions(self, **compile_kwargs: Any) -> FastFoundationStereo:
-        """``torch.compile`` the regions of the forward (:data:`REGIONS`, each on first use): the encoder
-        (features, cost volume, hourglass, context, lookup tables; once per pair), one refinement
-        iteration (lookup, update; ``iters`` times with the same shapes, so it compiles once) and the
-        upsampling of every iteration's prediction in one batch. A training forward runs the
-        iteration as three: the lookup's gather, the update, and in the backward the lookup's
-        gradient scatter (:mod:`training_lookup`). Each compiles in seconds, where the whole unrolled
-        forward (and its backward, 22 iterations in training) takes minutes.
-        Keyword arguments go to ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``);
-        ``fullgraph=True`` and ``dynamic=False`` are the defaults. Undo with ``compile_regions(off=True)``.
-        ``training_only=True`` runs the compiled regions in train mode only: validation images of
-        other sizes then run eagerly instead of compiling once per size (``train.compile``).
-        """
-        if compile_kwargs.pop("off", False):
-            self._compiled = {}
-            return self
-        self._compiled_training_only = bool(compile_kwargs.pop("training_only", False))
-        kwargs = {"fullgraph": True, "dynamic": False, **compile_kwargs}
-        self._compiled = {name: torch.compile(getattr(self, f"_{name}"), **kwargs)
-                          for name in REGIONS}
-        return self
-
-    def _region(self, name: str):
-        if self._compiled_training_only and not self.training:
-            return getattr(self, f"_{name}")
-        return self._compiled.get(name) or getattr(self, f"_{name}")
-
-    def _encode(self, left: torch.Tensor, right: torch.Tensor):
-        """Features, cost volume, hourglass, soft-argmin, context and the lookup tables of a padded batch."""
-        b = left.shape[0]
-        num_disp = self.max_disparity // 4
-        images = torch.cat([left, right], dim=0)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-            left = left.contiguous(memory_format=torch.channels_last)
-        feats = self.feature(images)
-        feat_left = [f[:b] for f in feats]
-        feat_right = feats[0][b:]
-        stem_2x = self.stem_2(left)
-
-        proj = self.proj_cmb(feats[0])
-        concat = build_concat_volume(proj[:b], proj[b:], num_disp)
-        gwc = build_gwc_volume(feat_left[0], feat_right, num_disp, self.cv_group, self.normalize_gwc)
-        # the fp32 correlation goes to the 3D convs' dtype now, not after a 32-channel fp32 concat
-        volume = torch.cat([gwc.to(concat.dtype), concat], dim=1)
-        if self.channels_last:
-            volume = volume.contiguous(memory_format=torch.channels_last_3d)
-        volume = self.corr_feature_att[1](self.corr_feature_att[0](volume))
-        volume = self.corr_feature_att[2](volume, feat_left[0])
-        volume = self.cost_agg(volume, feat_left)
-
-        # a padded classifier computes more; its output gradient in the volume's layout, not the
-        # NCDHW one the selection's backward would make
-        logits = grad_in_layout(self.classifier(volume), memory_format_of(volume))[:, 0]
-        with torch.autocast(left.device.type, enabled=False):
-            prob = F.softmax(logits.float(), dim=1)
-            levels = torch.arange(num_disp, device=prob.device, dtype=prob.dtype).view(1, num_disp, 1, 1)
-            init_disp = (prob * levels).sum(dim=1, keepdim=True)
-
-        net, inp = self.cnet(feat_left[0])
-        net = torch.tanh(net)
-        inp = torch.relu(inp)
-        inp = self.cam(inp) * inp
-        att = self.sam(inp)
-        # the GRU's first convolution's share of the context, once for all iterations
-        context = self.update_block.context_share(inp)
-        # the lookup reads the volume's real channels (a channel-padded volume carries zeros after them)
-        tables = build_lookup_tables(feat_left[0], feat_right, volume[:, :self.volume_dim], self.corr_levels,
-                                     self.corr_radius)
-        return tables, stem_2x, init_disp, net, context, att
-
-    def _iteration(self, tables: LookupTables, disp: torch.Tensor, net: torch.Tensor, context: torch.Tensor,
-                   att: torch.Tensor):
-        """One refinement step from the (detached) disparity: new disparity and hidden state."""
-        disp = disp.detach()
-        corr = sample_lookup(tables, disp, channels_last=self.channels_last, pad_channels=self.lookup_pad)
-        return self._update(corr.to(self.proj_cmb.weight.dtype), disp, net, context, att)
-
-    def _update(self, corr: torch.Tensor, disp: torch.Tensor, net: torch.Tensor, context: torch.Tensor,
-                att: torch.Tensor, taps: dict[str, torch.Tensor] | None = None,
-                params: dict[str, list[torch.Tensor]] | None = None):
-        """The update of :meth:`_iteration` from its lookup features ``corr`` (training's
-        :class:`AccumulatingLookup` samples them outside the compiled region). With ``taps``
-        (:mod:`deferred_weight_grads`) the layers run tapped (with ``params``, their parameters cast
-        once per forward), and what they read comes back too."""
-        ops = PLAIN if taps is None else TappedOps(taps, params)
-        net, delta = self.update_block(net, context, corr, disp.to(self.proj_cmb.weight.dtype), att, ops,
-                                       self.context_pad)
-        if taps is None:
-            return disp + delta.float(), net
-        return disp + delta.float(), net, ops.inputs
-
-    def _training_iteration(self, tables: LookupTables, context: torch.Tensor, att: torch.Tensor,
-                            weights: DeferredWeightGrads | None):
-        """``iteration(disp, net)`` for a forward that trains the tables: the lookups' gradients
-        accumulate in one buffer (:mod:`training_lookup`) instead of one tables-sized gradient each;
-        with ``weights``, the update's weight gradients are computed outside the compiled backward."""
-        if lookup_kernels.usable(context):       # Triton kernels for the gather and the scatter
-            forward_fn = functools.partial(lookup_kernels.gather_lookup, rows_fn=self._region("lookup_rows"))
-            grad_fn = lookup_kernels.add_lookup_grad_
-        else:
-            forward_fn, grad_fn = self._region("gather_lookup"), self._region("add_lookup_grad")
-        lookup = AccumulatingLookup(tables, channels_last=self.channels_last, pad_channels=self.lookup_pad,
-                                    forward_fn=forward_fn, grad_fn=grad_fn)
-        update = self._region("update")
-        dtype = self._compute_dtype(context.device)   # (autocast casts the lookup features to it anyway)
-        skips = self.update_block.context_skips(self.context_pad)
-
-        def iteration(disp: torch.Tensor, net: torch.Tensor):
-            disp = disp.detach()
-            if weights is None:
-                return update(lookup(disp, dtype), disp, net, context, att)
-            *out, read = update(lookup(disp, dtype), disp, net, context, att, weights.taps(*_batch_hw(net)),
-                                weights.params(skips))
-            weights.record(read)
-            return out
-
-        return iteration
-
-    def _deferred_weight_grads(self, device: torch.device) -> DeferredWeightGrads | None:
-        """The update's deferred weight gradients for a training forward, or ``None``
-        (``deferred_weight_grads``: ``None`` defers on CUDA only)."""
-        enabled = self.deferred_weight_grads
-        if enabled is None:
-            enabled = device.type == "cuda"
-        if not enabled or not DeferredWeightGrads.needed(self.update_block):
-            return None
-        return DeferredWeightGrads(self.update_block, self._compute_dtype(device))
-
-    def _compute_dtype(self, device: torch.device) -> torch.dtype:
-        """The dtype the update block's layers compute in: autocast's, else the weights'."""
-        if torch.is_autocast_enabled(device.type):
-            return torch.get_autocast_dtype(device.type)
-        return self.proj_cmb.weight.dtype
-
-    _gather_lookup = staticmethod(gather_lookup)
-    _lookup_rows = staticmethod(lookup_rows)
-    _add_lookup_grad = staticmethod(add_lookup_grad_)
-
     def _forward_padded(self, left: torch.Tensor, right: torch.Tensor, iters: int, test_mode: bool):
         # weights may be stored in bf16/fp16 (``model.to(torch.bfloat16)``: no per-forward weight
         # casts); inputs and the fp32 lookup are then cast to that dtype. A no-op in fp32/autocast.
         wdtype = self.proj_cmb.weight.dtype
         left, right = left.to(wdtype), right.to(wdtype)
-        # before the encoder: its sink's backward (the summed weight gradients) then runs after the
-        # encoder's, so the weight gradients' side stream overlaps that too
-        weights = self._deferred_weight_grads(left.device)
-        tables, stem_2x, init_disp, net, context, att = self._region("encode")(left, right)
-        if AccumulatingLookup.needed(tables):
-            iteration = self._training_iteration(tables, context, att, weights)
-        else:
-            region = self._region("iteration")
-
-            def iteration(disp: torch.Tensor, net: torch.Tensor):
-                return region(tables, disp, net, context, att)
+        run = self.speed.start(self, left.device)          # before the encoder (see SpeedRunner.start)
+        tables, stem_2x, init_disp, net, context, att = run.encode(left, right)
+        iteration = run.iteration(tables, context, att)
 
         disp = init_disp
         disps: list[torch.Tensor] = []
@@ -461,7 +280,133 @@ class FastFoundationStereo(nn.Module):
                 nets.append(net)
         # the upsampling feeds nothing back into the loop: every iteration's runs as one batch
         # (larger kernels, one weight gradient instead of ``iters``)
-        up = self._region("upsample")(torch.cat(disps), torch.cat(nets), stem_2x)
+        up = run.upsample(torch.cat(disps), torch.cat(nets), stem_2x)
         if test_mode:
             return up.clamp(min=0) if self.clamp_output else up
         return init_disp, list(up.split(left.shape[0]))
+
+    def _encode(self, left: torch.Tensor, right: torch.Tensor):
+        """Features, cost volume, hourglass, soft-argmin, context and the lookup tables of a padded batch."""
+        b = left.shape[0]
+        images = torch.cat([left, right], dim=0)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+            left = left.contiguous(memory_format=torch.channels_last)
+        feats = self.feature(images)
+        feat_left = [f[:b] for f in feats]
+        feat_right = feats[0][b:]
+        stem_2x = self.stem_2(left)
+
+        volume = self.cost_agg(self._cost_volume(feats[0], feat_left[0], feat_right), feat_left)
+        init_disp = self._soft_argmin(volume)
+        net, context, att = self._context(feat_left[0])
+        # the lookup reads the volume's real channels (a channel-padded volume carries zeros after them)
+        tables = build_lookup_tables(feat_left[0], feat_right, volume[:, :self.volume_dim], self.corr_levels,
+                                     self.corr_radius)
+        return tables, stem_2x, init_disp, net, context, att
+
+    def _cost_volume(self, feat: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """The gwc + concat volume of the 1/4 features ``feat`` (left and right stacked; ``left``,
+        ``right``: its halves, the views the rest of the forward reads too), reduced and gated by the
+        left image (``corr_feature_att``)."""
+        num_disp = self.max_disparity // 4
+        b = left.shape[0]
+        proj = self.proj_cmb(feat)
+        concat = build_concat_volume(proj[:b], proj[b:], num_disp)
+        gwc = build_gwc_volume(left, right, num_disp, self.cv_group, self.normalize_gwc)
+        # the fp32 correlation goes to the 3D convs' dtype now, not after a 32-channel fp32 concat
+        volume = torch.cat([gwc.to(concat.dtype), concat], dim=1)
+        if self.channels_last:
+            volume = volume.contiguous(memory_format=torch.channels_last_3d)
+        volume = self.corr_feature_att[1](self.corr_feature_att[0](volume))
+        return self.corr_feature_att[2](volume, left)
+
+    def _soft_argmin(self, volume: torch.Tensor) -> torch.Tensor:
+        """The initial disparity (B, 1, h, w) in 1/4-resolution pixels: classifier, softmax over D,
+        expectation (fp32)."""
+        num_disp = self.max_disparity // 4
+        # a padded classifier computes more; its output gradient in the volume's layout, not the
+        # NCDHW one the selection's backward would make
+        logits = grad_in_layout(self.classifier(volume), memory_format_of(volume))[:, 0]
+        with torch.autocast(volume.device.type, enabled=False):
+            prob = F.softmax(logits.float(), dim=1)
+            levels = torch.arange(num_disp, device=prob.device, dtype=prob.dtype).view(1, num_disp, 1, 1)
+            return (prob * levels).sum(dim=1, keepdim=True)
+
+    def _context(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """GRU hidden state, the GRU's first convolution's share of the context input (once for all
+        iterations) and the spatial attention map, from the left 1/4 feature."""
+        net, inp = self.cnet(feat)
+        net = torch.tanh(net)
+        inp = torch.relu(inp)
+        inp = self.cam(inp) * inp
+        att = self.sam(inp)
+        return net, self.update_block.context_share(inp), att
+
+    def _iteration(self, tables: LookupTables, disp: torch.Tensor, net: torch.Tensor, context: torch.Tensor,
+                   att: torch.Tensor):
+        """One refinement step from the (detached) disparity: new disparity and hidden state."""
+        disp = disp.detach()
+        corr = sample_lookup(tables, disp, channels_last=self.channels_last, pad_channels=self.lookup_pad)
+        return self._update(corr.to(self.proj_cmb.weight.dtype), disp, net, context, att)
+
+    def _update(self, corr: torch.Tensor, disp: torch.Tensor, net: torch.Tensor, context: torch.Tensor,
+                att: torch.Tensor, ops: LayerOps = PLAIN) -> tuple[torch.Tensor, torch.Tensor]:
+        """The update of :meth:`_iteration` from its lookup features ``corr``: new disparity and hidden
+        state. ``ops``: how the update block applies its layers (``PLAIN``, or the tapped ops of a
+        training forward with deferred weight gradients)."""
+        net, delta = self.update_block(net, context, corr, disp.to(self.proj_cmb.weight.dtype), att, ops,
+                                       self.context_pad)
+        return disp + delta.float(), net
+
+    def _upsample(self, disp: torch.Tensor, net: torch.Tensor, stem_2x: torch.Tensor) -> torch.Tensor:
+        """Full-resolution disparity of ``K`` iterations at once: ``disp`` (K*B, 1, h, w) and the GRU
+        hidden states ``net`` (K*B, C, h, w), iteration-major, over the batch's ``stem_2x`` (B, ...),
+        shared by all K."""
+        mask = self.update_block.mask_features(net)
+        logits = self.spx_gru(self.spx_2_gru(mask, stem_2x))
+        if self.channels_last:     # (else the softmax's backward writes it NCHW, and cuDNN converts it)
+            logits = grad_in_layout(logits, torch.channels_last)
+        logits = logits[:, :9]                                             # a padded head computes more
+        with torch.autocast(disp.device.type, enabled=False):
+            weights = F.softmax(logits.float(), dim=1)
+            return convex_upsample(disp.float(), weights)
+
+    # ------------------------------------------------------------------ speed switches
+    def compile_regions(self, **compile_kwargs: Any) -> FastFoundationStereo:
+        """``torch.compile`` the regions of the forward (:data:`~skillbank.runtime.networks.speed.regions.REGIONS`,
+        each on first use): the encoder (features, cost volume, hourglass, context, lookup tables; once
+        per pair), one refinement iteration (lookup, update; ``iters`` times with the same shapes, so it
+        compiles once) and the upsampling of every iteration's prediction in one batch. A training
+        forward runs the iteration as three: the lookup's gather, the update, and in the backward the
+        lookup's gradient scatter (:mod:`~skillbank.runtime.networks.speed.training_lookup`). Each
+        compiles in seconds, where the whole unrolled forward (and its backward, 22 iterations in
+        training) takes minutes.
+        Keyword arguments go to ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``);
+        ``fullgraph=True`` and ``dynamic=False`` are the defaults. Undo with ``compile_regions(off=True)``.
+        ``training_only=True`` runs the compiled regions in train mode only: validation images of
+        other sizes then run eagerly instead of compiling once per size (``train.compile``).
+        """
+        self.speed.compile(self, **compile_kwargs)
+        return self
+
+    def to_channels_last(self) -> FastFoundationStereo:
+        """Store 2D conv weights channels_last and 3D ones channels_last_3d; inputs follow in forward."""
+        for p in self.parameters():
+            if p.dim() == 4:
+                p.data = p.data.contiguous(memory_format=torch.channels_last)
+            elif p.dim() == 5:
+                p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+        self.channels_last = True
+        return self
+
+    @staticmethod
+    def _check_inputs(left: torch.Tensor, right: torch.Tensor) -> None:
+        for name, t in (("left", left), ("right", right)):
+            if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[1] != 3:
+                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"{name} image must be a (B, 3, H, W) tensor, got {shape}")
+            if not t.is_floating_point():
+                raise ValueError(f"{name} image must be float (ImageNet-normalised), got {t.dtype}")
+        if left.shape != right.shape:
+            raise ValueError(f"left and right shapes differ: {tuple(left.shape)} vs {tuple(right.shape)}")

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from skillbank.runtime.networks.cost_volume import LookupRows, LookupTables, lookup_rows
-from skillbank.runtime.networks.triton_support import usable
+from skillbank.runtime.networks.common.cost_volume import LookupRows, LookupTables, lookup_rows
+from skillbank.runtime.networks.speed.triton_support import usable
 
 __all__ = ["add_lookup_grad_", "gather_lookup", "usable"]
 

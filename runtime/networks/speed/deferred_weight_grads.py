@@ -37,9 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd import Function
 
-from skillbank.runtime.networks.grad_layout import memory_format_of
-from skillbank.runtime.networks.gradient_sink import GradientSink, token_grad
-from skillbank.runtime.networks.layer_ops import Layer, fused_key, skipped_key, tapped_layers
+from skillbank.runtime.networks.speed.grad_layout import memory_format_of
+from skillbank.runtime.networks.speed.gradient_sink import GradientSink, token_grad
+from skillbank.runtime.networks.speed.layer_ops import Layer, fused_key, skipped_key, tapped_layers
 
 __all__ = ["DeferredWeightGrads", "weight_grads"]
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.dpt import DPT_CONFIGS, DPTHead
-from skillbank.runtime.networks.vit import INTERMEDIATE_LAYERS, PATCH_SIZE, VIT_SPECS, build_vit
+from skillbank.runtime.networks.depth_anything.dpt import DPT_CONFIGS, DPTHead
+from skillbank.runtime.networks.depth_anything.vit import INTERMEDIATE_LAYERS, PATCH_SIZE, VIT_SPECS, build_vit
 
 
 def _nearest_patch_multiple(n: int, patch: int = PATCH_SIZE) -> int:

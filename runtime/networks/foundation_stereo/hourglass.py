@@ -11,7 +11,7 @@ Disparity Transformer (``atts.cost_vol_disp``): every (x, y) cell becomes a sequ
 tokens of V channels, with sinusoidal positions; 4 post-norm encoder layers. The result is trilinearly
 upsampled x4 and added to the decoder output before two final APCs (``conv_out``).
 
-The transformer itself (:class:`~.hourglass.CostVolumeDisparityAttention`) is shared with FFS.
+The transformer itself (:mod:`~skillbank.runtime.networks.common.disparity_attention`) is shared with FFS.
 ``disparity_attention_layout``:
 - ``"tokens"``: standard multi-head attention across the disparity tokens of a cell.
 - ``"heads"`` (upstream FoundationStereo since mid-2025, and what FFS bp2 was trained with): q/k/v are
@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import AxialPlanarConv3d, ConvNormAct, FeatureAtt
-from skillbank.runtime.networks.conv3d import Conv3d
-from skillbank.runtime.networks.hourglass import CostVolumeDisparityAttention
+from skillbank.runtime.networks.common.blocks import AxialPlanarConv3d, ConvNormAct, FeatureAtt
+from skillbank.runtime.networks.common.conv3d import Conv3d
+from skillbank.runtime.networks.common.disparity_attention import CostVolumeDisparityAttention
 
 ATTENTION_LAYOUTS = ("heads", "tokens")
 

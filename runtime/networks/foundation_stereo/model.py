@@ -1,14 +1,14 @@
 """FoundationStereo (FS): the teacher stereo network, ViT-S/B/L side-tuned features + 3D cost filtering + GRU.
 
 Pipeline (1/4 resolution unless said; D = max_disparity / 4):
-1. Pad left and right (centred, replicate) to a multiple of 32; run :class:`~.fs_features.FSFeature` on
+1. Pad left and right (centred, replicate) to a multiple of 32; run :class:`~.features.FSFeature` on
    both (EdgeNeXt + frozen DepthAnythingV2 fused at 1/4, pyramid ``d_out``).
 2. Cost volume: group-wise cosine correlation (``cv_group`` groups) + concat volume of 12-ch projections
    (``proj_cmb``) -> ``corr_stem`` (1x1x1 conv to ``volume_dim``, ConvNormAct, two 3D residual blocks) ->
    gated by the 1/4 feature (``corr_feature_att``) -> hourglass + Disparity Transformer (``cost_agg``).
 3. ``classifier`` (3D conv to ``classifier_mid``, residual block, 7x7x7 conv to 1) -> softmax over D ->
    soft-argmin initial disparity.
-4. Context: :class:`~.fs_features.ContextNetDino` on the left image + ViT feature; hidden = tanh, input =
+4. Context: :class:`~.features.ContextNetDino` on the left image + ViT feature; hidden = tanh, input =
    relu gated by channel attention; spatial attention maps blend the small/large GRUs.
 5. ``iters`` refinement steps: lookup (``GeoEncodingLookup``) -> update block -> disparity += delta.
 6. Convex upsampling x4: ``stem_2`` (stride-2 image stem) and the mask features meet in ``spx_2_gru``;
@@ -40,15 +40,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import ConvNormAct, FeatureAtt, InstanceNorm2d, ResidualBlock
-from skillbank.runtime.networks.conv3d import Conv3d
-from skillbank.runtime.networks.cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
-from skillbank.runtime.networks.fs_features import ContextNetDino, FSFeature, vit_feature_dim
-from skillbank.runtime.networks.fs_hourglass import ATTENTION_LAYOUTS, FSHourglass
-from skillbank.runtime.networks.fs_update import BasicSelectiveMultiUpdateBlock, UpdateWidths
-from skillbank.runtime.networks.padding import pad_to_multiple, unpad, unpad_quarter
-from skillbank.runtime.networks.update import ChannelAttention, SpatialAttention
-from skillbank.runtime.networks.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
+from skillbank.runtime.networks.common.blocks import ConvNormAct, FeatureAtt, InstanceNorm2d, ResidualBlock
+from skillbank.runtime.networks.common.conv3d import Conv3d
+from skillbank.runtime.networks.common.cost_volume import GeoEncodingLookup, build_concat_volume, build_gwc_volume
+from skillbank.runtime.networks.common.padding import pad_to_multiple, unpad, unpad_quarter
+from skillbank.runtime.networks.common.update_layers import ChannelAttention, SpatialAttention
+from skillbank.runtime.networks.common.upsample import build_spx_2_gru, build_spx_gru, build_stem_2, convex_upsample
+from skillbank.runtime.networks.foundation_stereo.features import ContextNetDino, FSFeature, vit_feature_dim
+from skillbank.runtime.networks.foundation_stereo.hourglass import ATTENTION_LAYOUTS, FSHourglass
+from skillbank.runtime.networks.foundation_stereo.update import BasicSelectiveMultiUpdateBlock, UpdateWidths
 
 PAD_MULTIPLE = 32
 CONCAT_CHANNELS = 12  # proj_cmb width: the concat volume has 2 * 12 channels

@@ -214,7 +214,7 @@ def sample_lookup(tables: LookupTables, disp: torch.Tensor, *, channels_last: bo
 
     The result is channels_last in memory (free); ``channels_last=False`` returns a contiguous
     NCHW copy for models that run in the default layout. ``pad_channels`` zero channels are
-    appended (channel-padded networks, :mod:`channel_padding`). ``rows``: the
+    appended (channel-padded networks, :mod:`~skillbank.runtime.networks.speed.channel_padding`). ``rows``: the
     :func:`lookup_rows` of ``disp`` when the caller has them already.
     """
     b, _, h, w = disp.shape

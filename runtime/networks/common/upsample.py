@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import ConvNormAct, InstanceNorm2d, UpsampleFuse
+from skillbank.runtime.networks.common.blocks import ConvNormAct, InstanceNorm2d, UpsampleFuse
 
 
 def build_stem_2(widths: list[int]) -> nn.Sequential:

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skillbank.runtime.networks.blocks import ConvNormAct, InstanceNorm2d
-from skillbank.runtime.networks.depth_anything import DepthAnythingV2
-from skillbank.runtime.networks.dpt import DPT_CONFIGS
-from skillbank.runtime.networks.edgenext import EDGENEXT_SMALL_DIMS, EdgeNeXtPyramid
+from skillbank.runtime.networks.common.blocks import ConvNormAct, InstanceNorm2d
+from skillbank.runtime.networks.common.edgenext import EDGENEXT_SMALL_DIMS, EdgeNeXtPyramid
+from skillbank.runtime.networks.depth_anything.dpt import DPT_CONFIGS
+from skillbank.runtime.networks.depth_anything.model import DepthAnythingV2
 
 VIT_DIVISOR = 112  # lcm(14, 16): ViT patch and the CNN's strides
 VIT_MAX_SIDE = 1344

@@ -1,0 +1,1 @@
+"""FoundationStereo: the pipeline (model.py) and its own stages (features, hourglass, update)."""
