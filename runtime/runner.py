@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from skillbank.atomic import atomic_write
 from skillbank.runtime.context import ActionContext, Reporter
 from skillbank.runtime.data.worker_errors import original_error
 from skillbank.runtime.errors import (
@@ -242,8 +243,7 @@ def _save_traceback(status: StatusLogger | None) -> Path | None:
     path = status.path.parent / "error.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(traceback.format_exc(), encoding="utf-8")
-        return path
+        return atomic_write(path, traceback.format_exc())
     except OSError:
         traceback.print_exc()
         return None
