@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from jobtest_helpers import convert_request
+from jobtest_helpers import convert_request, empty_postgres_jobs, make_job
 
 from skillbank.sdk import Client
 
@@ -104,16 +104,7 @@ def test_submit_a_plan_and_name_a_parent(tmp_path: Path) -> None:
     with pytest.raises(SubmitError, match="export cannot take its input from convert job"):
         plan_chain(client.store, f"export fast stereo, results in {tmp_path}/x", parent_job_id=job.id)
     train = client.store.add(
-        client.store.get(job.id).__class__(
-            id="",
-            skill="depth-net-fast-stereo",
-            action="train",
-            route="direct_train",
-            automl_policy="off",
-            spec="{}",
-            results_dir=str(tmp_path / "t"),
-            status="COMPLETE",
-        )
+        make_job(action="train", route="direct_train", results_dir=str(tmp_path / "t"), status="COMPLETE")
     )
     (export,) = [p.job for p in plan_chain(client.store, "export fast stereo", parent_job_id=train.id)]
     assert export.parent_job_id == train.id and export.action == "export"
@@ -125,12 +116,7 @@ def test_a_job_through_a_postgresql_store(tmp_path: Path) -> None:
     url = os.environ.get("SKILLBANK_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("set SKILLBANK_TEST_POSTGRES_URL to run a job on a PostgreSQL store")
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS jobs"))
-    engine.dispose()
+    empty_postgres_jobs(url)
     client = Client(tmp_path / "ws", db_url=url, idle_exit_s=2)
     (job,) = client.submit(convert_request())
     assert client.wait(job.id, timeout=240).status == "COMPLETE"

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from jobtest_helpers import make_job
+
 from skillbank.jobs.executor import Executor
 from skillbank.jobs.store import Job, Store
 
@@ -18,37 +20,19 @@ DEAD_EXECUTOR = f"{socket.gethostname()}:999999999"
 def _running(store: Store, tmp_path: Path, name: str, pid: int | None) -> Job:
     job_dir = tmp_path / name
     (job_dir / "convert").mkdir(parents=True)
-    job = store.add(
-        Job(
-            id="",
-            skill="s",
-            action="convert",
-            route="runtime",
-            automl_policy="off",
-            spec="{}",
-            results_dir=str(job_dir / "convert"),
-            job_dir=str(job_dir),
-        )
-    )
+    job = store.add(_convert_job(job_dir))
     store.update(job.id, status="RUNNING", executor=DEAD_EXECUTOR, pid=pid)
     return store.get(job.id)
+
+
+def _convert_job(job_dir: Path) -> Job:
+    return make_job(skill="s", results_dir=str(job_dir / "convert"), job_dir=str(job_dir))
 
 
 def test_orphans_are_closed_or_adopted(tmp_path: Path) -> None:
     store = Store(tmp_path / "ws")
     gone = _running(store, tmp_path, "gone", pid=None)
-    child = store.add(
-        Job(
-            id="",
-            skill="s",
-            action="evaluate",
-            route="runtime",
-            automl_policy="off",
-            spec="{}",
-            results_dir="/x",
-            parent_job_id=gone.id,
-        )
-    )
+    child = store.add(make_job(skill="s", action="evaluate", results_dir="/x", parent_job_id=gone.id))
     alive = _running(store, tmp_path, "alive", pid=None)
     Path(alive.results_dir, "status.json").write_text(
         '{"status": "STARTED", "message": "go"}\n{"status": "SUCCESS", "message": "converted"}\n'
@@ -84,18 +68,7 @@ def test_cancel_kills_a_run_that_ignores_sigterm_after_the_grace(tmp_path: Path)
     store = Store(tmp_path / "ws")
     job_dir = tmp_path / "stubborn"
     job_dir.mkdir()
-    job = store.add(
-        Job(
-            id="",
-            skill="s",
-            action="convert",
-            route="runtime",
-            automl_policy="off",
-            spec="{}",
-            results_dir=str(job_dir / "convert"),
-            job_dir=str(job_dir),
-        )
-    )
+    job = store.add(_convert_job(job_dir))
     executor = Executor(store, gpus=[], grace_s=1.0)
     job = store.claim(executor.id, 0)
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"

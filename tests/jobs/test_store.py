@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from jobtest_helpers import empty_postgres_jobs, make_job
 
-from skillbank.jobs.store import FINAL, ID_ALPHABET, Job, JobError, JobNotFoundError, Store
+from skillbank.jobs.store import FINAL, ID_ALPHABET, JobError, JobNotFoundError, Store
 
 #: e.g. postgresql+psycopg://postgres@/jobs?host=/tmp/pg&port=5432 (the PostgreSQL runs skip without it)
 PG_URL = os.environ.get("SKILLBANK_TEST_POSTGRES_URL")
@@ -22,40 +23,22 @@ def db_url(request: pytest.FixtureRequest) -> str | None:
         return None
     if not PG_URL:
         pytest.skip("set SKILLBANK_TEST_POSTGRES_URL to run the store tests on PostgreSQL")
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS jobs"))
-    engine.dispose()
+    empty_postgres_jobs(PG_URL)
     return PG_URL
-
-
-def _job(**kw) -> Job:
-    base = dict(
-        id="",
-        skill="depth-net-fast-stereo",
-        action="convert",
-        route="runtime",
-        automl_policy="off",
-        spec="{}",
-        results_dir="/tmp/x",
-    )
-    return Job(**(base | kw))
 
 
 def test_ids_are_short_and_typable(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    ids = {store.add(_job()).id for _ in range(50)}
+    ids = {store.add(make_job()).id for _ in range(50)}
     assert len(ids) == 50
     assert all(re.fullmatch(f"[{ID_ALPHABET}]{{6}}", i) for i in ids)
     with pytest.raises(JobError, match="taken"):
-        store.add(_job(id=next(iter(ids))))
+        store.add(make_job(id=next(iter(ids))))
 
 
 def test_store_uses_wal_and_roundtrips_fields(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    job = store.add(_job(kpi={"val/epe": 1.5}, command=["depth_net", "convert"], parent_job_id=None))
+    job = store.add(make_job(kpi={"val/epe": 1.5}, command=["depth_net", "convert"], parent_job_id=None))
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     got = store.get(job.id)
@@ -68,9 +51,9 @@ def test_store_uses_wal_and_roundtrips_fields(tmp_path: Path) -> None:
 
 def test_claim_respects_parents_and_gpus(tmp_path: Path, db_url: str | None) -> None:
     store = Store(tmp_path, db_url)
-    parent = store.add(_job())
-    child = store.add(_job(parent_job_id=parent.id))
-    gpu = store.add(_job(gpus_needed=2))
+    parent = store.add(make_job())
+    child = store.add(make_job(parent_job_id=parent.id))
+    gpu = store.add(make_job(gpus_needed=2))
     assert store.claim("e:1", free_gpus=0).id == parent.id
     assert store.claim("e:1", free_gpus=0) is None  # child waits for its parent, gpu job for GPUs
     assert store.claim("e:1", free_gpus=2).id == gpu.id
@@ -81,13 +64,13 @@ def test_claim_respects_parents_and_gpus(tmp_path: Path, db_url: str | None) -> 
 
 def test_cancel_pending_and_cascade(tmp_path: Path, db_url: str | None) -> None:
     store = Store(tmp_path, db_url)
-    a = store.add(_job())
-    b = store.add(_job(parent_job_id=a.id))
-    c = store.add(_job(parent_job_id=b.id))
+    a = store.add(make_job())
+    b = store.add(make_job(parent_job_id=a.id))
+    c = store.add(make_job(parent_job_id=b.id))
     assert store.request_cancel(a.id).status == "CANCELED"
     assert store.cancel_descendants(a.id, "parent gone") == [b.id, c.id]
     assert {store.get(i).message for i in (b.id, c.id)} == {"parent gone"}
-    running = store.add(_job())
+    running = store.add(make_job())
     store.claim("e:1", 0)
     job = store.request_cancel(running.id)
     assert job.status == "RUNNING" and job.cancel_requested
@@ -107,7 +90,7 @@ def _claimer(workspace: str, url: str | None, out: mp.Queue) -> None:
 
 def test_claims_are_exclusive_across_processes(tmp_path: Path, db_url: str | None) -> None:
     store = Store(tmp_path, db_url)
-    ids = {store.add(_job()).id for _ in range(40)}
+    ids = {store.add(make_job()).id for _ in range(40)}
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
     procs = [ctx.Process(target=_claimer, args=(str(tmp_path), db_url, out)) for _ in range(4)]
