@@ -40,6 +40,11 @@ def test_orphans_are_closed_or_adopted(tmp_path: Path) -> None:
     marker = str(Path(alive.job_dir) / "spec.yaml")  # the run's command line names its spec
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", marker])
     store.update(alive.id, pid=proc.pid)
+    deadline = time.monotonic() + 30  # until its exec, the child's /proc cmdline is pytest's, not the run's
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    while Path("/proc").is_dir() and marker not in cmdline.read_bytes().decode(errors="replace"):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
 
     try:
         executor = Executor(store, gpus=[])
