@@ -30,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from cpu_info import cpu_model
+
 TINY = {"model_type": "FastFoundationStereo", "max_disparity": 64, "volume_dim": 8, "train_iters": 3,
         "valid_iters": 3, "motion_encoder_widths": [8, 8, 4, 4], "motion_encoder_final": 8, "gru_hidden": 8,
         "gru_gating_conv_widths": [8, 8], "disp_head_input_dim": 8, "disp_head_intermediate": 8,
@@ -79,14 +80,6 @@ def child(setting: str, grads_out: str) -> None:
                       "counters": flat}))
 
 
-def _cpu_model() -> str:
-    info = Path("/proc/cpuinfo")
-    for line in info.read_text(encoding="utf-8").splitlines() if info.exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def run(setting: str, cache: Path, grads: Path) -> dict:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
     load = os.getloadavg()[0]
@@ -109,7 +102,7 @@ def main() -> None:
 
     import torch
 
-    result: dict = {"benchmark": "compile_reuse", "processor": _cpu_model(), "cpu_count": os.cpu_count(),
+    result: dict = {"benchmark": "compile_reuse", "processor": cpu_model(), "cpu_count": os.cpu_count(),
                     "machine": f"{platform.machine()}, torch {torch.__version__}, python {platform.python_version()}",
                     "settings": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,7 +118,6 @@ def main() -> None:
     result["warm_first_step_speedup"] = round(d["first_step_s"] / a["first_step_s"], 2)
     text = json.dumps(result, indent=2) + "\n"
     if args.out:
-        sys.path.insert(0, str(HERE.parent))
         from skillbank.atomic import atomic_write
 
         atomic_write(args.out, text)

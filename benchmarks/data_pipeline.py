@@ -22,22 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cpu_info import cpu_model
 from torch.utils.data import DataLoader
 
 from skillbank.runtime.data.stereo_datasets import build_stereo_dataset, stereo_collate
 from skillbank.runtime.data.synthetic import generate_synthetic_stereo, render_stereo_pair
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _loader_rate(dataset, workers: int, samples: int, batch_size: int) -> float:
@@ -108,7 +99,7 @@ def main() -> None:
     result = {
         "benchmark": "stereo train data pipeline (synthetic PNG + PFM files, spec-default augmentation, do_flip)",
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "torch": torch.__version__,

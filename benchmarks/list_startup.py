@@ -30,18 +30,10 @@ import sys
 import time
 from pathlib import Path
 
+from cpu_info import cpu_model
+
 TARGET_MS = 300.0
 TYPER_LIST = "import sys; sys.argv[0] = 'skillbank'; from skillbank.cli import main; main()"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _time_ms(cmd: list[str]) -> tuple[float, float]:
@@ -114,7 +106,7 @@ def main() -> None:
         "machine": {
             "name": "2-core CPU (workplace container, shared with other engineers' jobs)",
             "cpu_count": os.cpu_count(),
-            "cpu_model": _cpu_model(),
+            "cpu_model": cpu_model(),
             "python": platform.python_version(),
             "platform": platform.platform(),
             "load_average_1m_before": round(load_before, 2),

@@ -19,26 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from cpu_info import cpu_model
 
 from skillbank.atomic import atomic_write
 from skillbank.runtime.data.io import colorize_disparity, write_png
 from skillbank.runtime.data.synthetic import generate_synthetic_stereo, render_stereo_pair
 from skillbank.runtime.data.synthetic.textures import texture_bank
 from skillbank.runtime.data.synthetic.writer import render_process_setup
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def _grid(path: Path, rows: int, height: int, width: int) -> None:
@@ -104,7 +97,7 @@ def main() -> None:
     result = {
         "benchmark": "synthetic_generator",
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "load_avg_1min": [round(load_before, 2), round(load_after, 2)],
         },

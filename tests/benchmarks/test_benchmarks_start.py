@@ -18,7 +18,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 README = BENCH / "README.md"
-HELPERS = {"cuda_timing.py", "automl_step_timer.py"}  # imported or started by the scripts, not run alone
+HELPERS = {"cuda_timing.py", "cpu_info.py", "automl_step_timer.py"}  # imported or started by the scripts, not run alone
 
 
 def _scripts() -> list[str]:
