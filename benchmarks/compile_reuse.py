@@ -31,13 +31,10 @@ import time
 from pathlib import Path
 
 from cpu_info import cpu_model
+from train_short_run import TINY_WIDTHS
 
 TINY = {"model_type": "FastFoundationStereo", "max_disparity": 64, "volume_dim": 8, "train_iters": 3,
-        "valid_iters": 3, "motion_encoder_widths": [8, 8, 4, 4], "motion_encoder_final": 8, "gru_hidden": 8,
-        "gru_gating_conv_widths": [8, 8], "disp_head_input_dim": 8, "disp_head_intermediate": 8,
-        "disp_head_pwconv1_widths": [8, 8], "mask_widths": [8, 8], "stem_2_widths": [8, 8],
-        "spx_2_gru_widths": [8, 8, 8, 8], "spx_gru_out": 9, "classifier_mid": 4, "cnet_conv04_widths": [8, 8],
-        "cam_mid_channels": 2, "cost_agg_conv_patch_padding": [0, 0, 0]}
+        "valid_iters": 3, **TINY_WIDTHS}
 STEPS = 6
 
 
