@@ -80,9 +80,10 @@ def test_hyperband_study_prunes_keeps_the_best_and_resumes_without_rerunning(tmp
     assert "6 of 6 finished" in text and f"best: trial {best['trial']}" in text
 
     # optuna-dashboard reads the same storage: the study, its six trials and their intermediate values
-    studies = _dashboard_get(f"sqlite:///{results / 'automl' / 'study.db'}", "/api/studies")["study_summaries"]
+    storage = f"sqlite:///{results / 'automl' / 'study.db'}"
+    studies = _dashboard_get(storage, "/api/studies")["study_summaries"]
     assert [x["study_name"] for x in studies] == ["automl"]
-    detail = _dashboard_get(f"sqlite:///{results / 'automl' / 'study.db'}", f"/api/studies/{studies[0]['study_id']}")
+    detail = _dashboard_get(storage, f"/api/studies/{studies[0]['study_id']}")
     assert sorted(t["number"] for t in detail["trials"]) == list(range(6))
     assert {t["state"] for t in detail["trials"]} == {t["state"].capitalize() for t in trials}
     assert all(t["intermediate_values"] for t in detail["trials"])
